@@ -1,0 +1,374 @@
+"""The configuration file: models, environment overrides, and refusal with one line per problem."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Union, cast
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pingmon.errors import ConfigError, Problem
+from pingmon.fields import Duration, Secret, format_duration
+from pingmon.providers import PROVIDER_TYPES, ProviderClass
+from pingmon.providers.base import ProviderSettings, TargetParams
+
+DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+
+
+class Defaults(BaseModel):
+    """Schedule and limits every target inherits unless it sets its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    jitter: float = Field(default=0.1, ge=0, le=0.5, description="+-fraction of the interval")
+    failure_interval: Duration | None = None
+    retries: NonNegativeInt = Field(default=0, le=5)
+    max_body_bytes: PositiveInt = 1_048_576
+
+
+class BackoffSettings(BaseModel):
+    """How long every target sharing a credential waits after a 429."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial: Duration = 30.0
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    max: Duration = 900.0
+
+    @model_validator(mode="after")
+    def _initial_not_above_max(self) -> BackoffSettings:
+        if self.initial > self.max:
+            raise ValueError("backoff.initial must not exceed backoff.max")
+        return self
+
+
+class TargetSettings(BaseModel):
+    """What every target has; its provider type adds its own parameters beside these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    provider: str
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    jitter: float | None = Field(default=None, ge=0, le=0.5)
+    failure_interval: Duration | None = None
+    retries: NonNegativeInt | None = Field(default=None, le=5)
+    max_body_bytes: PositiveInt | None = None
+
+
+def _provider_union() -> Any:
+    models = tuple(provider.settings_model for provider in PROVIDER_TYPES.values())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+
+
+class Settings(BaseSettings):
+    """The whole file; top-level values can be overridden by ``PINGMON_*`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PINGMON_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    listen: str = Field(default="0.0.0.0:9108", description="host:port of the HTTP server")
+    defaults: Defaults = Defaults()
+    concurrency: PositiveInt = Field(default=100, description="checks in flight at once")
+    backoff: BackoffSettings = BackoffSettings()
+    latency_histogram: bool = Field(
+        default=True, description="export pingmon_check_latency_seconds (11 series a target)"
+    )
+    providers: dict[str, _provider_union()] = {}  # type: ignore[valid-type]
+    targets: list[dict[str, Any]] = []
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, so a deployment can override one value.
+        return (env_settings, init_settings)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9108`` for IPv6) as a pair; ValueError names the fault."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{listen!r} is not host:port, e.g. 0.0.0.0:9108")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A target with its provider and every default applied."""
+
+    name: str
+    provider_name: str
+    provider: ProviderSettings
+    params: TargetParams
+    interval: float
+    timeout: float
+    jitter: float
+    failure_interval: float | None
+    retries: int
+    max_body_bytes: int
+
+    @property
+    def provider_type(self) -> str:
+        return self.provider.type
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A loaded, fully validated configuration."""
+
+    settings: Settings
+    targets: tuple[Target, ...]
+    source: str
+    warnings: tuple[str, ...] = ()
+
+    def target(self, name: str) -> Target:
+        return next(target for target in self.targets if target.name == name)
+
+
+@cache
+def target_model(provider_type: str) -> type[Any]:
+    """The model of a target of this provider type: common fields plus the type's parameters.
+
+    Its instances are both a TargetSettings and the type's TargetParams.
+    """
+    provider: ProviderClass = PROVIDER_TYPES[provider_type]
+    bases: tuple[type[BaseModel], ...] = (TargetSettings, provider.params_model)
+    model: type[Any] = create_model(
+        f"{provider_type.capitalize()}Target",
+        __base__=bases,
+        __doc__=f"A target checked by a provider of type {provider_type}.",
+    )
+    return model
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a configuration file; ConfigError lists every problem."""
+    source = str(path)
+    raw = _read_yaml(source)
+    problems: list[Problem] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings(**raw)
+    except ValidationError as error:
+        problems.extend(_problems(error))
+    provider_types = _provider_types(raw, settings)
+    targets = _resolve_targets(raw.get("targets"), settings, provider_types, problems)
+    if problems or settings is None:
+        raise ConfigError(source, _unique(problems))
+    return Config(settings, tuple(targets), source, tuple(_literal_secret_warnings(settings)))
+
+
+def _read_yaml(source: str) -> dict[str, Any]:
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            source, [Problem("", f"cannot read the file: {error.strerror}")]
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigError(source, [Problem("", f"{where}{reason}")]) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [Problem("", "the file must hold a mapping of settings")])
+    return raw
+
+
+def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[str, str]:
+    """Each provider name's type, from the validated settings or, failing that, the raw file."""
+    if settings is not None:
+        return {name: provider.type for name, provider in settings.providers.items()}
+    providers = raw.get("providers")
+    if not isinstance(providers, dict):
+        return {}
+    return {
+        str(name): body["type"]
+        for name, body in providers.items()
+        if isinstance(body, dict) and body.get("type") in PROVIDER_TYPES
+    }
+
+
+def _resolve_targets(
+    raw_targets: object,
+    settings: Settings | None,
+    provider_types: Mapping[str, str],
+    problems: list[Problem],
+) -> list[Target]:
+    if not isinstance(raw_targets, list):
+        return []
+    # When the file's own defaults were refused, schedules are still checked against ours.
+    defaults = settings.defaults if settings is not None else Defaults()
+    resolved: list[Target] = []
+    first_seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_targets):
+        where = f"targets[{index}]"
+        if not isinstance(raw, dict):
+            continue  # already reported by the Settings model
+        problems.extend(_name_problems(raw.get("name"), index, first_seen))
+        provider_name = raw.get("provider")
+        if not isinstance(provider_name, str) or provider_name not in provider_types:
+            defined = ", ".join(sorted(provider_types)) or "none"
+            message = f"no provider named {provider_name!r} is defined under providers"
+            problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
+            continue
+        try:
+            spec: TargetSettings = target_model(provider_types[provider_name]).model_validate(raw)
+        except ValidationError as error:
+            problems.extend(_problems(error, prefix=("targets", index)))
+            continue
+        schedule = _schedule(spec, defaults)
+        problems.extend(_schedule_problems(schedule, where))
+        if settings is not None:
+            provider = settings.providers[spec.provider]
+            params = cast(TargetParams, spec)
+            resolved.append(Target(spec.name, spec.provider, provider, params, **schedule))
+    return resolved
+
+
+def _name_problems(name: object, index: int, first_seen: dict[str, int]) -> list[Problem]:
+    if not isinstance(name, str):
+        return []
+    if name in first_seen:
+        message = (
+            f"duplicate target name {name!r} (first at targets[{first_seen[name]}]); "
+            "target names must be unique"
+        )
+        return [Problem(f"targets[{index}].name", message)]
+    first_seen[name] = index
+    return []
+
+
+def _schedule(spec: TargetSettings, defaults: Defaults) -> dict[str, Any]:
+    """The target's schedule and limits, each from the target or else from defaults."""
+    names = ("interval", "timeout", "jitter", "failure_interval", "retries", "max_body_bytes")
+    return {
+        name: getattr(defaults, name) if getattr(spec, name) is None else getattr(spec, name)
+        for name in names
+    }
+
+
+def _schedule_problems(schedule: Mapping[str, Any], where: str) -> list[Problem]:
+    interval, timeout = schedule["interval"], schedule["timeout"]
+    failure_interval = schedule["failure_interval"]
+    problems = []
+    if timeout >= interval:
+        problems.append(Problem(f"{where}.timeout", _not_below(timeout, "the interval", interval)))
+    if failure_interval is not None:
+        if failure_interval > interval:
+            message = (
+                f"must not exceed the interval ({format_duration(failure_interval)} > "
+                f"{format_duration(interval)})"
+            )
+            problems.append(Problem(f"{where}.failure_interval", message))
+        if timeout >= failure_interval:
+            message = _not_below(timeout, "failure_interval", failure_interval)
+            problems.append(Problem(f"{where}.timeout", message))
+    return problems
+
+
+def _not_below(value: float, what: str, limit: float) -> str:
+    return f"must be below {what} ({format_duration(value)} >= {format_duration(limit)})"
+
+
+def _problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    return [
+        Problem(_path(prefix + tuple(detail["loc"])), _message(detail))
+        for detail in error.errors(include_url=False)
+    ]
+
+
+def _path(loc: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for position, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            continue
+        # A discriminated union puts the tag into the location: providers.NAME.<type>.field
+        if position == 2 and loc[0] == "providers" and item in PROVIDER_TYPES:
+            continue
+        parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _message(detail: Mapping[str, Any]) -> str:
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (refused so that a typo never silently changes a check)"
+    if kind == "missing":
+        return "is required"
+    if kind == "union_tag_invalid":
+        known = ", ".join(PROVIDER_TYPES)
+        return f"unknown provider type {detail['input'].get('type')!r}; known types: {known}"
+    if kind == "union_tag_not_found":
+        return f"type is required; one of: {', '.join(PROVIDER_TYPES)}"
+    message = str(detail["msg"])
+    return re.sub(r"^(Value error|Assertion failed), ", "", message)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _literal_secret_warnings(settings: Settings) -> list[str]:
+    warnings = []
+    for name, provider in settings.providers.items():
+        for field_name in type(provider).model_fields:
+            value = getattr(provider, field_name)
+            values = value.values() if isinstance(value, Mapping) else [value]
+            if any(isinstance(item, Secret) and item.is_literal for item in values):
+                warnings.append(
+                    f"providers.{name}.{field_name}: a literal secret in the file; "
+                    "prefer {env: NAME} or {file: PATH}"
+                )
+    return warnings
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the file, with every provider type's target parameters."""
+    targets = tuple(target_model(name) for name in PROVIDER_TYPES)
+    schema_model = create_model(
+        "PingmonConfiguration",
+        __base__=Settings,
+        targets=(list[Union[targets]], []),  # type: ignore[valid-type]  # noqa: UP007
+    )
+    schema = schema_model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,28 @@
+"""The provider types, found by name: every module in this package that defines ``PROVIDER``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from pingmon.providers.base import Provider
+
+ProviderClass = type[Provider[Any, Any]]
+
+
+def _discover() -> dict[str, ProviderClass]:
+    found: dict[str, ProviderClass] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        provider: ProviderClass | None = getattr(module, "PROVIDER", None)
+        if provider is not None:
+            found[provider.type_name] = provider
+    return dict(sorted(found.items()))
+
+
+PROVIDER_TYPES: dict[str, ProviderClass] = _discover()
+
+__all__ = ["PROVIDER_TYPES", "Provider", "ProviderClass"]
