@@ -29,7 +29,8 @@ class TLSSettings(BaseModel):
 class ProviderSettings(BaseModel):
     """Settings every provider type shares; a type subclasses it with its own fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validation messages must not echo the input: it may hold a literal secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     type: str
     base_url: str

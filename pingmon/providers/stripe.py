@@ -36,9 +36,6 @@ DESTINATION_OBJECT_TYPES = frozenset({"v2.core.event_destination", "event_destin
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 _KEY_LIVEMODE = {"sk_test_": False, "rk_test_": False, "sk_live_": True, "rk_live_": True}
 
-# A failed predicate's reason, or None when it holds.
-Predicate = Callable[["_Pong"], str | None]
-
 
 class StripeSettings(ProviderSettings):
     """A Stripe secret or restricted key (with Event Destinations write access)."""
@@ -232,6 +229,9 @@ def _caused_by_this_request(pong: _Pong) -> str | None:
         return None
     return "replayed pong: reason.request.idempotency_key is not this check's"
 
+
+# A failed predicate's reason, or None when it holds.
+Predicate = Callable[[_Pong], str | None]
 
 PREDICATES: tuple[Predicate, ...] = (
     _object_is_event,

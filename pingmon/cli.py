@@ -1,0 +1,120 @@
+"""The command line: run, check, config validate|schema, demo, --version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pingmon import __version__
+from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
+from pingmon.errors import ConfigError
+from pingmon.logs import setup_logging
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+log = logging.getLogger("pingmon")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pingmon",
+        description="Provider-aware health checks for SaaS APIs, as Prometheus metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"pingmon {__version__}")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default="info")  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    _config_option(run)
+    check = commands.add_parser("check", help="check targets once; exit 1 if any failed")
+    _config_option(check)
+    check.add_argument("--target", action="append", default=[], metavar="NAME",
+                       help="check only this target (repeatable)")  # fmt: skip
+    check.add_argument("--json", action="store_true", help="print a JSON array")
+
+    config = commands.add_parser("config", help="validate the file or print its JSON Schema")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _config_option(config_commands.add_parser("validate", help="validate a configuration"))
+    config_commands.add_parser("schema", help="print the configuration's JSON Schema")
+
+    demo = commands.add_parser("demo", help="run against a local sandbox of fake providers")
+    demo.add_argument("--listen", default="127.0.0.1:9108", help="pingmon's address")
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("PINGMON_CONFIG", DEFAULT_CONFIG_PATH),
+        help=f"configuration file (env PINGMON_CONFIG; default {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_format, args.log_level)
+    try:
+        return _dispatch(args)
+    except ConfigError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "config" and args.config_command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "demo":
+        from pingmon.demo import run_demo
+
+        return run_demo(args.listen)
+    config = _load(args.config)
+    if args.command == "config":
+        print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
+              f"{len(config.targets)} targets)")  # fmt: skip
+        return EXIT_OK
+    if args.command == "check":
+        return _check(config, args.target, args.json)
+    return _run(config)
+
+
+def _load(path: str) -> Config:
+    config = load_config(path)
+    for warning in config.warnings:
+        log.warning(warning)
+    return config
+
+
+def _check(config: Config, names: list[str], as_json: bool) -> int:
+    from pingmon.oneshot import as_json as to_json, as_table, check_once
+
+    known = {target.name for target in config.targets}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        print(f"{config.source}: no target named {', '.join(unknown)} "
+              f"(targets: {', '.join(sorted(known)) or 'none'})", file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    results = asyncio.run(check_once(config, names))
+    print(to_json(results) if as_json else as_table(results))
+    return EXIT_OK if all(result.success for result in results) else EXIT_FAILED
+
+
+def _run(config: Config) -> int:
+    from pingmon.service import ListenError, serve
+
+    try:
+        asyncio.run(serve(config))
+    except ListenError as error:
+        print(f"pingmon: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

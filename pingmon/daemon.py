@@ -1,0 +1,173 @@
+"""The running daemon: configuration, scheduler, runner and result store, and their reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pingmon import __version__
+from pingmon.backoff import RateLimitGate
+from pingmon.config import Config, load_config
+from pingmon.errors import ConfigError, ErrorClass
+from pingmon.metrics import Metrics
+from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
+from pingmon.runner import Runner, TargetPlan, build_plans
+from pingmon.scheduler import CheckScheduler
+
+log = logging.getLogger("pingmon")
+
+
+def new_session(concurrency: int) -> aiohttp.ClientSession:
+    """The one ClientSession: pooled keep-alive connections, no aiohttp default timeout
+    (each attempt is bounded by its target's timeout), no cookies, no proxy from env."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=60)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": f"pingmon/{__version__}"},
+        auto_decompress=True,
+    )
+
+
+class Daemon:
+    """Owns everything that lives as long as the process, and swaps configurations."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = ResultStore()
+        self.gate = RateLimitGate(config.settings.backoff)
+        self.metrics = Metrics(self.store, self.gate.delays, config.settings.latency_histogram)
+        self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
+        self.plans: dict[str, TargetPlan] = {}
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: Runner | None = None
+        self._reload_lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._runner is not None and self.scheduler.running
+
+    async def start(self) -> None:
+        self._session = new_session(self.config.settings.concurrency)
+        self._runner = Runner(self._session, self.gate, self.config.settings.concurrency)
+        self._apply(self.config)
+        self.metrics.config_loaded(True)
+        self.scheduler.start()
+        log.info(
+            "pingmon started",
+            extra={"targets": len(self.config.targets), "config": self.config.source},
+        )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling, let in-flight checks finish within ``grace``, then close."""
+        self.scheduler.shutdown()
+        if self.in_flight:
+            _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("checks cancelled at shutdown", extra={"count": len(pending)})
+                await asyncio.wait(pending)
+        if self._session is not None:
+            await self._session.close()
+
+    async def reload(self) -> tuple[bool, list[str]]:
+        """Load the file again; a bad file keeps the running configuration."""
+        async with self._reload_lock:
+            try:
+                config = load_config(Path(self.config.source))
+            except ConfigError as error:
+                self.metrics.config_loaded(False)
+                for line in error.lines():
+                    log.error(
+                        "reload refused; the running configuration stays", extra={"problem": line}
+                    )
+                return False, error.lines()
+            for warning in config.warnings:
+                log.warning(warning)
+            self._apply(config)
+            self.config = config
+            self.metrics.config_loaded(True)
+            log.info("configuration reloaded", extra={"targets": len(config.targets)})
+            return True, []
+
+    def _apply(self, config: Config) -> None:
+        settings = config.settings
+        self.plans = build_plans(config, self.plans)
+        self.store.configure([_info(plan) for plan in self.plans.values()])
+        self.gate.policy = settings.backoff
+        self.gate.retain({plan.credential for plan in self.plans.values()})
+        self.metrics.latency_histogram = settings.latency_histogram
+        if self._runner is not None and settings.concurrency != self.config.settings.concurrency:
+            self._runner.slots = asyncio.Semaphore(settings.concurrency)
+        self.scheduler.sync(config.targets)
+
+    async def check(self, name: str) -> None:
+        """One scheduled check of a target; every expected failure ends as a result."""
+        plan = self.plans.get(name)
+        if plan is None or self._runner is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            result = await self._runner.run(plan)
+        except Exception:  # a provider bug must not stop the scheduler
+            log.exception("check crashed", extra={"target": name})
+            return
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
+        if result is not None:
+            self._record(result)
+
+    def _record(self, result: CheckResult) -> None:
+        change = self.store.record(result)
+        if change is None:
+            return
+        old, new = change
+        self.scheduler.set_failing(result.target, not result.success and not _rate_limited(result))
+        if old.last is None or old.last.error_class is not result.error_class:
+            log_transition(old, new)
+
+
+def _rate_limited(result: CheckResult) -> bool:
+    return result.error_class is ErrorClass.RATE_LIMITED
+
+
+def _info(plan: TargetPlan) -> TargetInfo:
+    target = plan.target
+    return TargetInfo(
+        target.name, target.provider_name, target.provider_type, target.interval, plan.credential
+    )
+
+
+def log_transition(old: TargetState, new: TargetState) -> None:
+    """One line when a target's state changes, never on every tick."""
+    result = new.last
+    assert result is not None
+    fields = result_fields(result)
+    if old.last is not None:
+        fields["previous_error_class"] = old.last.error_class.value
+    if result.success:
+        log.info("target is up", extra=fields)
+    else:
+        log.warning("target is failing", extra=fields)
+
+
+def result_fields(result: CheckResult) -> dict[str, Any]:
+    return {
+        "target": result.target,
+        "provider": result.provider,
+        "error_class": result.error_class.value,
+        "http_status": result.http_status,
+        "duration_seconds": round(result.duration_seconds, 4),
+        "attempts": result.attempts,
+        "detail": result.detail,
+    }

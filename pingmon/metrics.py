@@ -1,0 +1,263 @@
+"""Every metric pingmon exports: names, help texts, and two renderers over one family table.
+
+The per-target families are built from a snapshot of the result store. A custom
+Collector serves them through prometheus-client (tests read them with
+``get_sample_value``); ``/metrics`` uses ``render_targets``, a direct text writer over the
+same table, because the generic renderer costs ~7 us a series (DESIGN.md, "Scale").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from pingmon import __version__
+from pingmon.errors import ErrorClass
+from pingmon.results import LATENCY_BUCKETS, ResultStore, TargetState
+
+# prometheus-client leaves these two untyped; their signatures, as we use them:
+go_float = cast(Callable[[float], str], floatToGoString)
+generate_openmetrics = cast(
+    Callable[[CollectorRegistry], bytes], openmetrics_exposition.generate_latest
+)
+
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+ERROR_CLASSES = tuple(ErrorClass)
+
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[str, Labels, float]  # (name suffix, extra labels, value)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetView:
+    """One target's state plus its credential's back-off, as one scrape sees it."""
+
+    state: TargetState
+    backoff_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A per-target metric family: its exposition name, type, help and samples."""
+
+    name: str
+    type: str  # "gauge" | "counter" | "histogram"
+    help: str
+    samples: Callable[[TargetView], Iterable[Sample]]
+
+    @property
+    def base_name(self) -> str:
+        """The family name as metadata carries it (OpenMetrics drops a counter's _total)."""
+        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+
+
+def _last(field: str) -> Callable[[TargetView], Iterable[Sample]]:
+    """A gauge of a field of the last result; absent until the first check."""
+
+    def samples(view: TargetView) -> Iterable[Sample]:
+        last = view.state.last
+        return [] if last is None else [("", (), float(getattr(last, field) or 0))]
+
+    return samples
+
+
+def _error_class(view: TargetView) -> Iterable[Sample]:
+    last = view.state.last
+    if last is None:
+        return []
+    return [("", (("error_class", c.value),), float(c is last.error_class)) for c in ERROR_CLASSES]
+
+
+def _last_run(view: TargetView) -> Iterable[Sample]:
+    last = view.state.last
+    return [] if last is None else [("", (), last.finished_at)]
+
+
+def _last_success(view: TargetView) -> Iterable[Sample]:
+    at = view.state.last_success_at
+    return [] if at is None else [("", (), at)]
+
+
+def _success(view: TargetView) -> Iterable[Sample]:
+    last = view.state.last
+    return [] if last is None else [("", (), 1.0 if last.success else 0.0)]
+
+
+def _checks_total(view: TargetView) -> Iterable[Sample]:
+    return [("", (("error_class", c.value),), float(n)) for c, n in view.state.checks_by_class]
+
+
+def _latency(view: TargetView) -> Iterator[Sample]:
+    cumulative = 0
+    for bound, count in zip(LATENCY_BUCKETS, view.state.latency_counts, strict=False):
+        cumulative += count
+        yield ("_bucket", (("le", go_float(bound)),), float(cumulative))
+    total = sum(view.state.latency_counts)
+    yield ("_bucket", (("le", "+Inf"),), float(total))
+    yield ("_count", (), float(total))
+    yield ("_sum", (), view.state.latency_sum)
+
+
+def _one(value: Callable[[TargetView], float]) -> Callable[[TargetView], Iterable[Sample]]:
+    return lambda view: [("", (), value(view))]
+
+
+LATENCY = Family(
+    "pingmon_check_latency_seconds", "histogram", "Duration of every check.", _latency
+)
+
+FAMILIES: tuple[Family, ...] = (
+    Family("pingmon_check_success", "gauge",
+           "1 if the last check succeeded, else 0.", _success),
+    Family("pingmon_check_duration_seconds", "gauge",
+           "Duration of the last check, all attempts included.", _last("duration_seconds")),
+    Family("pingmon_check_error_class", "gauge",
+           "1 for the last check's error class, 0 for every other class.", _error_class),
+    Family("pingmon_check_http_status", "gauge",
+           "HTTP status of the last check, 0 when none came.", _last("http_status")),
+    Family("pingmon_check_interval_seconds", "gauge",
+           "The configured interval between checks.", _one(lambda v: v.state.info.interval)),
+    Family("pingmon_check_last_run_timestamp_seconds", "gauge",
+           "When the last check finished (Unix time).", _last_run),
+    Family("pingmon_check_last_success_timestamp_seconds", "gauge",
+           "When a check last succeeded (Unix time).", _last_success),
+    Family("pingmon_check_consecutive_failures", "gauge",
+           "Failed checks in a row, 0 after a success.",
+           _one(lambda v: float(v.state.consecutive_failures))),
+    Family("pingmon_checks_total", "counter",
+           "Checks by error class (none = success).", _checks_total),
+    Family("pingmon_check_attempts_total", "counter",
+           "HTTP attempts, retries included.", _one(lambda v: float(v.state.attempts_total))),
+    LATENCY,
+    Family("pingmon_rate_limited_total", "counter",
+           "Checks answered with 429.", _one(lambda v: float(v.state.rate_limited_total))),
+    Family("pingmon_backoff_seconds", "gauge",
+           "Back-off delay in force for the target's credential, 0 when none.",
+           _one(lambda v: v.backoff_seconds)),
+)  # fmt: skip
+
+
+def views(store: ResultStore, backoff: Mapping[str, float]) -> list[TargetView]:
+    """A consistent snapshot of every target, with its credential's back-off."""
+    return [TargetView(s, backoff.get(s.info.credential, 0.0)) for s in store.snapshot()]
+
+
+def families(latency_histogram: bool) -> tuple[Family, ...]:
+    return FAMILIES if latency_histogram else tuple(f for f in FAMILIES if f is not LATENCY)
+
+
+def _target_labels(view: TargetView) -> dict[str, str]:
+    return {"provider": view.state.info.provider, "target": view.state.info.name}
+
+
+class TargetCollector(Collector):
+    """The per-target families, built by prometheus-client from a snapshot at scrape time."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], list[TargetView]],
+        latency_histogram: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._snapshot = snapshot
+        self._latency_histogram = latency_histogram
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot()
+        for family in families(self._latency_histogram()):
+            metric = Metric(family.base_name, family.help, family.type)
+            for view in snapshot:
+                labels = _target_labels(view)
+                for suffix, extra, value in family.samples(view):
+                    name = family.name + suffix
+                    metric.add_sample(name, {**labels, **dict(extra)}, value)
+            yield metric
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def render_targets(
+    snapshot: list[TargetView], latency_histogram: bool, openmetrics: bool
+) -> bytes:
+    """The per-target families in the Prometheus text format (or OpenMetrics)."""
+    prefixes = [
+        f'provider="{_escape(v.state.info.provider)}",target="{_escape(v.state.info.name)}"'
+        for v in snapshot
+    ]
+    extra_cache: dict[Labels, str] = {}
+    lines: list[str] = []
+    for family in families(latency_histogram):
+        meta = family.base_name if openmetrics else family.name
+        lines.append(f"# HELP {meta} {family.help}\n# TYPE {meta} {family.type}\n")
+        for view, prefix in zip(snapshot, prefixes, strict=True):
+            for suffix, extra, value in family.samples(view):
+                rendered = extra_cache.get(extra)
+                if rendered is None:
+                    rendered = "".join(f',{k}="{_escape(v)}"' for k, v in extra)
+                    extra_cache[extra] = rendered
+                lines.append(f"{family.name}{suffix}{{{prefix}{rendered}}} {go_float(value)}\n")
+    return "".join(lines).encode()
+
+
+class Metrics:
+    """pingmon's own metrics, plus the target collector, on the project's registry."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        backoff: Callable[[], Mapping[str, float]],
+        latency_histogram: bool = True,
+    ) -> None:
+        self.store = store
+        self._backoff = backoff
+        self.latency_histogram = latency_histogram
+        self.own = CollectorRegistry(auto_describe=True)
+        self.build_info = Gauge(
+            "pingmon_build_info", "pingmon's version; always 1.", ["version"], registry=self.own
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self.reload_successful = Gauge(
+            "pingmon_config_last_reload_successful",
+            "1 if the last configuration load succeeded, else 0.",
+            registry=self.own,
+        )
+        self.reload_success_time = Gauge(
+            "pingmon_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (Unix time).",
+            registry=self.own,
+        )
+        self.scheduler_lag = Histogram(
+            "pingmon_scheduler_lag_seconds",
+            "How late checks started against their schedule.",
+            buckets=LAG_BUCKETS,
+            registry=self.own,
+        )
+        self.registry = CollectorRegistry()
+        self.registry.register(self.own)
+        self.registry.register(TargetCollector(self.snapshot, lambda: self.latency_histogram))
+
+    def snapshot(self) -> list[TargetView]:
+        return views(self.store, self._backoff())
+
+    def config_loaded(self, success: bool, at: float | None = None) -> None:
+        self.reload_successful.set(1 if success else 0)
+        if success:
+            self.reload_success_time.set(time.time() if at is None else at)
+
+    def render(self, snapshot: list[TargetView], openmetrics: bool) -> bytes:
+        """The whole exposition for a snapshot; safe to call from a worker thread."""
+        if openmetrics:
+            own = generate_openmetrics(self.own).removesuffix(b"# EOF\n")
+            tail = b"# EOF\n"
+        else:
+            own, tail = generate_latest(self.own), b""
+        return own + render_targets(snapshot, self.latency_histogram, openmetrics) + tail

@@ -1,0 +1,183 @@
+"""Any HTTP endpoint: method, path and headers per target, success as the target expects it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pingmon.errors import ErrorClass, status_error_class
+from pingmon.fields import Secret
+from pingmon.providers.base import (
+    HttpResponse,
+    PreparedRequest,
+    Provider,
+    ProviderSettings,
+    TargetParams,
+    Verdict,
+    redact,
+    short,
+    url_join,
+)
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
+
+class HttpSettings(ProviderSettings):
+    """A server and the headers every request to it carries; header values are secrets."""
+
+    type: Literal["http"] = "http"
+    base_url: str = Field(description="The server, e.g. https://status.example.com.")
+    headers: dict[str, Secret] = Field(
+        default_factory=dict, description="e.g. {Authorization: {env: STATUS_TOKEN}}."
+    )
+
+
+class Expect(BaseModel):
+    """What counts as success; every listed status passes, a non-2xx one included."""
+
+    # The attribute is json_subset: a field named json would shadow BaseModel.json.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    status: list[StatusCode] = Field(default_factory=lambda: [200], min_length=1)
+    json_subset: dict[str, Any] | None = Field(
+        default=None,
+        alias="json",
+        description="A subset the JSON body must contain (objects recursively, others equal).",
+    )
+    body_regex: str | None = Field(
+        default=None, description="A regular expression searched for in the decoded body."
+    )
+
+    @field_validator("body_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"is not a valid regular expression: {error}") from None
+        return value
+
+
+class HttpParams(TargetParams):
+    """The request a target sends and what it expects back."""
+
+    method: Method = "GET"
+    path: str = Field(default="/", description="Appended to base_url; may carry a query.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Not secret; per target.")
+    body: str | None = None
+    expect: Expect = Expect()
+
+    @field_validator("path")
+    @classmethod
+    def _is_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+
+class HttpProvider(Provider[HttpSettings, HttpParams]):
+    """Success is an expected status and, when asked for, a JSON subset and a regex match."""
+
+    type_name = "http"
+    settings_model = HttpSettings
+    params_model = HttpParams
+    default_base_url = None
+
+    def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
+        headers = {name: secret.reveal() for name, secret in self.settings.headers.items()}
+        for name, value in params.headers.items():
+            # The target's header wins over the provider's, whatever the spelling's case.
+            for existing in [key for key in headers if key.lower() == name.lower()]:
+                del headers[existing]
+            headers[name] = value
+        return PreparedRequest(
+            method=params.method,
+            url=url_join(self.settings.base_url, params.path),
+            headers=headers,
+            body=params.body.encode("utf-8") if params.body is not None else None,
+        )
+
+    def judge(
+        self, params: HttpParams, request: PreparedRequest, response: HttpResponse
+    ) -> Verdict:
+        verdict = _judge(params.expect, response)
+        detail = redact(verdict.detail, self.settings.secrets())
+        return dataclasses.replace(verdict, detail=detail)
+
+
+def _judge(expect: Expect, response: HttpResponse) -> Verdict:
+    status = response.status
+    if status not in expect.status:
+        # A 2xx the target did not ask for is a wrong answer, not a transport fault.
+        error_class = status_error_class(status) or ErrorClass.BAD_RESPONSE
+        wanted = ", ".join(str(code) for code in expect.status)
+        return Verdict(error_class, short(f"HTTP {status}, expected {wanted}"))
+    if response.truncated:
+        return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
+    if expect.json_subset is not None:
+        failure = _json_failure(expect.json_subset, response.body)
+        if failure is not None:
+            return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
+    if expect.body_regex is not None:
+        text = response.body.decode("utf-8", errors="replace")
+        if re.search(expect.body_regex, text) is None:
+            return Verdict(
+                ErrorClass.BAD_RESPONSE, short(f"body does not match {expect.body_regex!r}")
+            )
+    return Verdict(ErrorClass.NONE, f"HTTP {status}")
+
+
+def _json_failure(expected: dict[str, Any], body: bytes) -> str | None:
+    try:
+        actual = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return "body is not JSON"
+    mismatch = subset_mismatch(expected, actual)
+    return None if mismatch is None else f"json mismatch at {mismatch}"
+
+
+def subset_mismatch(expected: object, actual: object, path: str = "") -> str | None:
+    """Where ``actual`` fails to contain ``expected``, as ``a.b: reason``; None if it does.
+
+    Objects match when every expected key is present and matches; lists and scalars must
+    be equal as JSON values.
+    """
+    where = path or "(body)"
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{where}: expected an object, got {_json_text(actual)}"
+        for key, wanted in expected.items():
+            key_path = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                return f"{key_path}: missing"
+            mismatch = subset_mismatch(wanted, actual[key], key_path)
+            if mismatch is not None:
+                return mismatch
+        return None
+    if json_equal(expected, actual):
+        return None
+    return f"{where}: expected {_json_text(expected)}, got {_json_text(actual)}"
+
+
+def json_equal(left: object, right: object) -> bool:
+    """Equality of JSON values: unlike Python, ``true`` is not ``1``."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    return left == right
+
+
+def _json_text(value: object) -> str:
+    return short(json.dumps(value, ensure_ascii=False, default=str))
+
+
+PROVIDER = HttpProvider

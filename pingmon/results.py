@@ -1,0 +1,110 @@
+"""Check results and the per-target state the metrics and /status are read from."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, replace
+
+from pingmon.errors import ErrorClass
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of one check (all its attempts)."""
+
+    target: str
+    provider: str
+    error_class: ErrorClass
+    http_status: int | None
+    duration_seconds: float
+    attempts: int
+    detail: str
+    finished_at: float  # wall clock, seconds since the epoch
+
+    @property
+    def success(self) -> bool:
+        return self.error_class is ErrorClass.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """What the configuration says about a target, for metrics and /status."""
+
+    name: str
+    provider: str
+    provider_type: str
+    interval: float
+    credential: str
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """Everything known about one target; replaced, never mutated, so a scrape reads a
+    consistent snapshot without locks."""
+
+    info: TargetInfo
+    last: CheckResult | None = None
+    last_success_at: float | None = None
+    consecutive_failures: int = 0
+    checks_by_class: tuple[tuple[ErrorClass, int], ...] = ((ErrorClass.NONE, 0),)
+    attempts_total: int = 0
+    rate_limited_total: int = 0
+    latency_counts: tuple[int, ...] = field(default=(0,) * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+
+    def record(self, result: CheckResult) -> TargetState:
+        by_class = dict(self.checks_by_class)
+        by_class[result.error_class] = by_class.get(result.error_class, 0) + 1
+        counts = list(self.latency_counts)
+        counts[bisect.bisect_left(LATENCY_BUCKETS, result.duration_seconds)] += 1
+        return replace(
+            self,
+            last=result,
+            last_success_at=result.finished_at if result.success else self.last_success_at,
+            consecutive_failures=0 if result.success else self.consecutive_failures + 1,
+            checks_by_class=tuple(by_class.items()),
+            attempts_total=self.attempts_total + result.attempts,
+            rate_limited_total=self.rate_limited_total
+            + (result.error_class is ErrorClass.RATE_LIMITED),
+            latency_counts=tuple(counts),
+            latency_sum=self.latency_sum + result.duration_seconds,
+        )
+
+
+class ResultStore:
+    """The latest state of every configured target."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, TargetState] = {}
+
+    def configure(self, infos: list[TargetInfo]) -> None:
+        """Adopt a configuration: keep the history of targets that stay the same, drop the
+        removed ones (their series leave /metrics), start the new ones empty."""
+        states: dict[str, TargetState] = {}
+        for info in infos:
+            old = self._states.get(info.name)
+            same_identity = old is not None and (old.info.provider, old.info.provider_type) == (
+                info.provider,
+                info.provider_type,
+            )
+            states[info.name] = (
+                replace(old, info=info) if old and same_identity else TargetState(info)
+            )
+        self._states = states
+
+    def record(self, result: CheckResult) -> tuple[TargetState, TargetState] | None:
+        """Store a result; the old and new state, or None if the target was removed meanwhile."""
+        old = self._states.get(result.target)
+        if old is None:
+            return None
+        new = old.record(result)
+        self._states[result.target] = new
+        return old, new
+
+    def get(self, name: str) -> TargetState | None:
+        return self._states.get(name)
+
+    def snapshot(self) -> tuple[TargetState, ...]:
+        return tuple(self._states.values())

@@ -1,0 +1,175 @@
+"""Run one check: gate, limits, provider request, HTTP attempts with retries, judgement."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from pingmon.backoff import RateLimitGate, TokenBucket
+from pingmon.client import send, ssl_context
+from pingmon.config import Config, Target
+from pingmon.errors import ErrorClass, TransportError
+from pingmon.providers import PROVIDER_TYPES, Provider
+from pingmon.providers.base import PreparedRequest, Verdict, redact
+from pingmon.results import CheckResult
+
+log = logging.getLogger("pingmon.runner")
+
+@dataclass(frozen=True, slots=True)
+class TargetPlan:
+    """Everything needed to check one target, built once per configuration."""
+
+    target: Target
+    provider: Provider[Any, Any]
+    credential: str
+    tls: Any  # ssl.SSLContext | bool, as aiohttp takes it
+    provider_slots: asyncio.Semaphore | None
+    budget: TokenBucket | None
+
+
+def build_plans(
+    config: Config, previous: dict[str, TargetPlan] | None = None
+) -> dict[str, TargetPlan]:
+    """One plan per target; targets of one provider share its slots, targets of one
+    credential share its token bucket (kept across reloads when the rate is unchanged)."""
+    old_budgets = {p.credential: p.budget for p in (previous or {}).values() if p.budget}
+    providers: dict[str, Provider[Any, Any]] = {}
+    slots: dict[str, asyncio.Semaphore] = {}
+    budgets: dict[str, TokenBucket] = {}
+    plans: dict[str, TargetPlan] = {}
+    for target in config.targets:
+        settings = target.provider
+        provider = providers.setdefault(
+            target.provider_name, PROVIDER_TYPES[settings.type](settings)
+        )
+        credential = provider.credential_key()
+        if settings.max_concurrency and target.provider_name not in slots:
+            slots[target.provider_name] = asyncio.Semaphore(settings.max_concurrency)
+        if settings.rate_limit and credential not in budgets:
+            old = old_budgets.get(credential)
+            reuse = old is not None and old.rate == settings.rate_limit
+            budgets[credential] = old if old and reuse else TokenBucket(settings.rate_limit)
+        plans[target.name] = TargetPlan(
+            target=target,
+            provider=provider,
+            credential=credential,
+            tls=ssl_context(settings.tls),
+            provider_slots=slots.get(target.provider_name),
+            budget=budgets.get(credential),
+        )
+    return plans
+
+
+def retry_delay(attempt: int, rand: random.Random) -> float:
+    """A short jittered pause before retry ``attempt`` (1-based): 0.25-0.5 s, then doubling,
+    at most 2 s, so retries stay well inside one interval."""
+    return min(2.0, 0.5 * 2.0 ** (attempt - 1)) * rand.uniform(0.5, 1.0)
+
+
+class Runner:
+    """Checks targets with one shared ClientSession, within the global and provider limits."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        gate: RateLimitGate,
+        concurrency: int,
+        rand: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self.gate = gate
+        self.slots = asyncio.Semaphore(concurrency)
+        self._rand = rand or random.Random()
+        self._clock = clock
+
+    async def run(self, plan: TargetPlan) -> CheckResult | None:
+        """Check a target, or return None when its credential is backing off."""
+        if self.gate.is_closed(plan.credential):
+            return None
+        if plan.budget is not None:
+            wait = plan.budget.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self.gate.is_closed(plan.credential):  # a sibling got a 429 meanwhile
+                return None
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.slots)
+            if plan.provider_slots is not None:
+                await stack.enter_async_context(plan.provider_slots)
+            result, retry_after = await self._check(plan)
+        self._apply_backoff(plan, result, retry_after)
+        return result
+
+    async def _check(self, plan: TargetPlan) -> tuple[CheckResult, str | None]:
+        """All attempts of one check; also the last response's Retry-After header."""
+        target = plan.target
+        request = plan.provider.request(target.params, uuid.uuid4().hex)
+        started = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            verdict, status, retry_after = await self._attempt(plan, request)
+            if not self._may_retry(verdict, attempts, target.retries):
+                break
+            await asyncio.sleep(retry_delay(attempts, self._rand))
+        result = CheckResult(
+            target=target.name,
+            provider=target.provider_name,
+            error_class=verdict.error_class,
+            http_status=status,
+            duration_seconds=time.perf_counter() - started,
+            attempts=attempts,
+            detail=redact(verdict.detail, plan.target.provider.secrets()),
+            finished_at=self._clock(),
+        )
+        return result, retry_after
+
+    async def _attempt(
+        self, plan: TargetPlan, request: PreparedRequest
+    ) -> tuple[Verdict, int | None, str | None]:
+        target = plan.target
+        try:
+            response = await send(
+                self.session,
+                request,
+                timeout=target.timeout,
+                max_body_bytes=target.max_body_bytes,
+                tls=plan.tls,
+            )
+        except TransportError as error:
+            return Verdict(error.error_class, error.detail), None, None
+        verdict = plan.provider.judge(target.params, request, response)
+        return verdict, response.status, response.headers.get("Retry-After")
+
+    @staticmethod
+    def _may_retry(verdict: Verdict, attempts: int, retries: int) -> bool:
+        return attempts <= retries and verdict.error_class.retryable and verdict.retry is not False
+
+    def _apply_backoff(
+        self, plan: TargetPlan, result: CheckResult, retry_after: str | None
+    ) -> None:
+        if result.error_class is ErrorClass.RATE_LIMITED:
+            decision = self.gate.on_rate_limited(plan.credential, retry_after)
+            log.warning(
+                "rate limited: backing off every target of this credential",
+                extra={
+                    "target": result.target,
+                    "provider": result.provider,
+                    "backoff_seconds": round(decision.delay, 3),
+                    "consecutive_429": decision.consecutive,
+                    "retry_after_seconds": decision.retry_after,
+                    "capped": decision.capped,
+                },
+            )
+        elif result.success:
+            self.gate.on_success(plan.credential)

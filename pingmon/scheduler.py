@@ -1,0 +1,120 @@
+"""One APScheduler interval job per target, spread by a hash of its name."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from pingmon.config import Target
+
+
+def spread_offset(name: str, interval: float) -> float:
+    """A stable offset in [0, interval): restarts do not bunch every check at one instant."""
+    fraction = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
+    return fraction * interval
+
+
+@dataclass(frozen=True, slots=True)
+class _Cadence:
+    interval: float
+    jitter: float
+    failure_interval: float | None
+
+
+class CheckScheduler:
+    """Runs ``check(name)`` for every target on its own timer.
+
+    ``max_instances=1`` and ``coalesce=True``: a slow target never piles up and never
+    delays another; ``misfire_grace_time=None``: a late run still runs, once.
+    """
+
+    def __init__(
+        self,
+        check: Callable[[str], Awaitable[None]],
+        observe_lag: Callable[[float], None],
+    ) -> None:
+        self._check = check
+        self._observe_lag = observe_lag
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._cadences: dict[str, _Cadence] = {}
+        self._failing: set[str] = set()
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def shutdown(self) -> None:
+        """Stop scheduling; checks already running are left to finish."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def sync(self, targets: Iterable[Target]) -> None:
+        """Adopt a configuration: unchanged targets keep their timers, the rest are replaced."""
+        wanted = {t.name: _Cadence(t.interval, t.jitter, t.failure_interval) for t in targets}
+        for name in set(self._cadences) - set(wanted):
+            self._scheduler.remove_job(name)
+            del self._cadences[name]
+            self._failing.discard(name)
+        for name, cadence in wanted.items():
+            if self._cadences.get(name) == cadence:
+                continue
+            if name in self._cadences:
+                self._scheduler.remove_job(name)
+            self._failing.discard(name)
+            self._cadences[name] = cadence
+            self._scheduler.add_job(
+                self._check,
+                trigger=self._trigger(cadence, cadence.interval, first=name),
+                args=[name],
+                id=name,
+                name=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def set_failing(self, name: str, failing: bool) -> None:
+        """Recheck a failing target at its ``failure_interval``; back to normal on recovery."""
+        cadence = self._cadences.get(name)
+        if cadence is None or cadence.failure_interval is None:
+            return
+        if failing == (name in self._failing):
+            return
+        if failing:
+            self._failing.add(name)
+            seconds = cadence.failure_interval
+        else:
+            self._failing.discard(name)
+            seconds = cadence.interval
+        self._scheduler.reschedule_job(name, trigger=self._trigger(cadence, seconds))
+
+    def next_run(self, name: str) -> datetime | None:
+        job = self._scheduler.get_job(name)
+        return None if job is None else job.next_run_time
+
+    @staticmethod
+    def _trigger(cadence: _Cadence, seconds: float, first: str | None = None) -> IntervalTrigger:
+        """Every ``seconds``, each run moved by up to +-jitter.
+
+        APScheduler only adds jitter (0..j), so the grid starts j early and the jitter is 2j.
+        """
+        spread = cadence.jitter * seconds
+        first_in = spread_offset(first, seconds) if first is not None else seconds
+        start = datetime.now(UTC) + timedelta(seconds=first_in - spread)
+        return IntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
+
+    def _on_submitted(self, event: Any) -> None:
+        if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
+            scheduled = event.scheduled_run_times[-1]
+            self._observe_lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))

@@ -1,0 +1,123 @@
+"""The HTTP server: /metrics, /status, health, readiness and reload."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from pingmon import __version__
+from pingmon.daemon import Daemon
+from pingmon.results import TargetState
+
+DAEMON = web.AppKey("daemon", Daemon)
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+LANDING_PAGE = f"""<!doctype html>
+<html><head><title>pingmon</title></head><body>
+<h1>pingmon {__version__}</h1>
+<ul>
+<li><a href="metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="status">/status</a>: every target's last result (JSON)</li>
+<li><a href="-/healthy">/-/healthy</a>, <a href="-/ready">/-/ready</a></li>
+</ul></body></html>
+"""
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    app = web.Application()
+    app[DAEMON] = daemon
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", status)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    return app
+
+
+async def landing(request: web.Request) -> web.Response:
+    return web.Response(text=LANDING_PAGE, content_type="text/html")
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in accept
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Rendered in a worker thread from a snapshot, so a scrape never stalls the checks."""
+    daemon = request.app[DAEMON]
+    openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+    snapshot = daemon.metrics.snapshot()
+    body = await asyncio.get_running_loop().run_in_executor(
+        None, daemon.metrics.render, snapshot, openmetrics
+    )
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = (
+        OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+    )
+    return response
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="pingmon is healthy.\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    if request.app[DAEMON].ready:
+        return web.Response(text="pingmon is ready.\n")
+    return web.Response(status=503, text="pingmon is not ready.\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    ok, problems = await request.app[DAEMON].reload()
+    if ok:
+        return web.json_response({"status": "success"})
+    return web.json_response({"status": "error", "problems": problems}, status=500)
+
+
+async def status(request: web.Request) -> web.Response:
+    """Every target's last result, next run and back-off; nothing secret is in the state."""
+    daemon = request.app[DAEMON]
+    targets = [target_status(daemon, state) for state in daemon.store.snapshot()]
+    return web.json_response(
+        {
+            "version": __version__,
+            "config": daemon.config.source,
+            "ready": daemon.ready,
+            "targets": targets,
+        }
+    )
+
+
+def target_status(daemon: Daemon, state: TargetState) -> dict[str, Any]:
+    info, last = state.info, state.last
+    next_run = daemon.scheduler.next_run(info.name)
+    return {
+        "target": info.name,
+        "provider": info.provider,
+        "provider_type": info.provider_type,
+        "interval_seconds": info.interval,
+        "success": None if last is None else last.success,
+        "error_class": None if last is None else last.error_class.value,
+        "http_status": None if last is None else last.http_status,
+        "duration_seconds": None if last is None else round(last.duration_seconds, 6),
+        "attempts": None if last is None else last.attempts,
+        "detail": None if last is None else last.detail,
+        "last_run": _iso(None if last is None else last.finished_at),
+        "last_success": _iso(state.last_success_at),
+        "consecutive_failures": state.consecutive_failures,
+        "next_run": None if next_run is None else next_run.isoformat(),
+        "backoff_seconds": round(daemon.gate.delay_in_force(info.credential), 3),
+        "backoff_remaining_seconds": round(daemon.gate.remaining(info.credential), 3),
+    }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,90 @@
+"""The process around the daemon: HTTP site, signals, orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pingmon.config import Config, split_listen
+from pingmon.daemon import Daemon
+from pingmon.server import make_app
+
+log = logging.getLogger("pingmon")
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class ListenError(Exception):
+    """The HTTP server could not bind its address."""
+
+
+async def serve(
+    config: Config,
+    *,
+    on_started: Callable[[Daemon, str], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
+    finish within a bound, and return. SIGHUP reloads the configuration."""
+    stop = stop or asyncio.Event()
+    daemon = Daemon(config)
+    host, port = split_listen(config.settings.listen)
+    runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as error:
+            raise ListenError(
+                f"cannot listen on {config.settings.listen}: {error.strerror}"
+            ) from None
+        await daemon.start()
+        _install_signals(daemon, stop)
+        address = _bound_address(runner, config.settings.listen)
+        log.info("listening", extra={"address": address})
+        if on_started is not None:
+            await on_started(daemon, address)
+        await stop.wait()
+        log.info("shutting down: letting in-flight checks finish")
+        await daemon.stop(grace=_grace(config))
+    finally:
+        _remove_signals()
+        await runner.cleanup()
+
+
+def _grace(config: Config) -> float:
+    """Long enough for a check that just started, bounded so shutdown never hangs."""
+    longest = max((t.timeout * (t.retries + 1) for t in config.targets), default=0.0)
+    return min(SHUTDOWN_GRACE_SECONDS, longest + 1.0)
+
+
+def _bound_address(runner: web.AppRunner, fallback: str) -> str:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+    return fallback
+
+
+def _install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(daemon.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+def _remove_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
