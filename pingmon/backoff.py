@@ -20,7 +20,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit alone accepts "²", which float() refuses
         return float(text)
     try:
         moment = email.utils.parsedate_to_datetime(text)

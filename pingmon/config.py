@@ -57,7 +57,8 @@ class BackoffSettings(BaseModel):
     @model_validator(mode="after")
     def _initial_not_above_max(self) -> BackoffSettings:
         if self.initial > self.max:
-            raise ValueError("backoff.initial must not exceed backoff.max")
+            initial, maximum = format_duration(self.initial), format_duration(self.max)
+            raise ValueError(f"initial ({initial}) must not exceed max ({maximum})")
         return self
 
 
@@ -222,7 +223,9 @@ def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[s
     return {
         str(name): body["type"]
         for name, body in providers.items()
-        if isinstance(body, dict) and body.get("type") in PROVIDER_TYPES
+        if isinstance(body, dict)
+        and isinstance(body.get("type"), str)
+        and body["type"] in PROVIDER_TYPES
     }
 
 

@@ -147,7 +147,8 @@ class Secret:
             except OSError as error:
                 raise ValueError(f"cannot read secret file {location}: {error.strerror}") from None
         if not value:
-            raise ValueError(f"{kind} {location} is empty")
+            what = "environment variable" if kind == "env" else "secret file"
+            raise ValueError(f"{what} {location} is empty")
         return cls(value, f"{kind}:{location}")
 
     @classmethod
