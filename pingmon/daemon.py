@@ -66,7 +66,7 @@ class Daemon:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop scheduling, let in-flight checks finish within ``grace``, then close."""
-        self.scheduler.shutdown()
+        self.scheduler.pause()
         if self.in_flight:
             _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
             for task in pending:
@@ -74,6 +74,7 @@ class Daemon:
             if pending:
                 log.warning("checks cancelled at shutdown", extra={"count": len(pending)})
                 await asyncio.wait(pending)
+        self.scheduler.shutdown()
         if self._session is not None:
             await self._session.close()
 

@@ -54,8 +54,13 @@ class CheckScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
+    def pause(self) -> None:
+        """Start no more checks; those running go on (shutdown would cancel them)."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
     def shutdown(self) -> None:
-        """Stop scheduling; checks already running are left to finish."""
+        """Stop the scheduler; APScheduler cancels any check still running."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 

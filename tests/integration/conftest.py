@@ -166,6 +166,16 @@ class RunningDaemon:
     def sample(self, metric: str, **labels: str) -> float | None:
         return self.daemon.metrics.registry.get_sample_value(metric, labels)
 
+    async def wait_checked(self, provider: str, target: str, success: bool | None = None) -> None:
+        """Wait for a target's first result (or for it to be a success or a failure)."""
+
+        def checked() -> bool:
+            value = self.sample("pingmon_check_success", provider=provider, target=target)
+            return value is not None and (success is None or value == float(success))
+
+        checked.__name__ = f"{provider}/{target} checked (success={success})"
+        await eventually(checked)
+
 
 StartDaemon = Callable[[Config], Awaitable[RunningDaemon]]
 
@@ -184,7 +194,8 @@ async def start_daemon() -> AsyncIterator[StartDaemon]:
         stop = asyncio.Event()
         task = asyncio.create_task(serve(config, on_started=on_started, stop=stop))
         stops.append((stop, task))
-        done, _ = await asyncio.wait({started, task}, timeout=10, return_when="FIRST_COMPLETED")
+        waiting: set[asyncio.Future[Any]] = {started, task}
+        done, _ = await asyncio.wait(waiting, timeout=10, return_when="FIRST_COMPLETED")
         if task in done:
             task.result()  # raises what made serve() fail
         daemon, address = started.result()
