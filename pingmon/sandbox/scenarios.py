@@ -290,6 +290,11 @@ class FakeProvider:
         """Every key answers as documented again."""
         self._book.clear()
 
+    @property
+    def in_flight(self) -> int:
+        """Slow or huge answers still running: 0 once their clients have hung up."""
+        return len(self._stalled)
+
     def count(self, key: str | None = None) -> int:
         """How many provider requests arrived, in total or for one key."""
         if key is None:

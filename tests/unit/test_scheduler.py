@@ -1,0 +1,96 @@
+"""Scheduling: stable spread of first runs, job options, failure_interval switching."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, strategies as st
+
+from pingmon.config import Target
+from pingmon.providers.http import HttpParams, HttpSettings
+from pingmon.scheduler import CheckScheduler, spread_offset
+
+
+def make_target(
+    name: str, interval: float = 60.0, failure_interval: float | None = None
+) -> Target:
+    return Target(
+        name=name,
+        provider_name="p",
+        provider=HttpSettings(base_url="http://127.0.0.1:9"),
+        params=HttpParams(),
+        interval=interval,
+        timeout=1.0,
+        jitter=0.0,
+        failure_interval=failure_interval,
+        retries=0,
+        max_body_bytes=1024,
+    )
+
+
+async def nothing(name: str) -> None:
+    return None
+
+
+@given(st.text(min_size=1, max_size=50), st.floats(min_value=0.1, max_value=86400))
+def test_spread_offset_is_stable_and_within_the_interval(name: str, interval: float) -> None:
+    offset = spread_offset(name, interval)
+    assert 0 <= offset < interval
+    assert spread_offset(name, interval) == offset
+
+
+def test_spread_offsets_of_many_targets_cover_the_interval() -> None:
+    offsets = sorted(spread_offset(f"target-{i}", 60.0) for i in range(1000))
+    assert offsets[0] < 1.0
+    assert offsets[-1] > 59.0
+    assert max(b - a for a, b in itertools.pairwise(offsets)) < 2.0
+
+
+async def test_one_job_per_target_never_piling_up() -> None:
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    scheduler.start()
+    try:
+        scheduler.sync([make_target("a"), make_target("b", interval=30.0)])
+        job = scheduler._scheduler.get_job("a")
+        assert job.max_instances == 1
+        assert job.coalesce is True
+        assert job.misfire_grace_time is None
+        assert {j.id for j in scheduler._scheduler.get_jobs()} == {"a", "b"}
+        next_run = scheduler.next_run("a")
+        assert next_run is not None
+        expected = datetime.now(UTC) + timedelta(seconds=spread_offset("a", 60.0))
+        assert abs((next_run - expected).total_seconds()) < 1.0
+    finally:
+        scheduler.shutdown()
+
+
+async def test_sync_keeps_unchanged_timers_and_drops_removed_targets() -> None:
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    scheduler.start()
+    try:
+        scheduler.sync([make_target("a"), make_target("b")])
+        before = scheduler.next_run("a")
+        scheduler.sync([make_target("a"), make_target("c")])
+        assert scheduler.next_run("a") == before
+        assert scheduler.next_run("b") is None
+        assert scheduler.next_run("c") is not None
+    finally:
+        scheduler.shutdown()
+
+
+async def test_failing_target_switches_to_its_failure_interval_and_back() -> None:
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    scheduler.start()
+    try:
+        scheduler.sync([make_target("a", interval=600.0, failure_interval=5.0)])
+        scheduler.set_failing("a", True)
+        soon = scheduler.next_run("a")
+        assert soon is not None
+        assert (soon - datetime.now(UTC)).total_seconds() <= 5.0
+        scheduler.set_failing("a", False)
+        later = scheduler.next_run("a")
+        assert later is not None
+        assert (later - datetime.now(UTC)).total_seconds() > 500
+    finally:
+        scheduler.shutdown()
