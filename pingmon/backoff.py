@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 
 from pingmon.config import BackoffSettings
 
@@ -26,8 +27,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         moment = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if moment.tzinfo is None:  # RFC 9110 dates are GMT; a naive parse means "-0000"
-        return None
+    if moment.tzinfo is None:  # the asctime form has no zone; every HTTP-date is GMT (RFC 9110)
+        moment = moment.replace(tzinfo=UTC)
     delay = moment.timestamp() - now
     return delay if delay > 0 else None
 
@@ -100,8 +101,9 @@ class RateLimitGate:
             base = self.policy.initial * self.policy.multiplier ** (state.consecutive - 1)
             wanted = base * self._rand.uniform(0.9, 1.1)
         delay = min(self.policy.max, wanted)
-        state.delay = delay
-        state.until = max(state.until, self._clock() + delay)
+        until = self._clock() + delay
+        if until > state.until:  # a shorter 429 never shortens a wait already in force
+            state.until, state.delay = until, delay
         return BackoffDecision(delay, state.consecutive, asked, capped=wanted > self.policy.max)
 
     def on_success(self, credential: str) -> None:

@@ -67,7 +67,18 @@ class TargetSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _label_friendly(cls, name: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise ValueError(
+                "must start with a letter or digit and hold only letters, digits and _ . : - "
+                "(at most 100 characters); it becomes the `target` label"
+            )
+        return name
+
     provider: str
     interval: Duration | None = None
     timeout: Duration | None = None
@@ -186,7 +197,8 @@ def load_config(path: str | Path) -> Config:
     except ValidationError as error:
         problems.extend(_problems(error))
     provider_types = _provider_types(raw, settings)
-    targets = _resolve_targets(raw.get("targets"), settings, provider_types, problems)
+    defaults = settings.defaults if settings is not None else _file_defaults(raw)
+    targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
     if problems or settings is None:
         raise ConfigError(source, _unique(problems))
     return Config(settings, tuple(targets), source, tuple(_literal_secret_warnings(settings)))
@@ -229,16 +241,24 @@ def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[s
     }
 
 
+def _file_defaults(raw: Mapping[str, Any]) -> Defaults | None:
+    """The file's defaults when they are valid on their own (other settings were refused);
+    None when they are not, so targets' schedules are not judged against the wrong ones."""
+    try:
+        return Defaults.model_validate(raw.get("defaults") or {})
+    except ValidationError:
+        return None
+
+
 def _resolve_targets(
     raw_targets: object,
     settings: Settings | None,
+    defaults: Defaults | None,
     provider_types: Mapping[str, str],
     problems: list[Problem],
 ) -> list[Target]:
     if not isinstance(raw_targets, list):
         return []
-    # When the file's own defaults were refused, schedules are still checked against ours.
-    defaults = settings.defaults if settings is not None else Defaults()
     resolved: list[Target] = []
     first_seen: dict[str, int] = {}
     for index, raw in enumerate(raw_targets):
@@ -256,6 +276,8 @@ def _resolve_targets(
             spec: TargetSettings = target_model(provider_types[provider_name]).model_validate(raw)
         except ValidationError as error:
             problems.extend(_problems(error, prefix=("targets", index)))
+            continue
+        if defaults is None:
             continue
         schedule = _schedule(spec, defaults)
         problems.extend(_schedule_problems(schedule, where))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,8 @@ def parse_duration(value: object) -> float:
         raise ValueError("must be a duration such as 500ms, 30s, 5m or 1h")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+        seconds = float(value)  # a bare number is seconds, as in PINGMON_DEFAULTS__INTERVAL=30
     elif isinstance(value, str) and value.strip().startswith("-"):
         seconds = -1.0  # refused below with the message about sign, not about syntax
     elif isinstance(value, str) and re.fullmatch(_DURATION_PATTERN, value.strip()):
@@ -31,13 +34,15 @@ def parse_duration(value: object) -> float:
         )
     else:
         raise ValueError(f"{value!r} is not a duration; use a form such as 500ms, 30s, 5m or 1h")
-    if seconds <= 0:
+    if not seconds > 0:  # also refuses NaN (YAML .nan)
         raise ValueError("must be a positive duration")
+    if math.isinf(seconds):
+        raise ValueError("must be a finite duration")
     return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact duration string for a number of seconds, for messages."""
+    """A short duration string for a number of seconds, for messages (90m, 5s, 500ms)."""
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     for unit, size in (("h", 3600.0), ("m", 60.0)):

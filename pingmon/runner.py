@@ -24,6 +24,7 @@ from pingmon.results import CheckResult
 
 log = logging.getLogger("pingmon.runner")
 
+
 @dataclass(frozen=True, slots=True)
 class TargetPlan:
     """Everything needed to check one target, built once per configuration."""

@@ -144,7 +144,7 @@ class Daemon:
 
     @property
     def address(self) -> str:
-        return next(line["address"] for line in self.lines if line["message"] == "listening")
+        return str(next(line["address"] for line in self.lines if line["message"] == "listening"))
 
     async def wait(self, timeout: float = 20) -> int:
         code = await asyncio.wait_for(self.process.wait(), timeout)

@@ -68,8 +68,10 @@ def test_error_class_is_a_state_set_with_every_class_present() -> None:
     metrics = make_metrics()
     metrics.store.record(result("alpha", ErrorClass.SERVER_ERROR))
     get = metrics.registry.get_sample_value
-    values = {c.value: get("pingmon_check_error_class", labels("alpha", error_class=c.value))
-              for c in ErrorClass}  # fmt: skip
+    values = {
+        c.value: get("pingmon_check_error_class", labels("alpha", error_class=c.value))
+        for c in ErrorClass
+    }
     assert values == {c.value: (1.0 if c is ErrorClass.SERVER_ERROR else 0.0) for c in ErrorClass}
     assert get("pingmon_check_success", labels("alpha")) == 0
 
@@ -135,9 +137,10 @@ def test_series_per_target_stay_within_the_budget() -> None:
     for error_class in (ErrorClass.NONE, ErrorClass.TIMEOUT):
         metrics.store.record(result("alpha", error_class))
     per_target = sum(
-        1 for line in metrics.render(metrics.snapshot(), False).decode().splitlines()
+        1
+        for line in metrics.render(metrics.snapshot(), False).decode().splitlines()
         if 'target="alpha"' in line
-    )  # fmt: skip
+    )
     assert per_target <= 35
 
 
@@ -158,8 +161,11 @@ def _samples(families: Iterable[Metric]) -> set[tuple[str, tuple[tuple[str, str]
 
 def _busy_metrics() -> Metrics:
     metrics = make_metrics(backoff={CREDENTIAL: 5.0})
-    for error_class, duration in ((ErrorClass.NONE, 0.01), (ErrorClass.AUTH, 3.0),
-                                  (ErrorClass.RATE_LIMITED, 0.7)):  # fmt: skip
+    for error_class, duration in (
+        (ErrorClass.NONE, 0.01),
+        (ErrorClass.AUTH, 3.0),
+        (ErrorClass.RATE_LIMITED, 0.7),
+    ):
         metrics.store.record(result("alpha", error_class, duration))
     metrics.store.record(result("beta", ErrorClass.NONE, 11.0))
     return metrics
@@ -180,8 +186,9 @@ def test_fast_writer_output_parses_as_openmetrics() -> None:
     families = {f.name: f for f in parse_om(body)}
     assert families["pingmon_checks"].type == "counter"
     assert families["pingmon_check_latency_seconds"].type == "histogram"
-    assert _samples(families.values()) == _samples(parse_text(
-        metrics.render(metrics.snapshot(), openmetrics=False).decode()))  # fmt: skip
+    assert _samples(families.values()) == _samples(
+        parse_text(metrics.render(metrics.snapshot(), openmetrics=False).decode())
+    )
 
 
 def test_every_family_has_help_and_a_documented_type() -> None:

@@ -1,0 +1,535 @@
+"""The configuration file: every rule refused with its exact line, defaults, overrides, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pingmon.config import Config, Settings, json_schema, load_config
+from pingmon.errors import ConfigError
+from pingmon.providers import PROVIDER_TYPES
+
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pingmon.example.yaml"
+
+# The values behind the {env: ...} references in testdata; no test may ever see them printed.
+ENV_SECRETS = {
+    "TEST_STRIPE_API_KEY": "sk_test_stripe-secret-value",
+    "TEST_NINEPIC_API_KEY": "ninepic-secret-value",
+    "TEST_SIMOTEL_API_KEY": "simotel-apikey-secret-value",
+    "TEST_SIMOTEL_USER": "simotel-user-secret-value",
+    "TEST_SIMOTEL_PASSWORD": "simotel-env-password-secret-value",
+    "TEST_STATUS_TOKEN": "Bearer status-token-secret-value",
+}
+# valid.yaml's {file: secrets/simotel-password}, relative to the working directory.
+FILE_SECRET = "simotel-password-secret-value"
+SECRET_VALUES = (*ENV_SECRETS.values(), FILE_SECRET)
+
+UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a check)"
+DURATION_HINT = "is not a duration; use a form such as 500ms, 30s, 5m or 1h"
+EVENT_ID_HINT = (
+    "must be an event destination id starting with ed_ (that is an event id; "
+    "the Stripe docs' curl example wrongly puts one in the path)"
+)
+TYPES = "http, ninepic, simotel, stripe"
+
+# Each testdata/invalid-*.yaml and the exact problems it must be refused with, in order.
+INVALID: list[tuple[str, list[str]]] = [
+    ("invalid-unknown-top-level-key.yaml", [f"concurency: {UNKNOWN_KEY}"]),
+    (
+        "invalid-unknown-provider-key.yaml",
+        [f"providers.stripe-live.stripe_verison: {UNKNOWN_KEY}"],
+    ),
+    ("invalid-unknown-target-key.yaml", [f"targets[0].intervl: {UNKNOWN_KEY}"]),
+    (
+        "invalid-duplicate-target-name.yaml",
+        [
+            "targets[1].name: duplicate target name 'wedding' (first at targets[0]); "
+            "target names must be unique"
+        ],
+    ),
+    (
+        "invalid-undefined-provider.yaml",
+        [
+            "targets[0].provider: no provider named 'ninepik' is defined under providers "
+            "(defined: ninepic)"
+        ],
+    ),
+    (
+        "invalid-unknown-provider-type.yaml",
+        [f"providers.stripe-live: unknown provider type 'stripes'; known types: {TYPES}"],
+    ),
+    (
+        "invalid-provider-without-type.yaml",
+        [f"providers.stripe-live: type is required; one of: {TYPES}"],
+    ),
+    ("invalid-stripe-without-destination-id.yaml", ["targets[0].destination_id: is required"]),
+    ("invalid-stripe-event-id.yaml", [f"targets[0].destination_id: {EVENT_ID_HINT}"]),
+    (
+        "invalid-ninepic-org-id-not-integer.yaml",
+        [
+            "targets[0].org_id: Input should be a valid integer, "
+            "unable to parse string as an integer"
+        ],
+    ),
+    ("invalid-simotel-without-base-url.yaml", ["providers.pbx.base_url: is required"]),
+    (
+        "invalid-simotel-basic-without-password.yaml",
+        ["providers.pbx: auth 'basic' requires password, missing here"],
+    ),
+    (
+        "invalid-http-body-regex.yaml",
+        [
+            "targets[0].expect.body_regex: is not a valid regular expression: "
+            "missing ), unterminated subpattern at position 0"
+        ],
+    ),
+    (
+        "invalid-secret-env-unset.yaml",
+        [
+            "providers.stripe-live.api_key: "
+            "environment variable TEST_UNSET_STRIPE_API_KEY is not set"
+        ],
+    ),
+    (
+        "invalid-secret-file-unreadable.yaml",
+        [
+            "providers.ninepic.api_key: cannot read secret file "
+            "/nonexistent/pingmon/ninepic-api-key: No such file or directory"
+        ],
+    ),
+    (
+        "invalid-secret-env-and-file.yaml",
+        ["providers.ninepic.api_key: must be {env: NAME} or {file: PATH} (or a literal string)"],
+    ),
+    (
+        "invalid-secret-unknown-key.yaml",
+        ["providers.ninepic.api_key: must be {env: NAME} or {file: PATH} (or a literal string)"],
+    ),
+    ("invalid-duration-zero.yaml", ["defaults.interval: must be a positive duration"]),
+    ("invalid-duration-negative.yaml", ["backoff.initial: must be a positive duration"]),
+    ("invalid-duration-malformed.yaml", [f"defaults.interval: '5 minutes' {DURATION_HINT}"]),
+    (
+        "invalid-timeout-not-below-interval.yaml",
+        ["targets[0].timeout: must be below the interval (30s >= 30s)"],
+    ),
+    (
+        "invalid-timeout-not-below-interval-defaults.yaml",
+        [
+            "targets[0].timeout: must be below the interval (1m >= 30s)",
+            "targets[1].timeout: must be below the interval (1m >= 1m)",
+        ],
+    ),
+    (
+        "invalid-failure-interval-above-interval.yaml",
+        ["targets[0].failure_interval: must not exceed the interval (2m > 1m)"],
+    ),
+    (
+        "invalid-rate-limit.yaml",
+        [
+            "providers.stripe-live.rate_limit: '5 per second' is not a rate; "
+            "use a form such as 5/s, 100/m or 1000/h"
+        ],
+    ),
+    (
+        "invalid-listen-without-port.yaml",
+        ["listen: '0.0.0.0' is not host:port, e.g. 0.0.0.0:9108"],
+    ),
+    (
+        "invalid-backoff-initial-above-max.yaml",
+        ["backoff: initial (20m) must not exceed max (15m)"],
+    ),
+    ("invalid-yaml-syntax.yaml", ["line 5, column 12: expected ',' or '}', but got ':'"]),
+    ("invalid-not-a-mapping.yaml", ["the file must hold a mapping of settings"]),
+    ("invalid-missing-file.yaml", ["cannot read the file: No such file or directory"]),
+    (
+        "invalid-several-problems.yaml",
+        [
+            "listen: '0.0.0.0' is not host:port, e.g. 0.0.0.0:9108",
+            "concurrency: Input should be greater than 0",
+            "targets[1].name: duplicate target name 'orders-webhook' (first at targets[0]); "
+            "target names must be unique",
+            f"targets[1].destination_id: {EVENT_ID_HINT}",
+            f"targets[2].interval: '5 minutes' {DURATION_HINT}",
+            "targets[3].timeout: must be below the interval (10s >= 5s)",
+        ],
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No stray PINGMON_* override, the testdata secrets set, and the file secret in place."""
+    for name in list(os.environ):
+        if name.startswith("PINGMON_"):
+            monkeypatch.delenv(name)
+    for name, value in ENV_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TEST_UNSET_STRIPE_API_KEY", raising=False)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "simotel-password").write_text(f"{FILE_SECRET}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+
+def refusal(path: Path) -> ConfigError:
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    return raised.value
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pingmon.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def valid() -> Config:
+    return load_config(TESTDATA / "valid.yaml")
+
+
+# Refusals: one testdata file per rule, each with its exact lines.
+
+
+@pytest.mark.parametrize(("name", "expected"), INVALID, ids=[name for name, _ in INVALID])
+def test_invalid_file_is_refused_with_exactly_these_lines(name: str, expected: list[str]) -> None:
+    path = TESTDATA / name
+    assert refusal(path).lines() == [f"{path}: {line}" for line in expected]
+
+
+def test_every_invalid_testdata_file_has_its_expected_lines() -> None:
+    on_disk = {path.name for path in TESTDATA.glob("invalid-*.yaml")}
+    assert on_disk == {name for name, _ in INVALID} - {"invalid-missing-file.yaml"}
+
+
+def test_the_missing_file_of_the_table_really_is_missing() -> None:
+    assert not (TESTDATA / "invalid-missing-file.yaml").exists()
+
+
+def test_a_file_with_several_problems_reports_each_on_its_own_line_naming_its_path() -> None:
+    problems = refusal(TESTDATA / "invalid-several-problems.yaml").problems
+    assert [problem.path for problem in problems] == [
+        "listen",
+        "concurrency",
+        "targets[1].name",
+        "targets[1].destination_id",
+        "targets[2].interval",
+        "targets[3].timeout",
+    ]
+
+
+def test_an_empty_file_gives_the_built_in_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, ""))
+    assert (config.settings, config.targets) == (Settings(), ())
+
+
+def test_a_provider_whose_type_is_not_a_string_is_refused_not_crashed(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "providers: {odd: {type: [1, 2]}}\nconcurrency: 0\n")
+    assert refusal(path).lines() == [
+        f"{path}: concurrency: Input should be greater than 0",
+        f"{path}: providers.odd: unknown provider type [1, 2]; known types: {TYPES}",
+    ]
+
+
+# The valid file: defaults, overrides and every provider type.
+
+
+def test_valid_file_loads_every_target_with_its_provider_type(valid: Config) -> None:
+    assert [(t.name, t.provider_name, t.provider_type) for t in valid.targets] == [
+        ("orders-webhook", "stripe-live", "stripe"),
+        ("wedding-456", "ninepic", "ninepic"),
+        ("pbx-main", "pbx", "simotel"),
+        ("status", "status-page", "http"),
+    ]
+
+
+def test_valid_file_uses_every_provider_type(valid: Config) -> None:
+    assert {target.provider_type for target in valid.targets} == set(PROVIDER_TYPES)
+
+
+def test_valid_file_with_only_references_has_no_warnings(valid: Config) -> None:
+    assert valid.warnings == ()
+
+
+def test_defaults_are_applied_to_a_target_that_sets_nothing(valid: Config) -> None:
+    target = valid.target("wedding-456")
+    schedule = (target.interval, target.timeout, target.jitter, target.failure_interval)
+    assert schedule == (60.0, 10.0, 0.1, 30.0)
+    assert (target.retries, target.max_body_bytes) == (1, 65536)
+
+
+def test_a_target_value_overrides_the_default(valid: Config) -> None:
+    orders, pbx = valid.target("orders-webhook"), valid.target("pbx-main")
+    assert (orders.interval, orders.timeout, orders.retries) == (300.0, 20.0, 1)
+    assert (pbx.interval, pbx.timeout, pbx.retries) == (5400.0, 10.0, 2)
+
+
+def test_a_target_carries_its_provider_type_parameters(valid: Config) -> None:
+    params: Any = valid.target("wedding-456").params
+    assert (params.org_id, params.event_id) == (903, 456)
+
+
+def test_a_provider_type_default_base_url_is_applied(valid: Config) -> None:
+    assert valid.target("orders-webhook").provider.base_url == "https://api.stripe.com"
+
+
+def test_provider_limits_are_read(valid: Config) -> None:
+    provider = valid.target("orders-webhook").provider
+    assert (provider.max_concurrency, provider.rate_limit) == (2, 5.0)
+
+
+# Environment overrides.
+
+SMALL = """\
+listen: 127.0.0.1:9000
+concurrency: 3
+defaults: {interval: 30s, timeout: 2s}
+providers:
+  status-page: {type: http, base_url: "https://status.example.com"}
+targets:
+  - {name: inherits, provider: status-page}
+  - {name: own-interval, provider: status-page, interval: 1m}
+"""
+
+
+def test_pingmon_concurrency_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_CONCURRENCY", "7")
+    assert load_config(write_config(tmp_path, SMALL)).settings.concurrency == 7
+
+
+def test_pingmon_listen_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_LISTEN", "[::1]:9999")
+    assert load_config(write_config(tmp_path, SMALL)).settings.listen == "[::1]:9999"
+
+
+def test_nested_override_changes_one_default_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_DEFAULTS__INTERVAL", "7s")
+    defaults = load_config(write_config(tmp_path, SMALL)).settings.defaults
+    assert (defaults.interval, defaults.timeout) == (7.0, 2.0)
+
+
+def test_nested_override_reaches_targets_that_inherit_and_spares_those_that_set_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_DEFAULTS__INTERVAL", "7s")
+    config = load_config(write_config(tmp_path, SMALL))
+    assert [(t.name, t.interval) for t in config.targets] == [
+        ("inherits", 7.0),
+        ("own-interval", 60.0),
+    ]
+
+
+def test_an_invalid_override_is_refused_at_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_BACKOFF__MAX", "5 minutes")
+    path = write_config(tmp_path, SMALL)
+    assert refusal(path).lines() == [f"{path}: backoff.max: '5 minutes' {DURATION_HINT}"]
+
+
+# Secrets.
+
+
+def test_env_secret_resolves_to_the_variable(valid: Config) -> None:
+    provider: Any = valid.target("orders-webhook").provider
+    assert provider.api_key.reveal() == ENV_SECRETS["TEST_STRIPE_API_KEY"]
+
+
+def test_file_secret_resolves_without_its_trailing_newline(valid: Config) -> None:
+    provider: Any = valid.target("pbx-main").provider
+    assert provider.password.reveal() == FILE_SECRET
+
+
+def test_secret_header_resolves(valid: Config) -> None:
+    provider: Any = valid.target("status").provider
+    assert provider.headers["Authorization"].reveal() == ENV_SECRETS["TEST_STATUS_TOKEN"]
+
+
+LITERAL = """\
+providers:
+  stripe-live: {type: stripe, api_key: sk_test_literal-secret-value}
+  status-page:
+    type: http
+    base_url: https://status.example.com
+    headers: {Authorization: Bearer literal-header-secret-value}
+"""
+
+
+def test_literal_secret_is_accepted_with_a_warning_naming_its_path(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, LITERAL))
+    hint = "a literal secret in the file; prefer {env: NAME} or {file: PATH}"
+    assert config.warnings == (
+        f"providers.stripe-live.api_key: {hint}",
+        f"providers.status-page.headers: {hint}",
+    )
+
+
+def test_literal_secret_resolves_to_itself(tmp_path: Path) -> None:
+    provider: Any = load_config(write_config(tmp_path, LITERAL)).settings.providers["stripe-live"]
+    assert provider.api_key.reveal() == "sk_test_literal-secret-value"
+
+
+def assert_no_secret_in(text: str, secrets: tuple[str, ...] = SECRET_VALUES) -> None:
+    leaked = [secret for secret in secrets if secret in text]
+    assert leaked == []
+
+
+def test_no_secret_in_repr_or_str_of_the_config(valid: Config) -> None:
+    assert_no_secret_in(repr(valid) + str(valid))
+
+
+def test_no_secret_in_the_json_dump_of_the_settings(valid: Config) -> None:
+    assert_no_secret_in(valid.settings.model_dump_json())
+
+
+def test_no_secret_in_repr_of_a_target(valid: Config) -> None:
+    assert_no_secret_in("".join(repr(target) for target in valid.targets))
+
+
+def test_no_literal_secret_in_repr_or_json_dump(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, LITERAL))
+    text = repr(config) + str(config) + config.settings.model_dump_json()
+    assert_no_secret_in(text, ("literal-secret-value", "literal-header-secret-value"))
+
+
+BAD_WITH_SECRETS = """\
+providers:
+  pasted: sk_live_pasted-secret-value
+  stripe-live: {type: stripe, api_key: sk_live_literal-secret-value, bogus: 1}
+  odd: {type: stripes, api_key: sk_live_other-secret-value}
+  ninepic: {type: ninepic, api_key: {env: TEST_NINEPIC_API_KEY}, base_url: 5}
+  status-page:
+    type: http
+    base_url: https://status.example.com
+    headers: {Authorization: {env: TEST_STATUS_TOKEN}, X-Number: 5}
+targets:
+  - {name: wedding, provider: ninepic, org_id: x, event_id: 1}
+"""
+
+
+def test_no_secret_in_config_error_lines(tmp_path: Path) -> None:
+    error = refusal(write_config(tmp_path, BAD_WITH_SECRETS))
+    secrets = (*SECRET_VALUES, "pasted-secret", "literal-secret", "other-secret")
+    assert len(error.lines()) == 6
+    assert_no_secret_in("\n".join([*error.lines(), str(error), repr(error)]), secrets)
+
+
+# The JSON Schema.
+
+
+def test_json_schema_is_json_serialisable() -> None:
+    assert json.loads(json.dumps(json_schema())) == json_schema()
+
+
+def test_json_schema_lists_every_top_level_key() -> None:
+    assert set(json_schema()["properties"]) == set(Settings.model_fields)
+
+
+def test_json_schema_refuses_unknown_top_level_keys() -> None:
+    assert json_schema()["additionalProperties"] is False
+
+
+COMMON_TARGET_KEYS = {
+    "name",
+    "provider",
+    "interval",
+    "timeout",
+    "jitter",
+    "failure_interval",
+    "retries",
+    "max_body_bytes",
+}
+
+
+@pytest.mark.parametrize(
+    ("definition", "parameters"),
+    [
+        ("StripeTarget", {"destination_id"}),
+        ("NinepicTarget", {"org_id", "event_id"}),
+        ("SimotelTarget", set()),
+        ("HttpTarget", {"method", "path", "headers", "body", "expect"}),
+    ],
+)
+def test_json_schema_includes_the_target_parameters_of_every_provider_type(
+    definition: str, parameters: set[str]
+) -> None:
+    properties = set(json_schema()["$defs"][definition]["properties"])
+    assert properties == {*parameters, *COMMON_TARGET_KEYS}
+
+
+def test_json_schema_has_a_target_definition_per_provider_type() -> None:
+    refs = json_schema()["properties"]["targets"]["items"]["anyOf"]
+    assert len(refs) == len(PROVIDER_TYPES)
+
+
+def test_valid_file_conforms_to_the_json_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    document = yaml.safe_load((TESTDATA / "valid.yaml").read_text(encoding="utf-8"))
+    jsonschema.validate(document, json_schema())
+
+
+# The example the lead ships.
+
+
+def test_example_config_validates_with_its_secrets_provided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not EXAMPLE.exists():
+        pytest.skip("config/pingmon.example.yaml is not written yet")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for name in set(re.findall(r"\{env: (\w+)\}", text)):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    # Secret files live on the deployment's volumes: point each at a file in tmp_path instead.
+    for number, location in enumerate(sorted(set(re.findall(r"\{file: ([^}\s]+)\}", text)))):
+        secret = tmp_path / f"secret-{number}"
+        secret.write_text("value\n", encoding="utf-8")
+        text = text.replace(f"{{file: {location}}}", f"{{file: {secret}}}")
+    config = load_config(write_config(tmp_path, text))
+    assert (len(config.targets), config.warnings) == (len(yaml.safe_load(text)["targets"]), ())
+
+
+def test_a_provider_lists_every_credential_it_holds(valid: Config) -> None:
+    secrets = valid.target("pbx-main").provider.secrets()
+    assert [secret.source for secret in secrets] == [
+        "env:TEST_SIMOTEL_API_KEY",
+        "env:TEST_SIMOTEL_USER",
+        "file:secrets/simotel-password",
+    ]
+
+
+def test_a_target_name_that_cannot_be_a_good_label_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad-name.yaml"
+    path.write_text(
+        "providers: {s: {type: http, base_url: 'http://127.0.0.1:9'}}\n"
+        "targets: [{name: 'has space', provider: s}]\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert refused.value.lines() == [
+        f"{path}: targets[0].name: must start with a letter or digit and hold only letters, "
+        "digits and _ . : - (at most 100 characters); it becomes the `target` label"
+    ]
+
+
+def test_refused_defaults_do_not_add_misleading_schedule_problems(tmp_path: Path) -> None:
+    path = tmp_path / "bad-defaults.yaml"
+    path.write_text(
+        "defaults: {interval: 2m, timeout: nonsense}\n"
+        "providers: {s: {type: http, base_url: 'http://127.0.0.1:9'}}\n"
+        "targets: [{name: a, provider: s, interval: 1m}]\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert [problem.path for problem in refused.value.problems] == ["defaults.timeout"]
