@@ -216,3 +216,19 @@ async def test_max_concurrency_keeps_one_check_in_flight_per_provider(
 
 def test_sandbox_credentials_used_here_are_the_documented_ones() -> None:
     assert SANDBOX_CREDENTIALS.stripe.test_key.startswith("sk_test_")
+
+
+async def test_global_concurrency_bounds_checks_in_flight_across_providers(
+    config_writer: ConfigWriter, start_daemon: StartDaemon, sandbox: Sandbox
+) -> None:
+    sandbox.stripe.set_scenario("*", Scenario("slow", delay=0.25))
+    sandbox.ninepic.set_scenario("*", Scenario("slow", delay=0.25))
+    targets = [
+        stripe_target("s", interval="300ms", timeout="280ms"),
+        ninepic_target("n", interval="300ms", timeout="280ms"),
+    ]
+    await start_daemon(config_writer.load(targets, concurrency=1))
+    await eventually(lambda: sandbox.stripe.count() + sandbox.ninepic.count() >= 4)
+    arrivals = sorted(r.at for r in [*sandbox.stripe.requests, *sandbox.ninepic.requests])
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.2  # one check in flight at a time, whatever the provider

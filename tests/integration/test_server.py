@@ -127,3 +127,35 @@ async def test_bad_reload_keeps_the_running_configuration(
     before = sandbox.ninepic.count()
     await eventually(lambda: sandbox.ninepic.count() > before + 1)  # still checking
     assert [t["target"] for t in (await running.status())["targets"]] == ["keep"]
+
+
+async def test_a_line_is_logged_when_a_target_changes_state_not_on_every_tick(
+    config_writer: ConfigWriter,
+    start_daemon: StartDaemon,
+    sandbox: Sandbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pingmon")
+    running = await start_daemon(
+        config_writer.load([ninepic_target("w", interval="100ms", timeout="80ms")])
+    )
+    labels = {"provider": "ninepic", "target": "w"}
+    await eventually(
+        lambda: (running.sample("pingmon_checks_total", error_class="none", **labels) or 0) >= 5
+    )
+    sandbox.ninepic.set_scenario("*", Scenario("server_error"))
+    await eventually(
+        lambda: (running.sample("pingmon_check_consecutive_failures", **labels) or 0) >= 3
+    )
+    sandbox.ninepic.clear_scenarios()
+    await running.wait_checked("ninepic", "w", success=True)
+    transitions = [
+        (record.message, getattr(record, "error_class", None))
+        for record in caplog.records
+        if getattr(record, "target", None) == "w"
+    ]
+    assert transitions == [
+        ("target is up", "none"),
+        ("target is failing", "server_error"),
+        ("target is up", "none"),
+    ]
