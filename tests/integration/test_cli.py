@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from pingmon.sandbox import Sandbox, Scenario
 from tests.integration.conftest import (
@@ -215,3 +216,14 @@ async def test_text_log_format_is_for_people(config_writer: ConfigWriter) -> Non
     done = await pingmon("--log-format", "text", "check", "--config", str(path))
     assert done.returncode == 0
     assert not done.stderr.startswith("{")
+
+
+async def test_the_shipped_example_passes_config_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "pingmon.example.yaml"
+    for name in ("STRIPE_API_KEY", "NINEPIC_API_KEY", "SIMOTEL_API_KEY", "SIMOTEL_USER",
+                 "SIMOTEL_PASSWORD", "STATUS_TOKEN"):  # fmt: skip
+        monkeypatch.setenv(name, f"value-of-{name.lower()}")
+    done = await pingmon("config", "validate", "--config", str(example))
+    assert done.returncode == 0, done.stderr
+    assert "ok (4 providers, 4 targets)" in done.stdout
+    assert done.stderr == ""  # no literal secrets in the example, so no warnings
