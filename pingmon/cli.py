@@ -15,7 +15,7 @@ from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
 from pingmon.errors import ConfigError
 from pingmon.logs import setup_logging
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = logging.getLogger("pingmon")
 
@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.lines():
             print(line, file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C during `check`; `run` and `demo` handle SIGINT themselves
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -21,10 +21,14 @@ from pingmon.scheduler import CheckScheduler
 log = logging.getLogger("pingmon")
 
 
-def new_session(concurrency: int) -> aiohttp.ClientSession:
+def new_session() -> aiohttp.ClientSession:
     """The one ClientSession: pooled keep-alive connections, no aiohttp default timeout
-    (each attempt is bounded by its target's timeout), no cookies, no proxy from env."""
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ttl_dns_cache=60)
+    (each attempt is bounded by its target's timeout), no cookies, no proxy from env.
+
+    No connection limit here: the runner's semaphores bound checks in flight, and can
+    change on reload, which a connector's limit cannot.
+    """
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
@@ -54,7 +58,7 @@ class Daemon:
         return self._runner is not None and self.scheduler.running
 
     async def start(self) -> None:
-        self._session = new_session(self.config.settings.concurrency)
+        self._session = new_session()
         self._runner = Runner(self._session, self.gate, self.config.settings.concurrency)
         self._apply(self.config)
         self.metrics.config_loaded(True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from pingmon.backoff import RateLimitGate
-from pingmon.config import Config
+from pingmon.config import Config, Target
 from pingmon.daemon import new_session
+from pingmon.errors import ErrorClass
 from pingmon.results import CheckResult
 from pingmon.runner import Runner, build_plans
 
@@ -18,13 +20,27 @@ async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
     """Check the named targets (all when none are named) concurrently, once each."""
     plans = build_plans(config)
     selected = [plans[name] for name in names] if names else list(plans.values())
-    async with new_session(config.settings.concurrency) as session:
-        runner = Runner(
-            session, RateLimitGate(config.settings.backoff), config.settings.concurrency
-        )
+    async with new_session() as session:
+        gate = RateLimitGate(config.settings.backoff)
+        runner = Runner(session, gate, config.settings.concurrency)
         results = await asyncio.gather(*(runner.run(plan) for plan in selected))
-    # A fresh gate is open, so every plan yields a result.
-    return [result for result in results if result is not None]
+    return [
+        result or held_back(plan.target) for plan, result in zip(selected, results, strict=True)
+    ]
+
+
+def held_back(target: Target) -> CheckResult:
+    """A target not sent because another target of its credential just got a 429."""
+    return CheckResult(
+        target=target.name,
+        provider=target.provider_name,
+        error_class=ErrorClass.RATE_LIMITED,
+        http_status=None,
+        duration_seconds=0.0,
+        attempts=0,
+        detail="not sent: another target of this credential was rate limited (429)",
+        finished_at=time.time(),
+    )
 
 
 def as_json(results: Sequence[CheckResult]) -> str:

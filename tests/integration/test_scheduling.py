@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 
+from pingmon.oneshot import check_once
 from pingmon.sandbox import SANDBOX_CREDENTIALS, Sandbox, Scenario
 from tests.integration.conftest import (
     ConfigWriter,
@@ -232,3 +233,16 @@ async def test_global_concurrency_bounds_checks_in_flight_across_providers(
     arrivals = sorted(r.at for r in [*sandbox.stripe.requests, *sandbox.ninepic.requests])
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert min(gaps) >= 0.2  # one check in flight at a time, whatever the provider
+
+
+async def test_check_once_reports_a_target_held_back_by_its_credentials_429(
+    config_writer: ConfigWriter, sandbox: Sandbox
+) -> None:
+    providers = sandbox_providers(sandbox)
+    providers["stripe"]["rate_limit"] = "1/s"  # the second request waits a second
+    sandbox.stripe.set_scenario("*", Scenario("rate_limited"))
+    targets = [stripe_target("first", DEST_A), stripe_target("second", DEST_B)]
+    results = await check_once(config_writer.load(targets, providers=providers), [])
+    assert [r.error_class for r in results] == ["rate_limited", "rate_limited"]
+    assert sorted(r.attempts for r in results) == [0, 1]
+    assert sandbox.stripe.count() == 1
