@@ -2,12 +2,13 @@
 
 The per-target families are built from a snapshot of the result store. A custom
 Collector serves them through prometheus-client (tests read them with
-``get_sample_value``); ``/metrics`` uses ``render_targets``, a direct text writer over the
-same table, because the generic renderer costs ~7 us a series (DESIGN.md, "Scale").
+``get_sample_value``); ``/metrics`` uses ``render_target_chunks``, a direct text writer over
+the same table, because the generic renderer costs ~7 us a series (DESIGN.md, "Scale").
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ generate_openmetrics = cast(
     Callable[[CollectorRegistry], bytes], openmetrics_exposition.generate_latest
 )
 
+CHUNK_LINES = 4096  # ~3 ms of rendering between two turns of the event loop
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ERROR_CLASSES = tuple(ErrorClass)
 
@@ -101,11 +103,14 @@ def _checks_total(view: TargetView) -> Iterable[Sample]:
     return [("", (("error_class", c.value),), float(n)) for c, n in view.state.checks_by_class]
 
 
+_LE_LABELS: tuple[Labels, ...] = tuple((("le", go_float(b)),) for b in LATENCY_BUCKETS)
+
+
 def _latency(view: TargetView) -> Iterator[Sample]:
     cumulative = 0
-    for bound, count in zip(LATENCY_BUCKETS, view.state.latency_counts, strict=False):
+    for le, count in zip(_LE_LABELS, view.state.latency_counts, strict=False):
         cumulative += count
-        yield ("_bucket", (("le", go_float(bound)),), float(cumulative))
+        yield ("_bucket", le, float(cumulative))
     total = sum(view.state.latency_counts)
     yield ("_bucket", (("le", "+Inf"),), float(total))
     yield ("_count", (), float(total))
@@ -191,10 +196,21 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def render_targets(
-    snapshot: list[TargetView], latency_histogram: bool, openmetrics: bool
-) -> bytes:
-    """The per-target families in the Prometheus text format (or OpenMetrics)."""
+def format_value(value: float) -> str:
+    """A sample value as the text formats take it; ``repr`` is exact and fast."""
+    if math.isfinite(value):
+        return repr(value)
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def render_target_chunks(
+    snapshot: list[TargetView],
+    latency_histogram: bool,
+    openmetrics: bool,
+    lines_per_chunk: int = CHUNK_LINES,
+) -> Iterator[bytes]:
+    """The per-target families in the Prometheus text format (or OpenMetrics), in chunks,
+    so a server can yield to the event loop between them while checks go on."""
     prefixes = [
         f'provider="{_escape(v.state.info.provider)}",target="{_escape(v.state.info.name)}"'
         for v in snapshot
@@ -210,8 +226,14 @@ def render_targets(
                 if rendered is None:
                     rendered = "".join(f',{k}="{_escape(v)}"' for k, v in extra)
                     extra_cache[extra] = rendered
-                lines.append(f"{family.name}{suffix}{{{prefix}{rendered}}} {go_float(value)}\n")
-    return "".join(lines).encode()
+                lines.append(
+                    f"{family.name}{suffix}{{{prefix}{rendered}}} {format_value(value)}\n"
+                )
+            if len(lines) >= lines_per_chunk:
+                yield "".join(lines).encode()
+                lines.clear()
+    if lines:
+        yield "".join(lines).encode()
 
 
 class Metrics:
@@ -261,11 +283,17 @@ class Metrics:
         if success:
             self.reload_success_time.set(time.time() if at is None else at)
 
-    def render(self, snapshot: list[TargetView], openmetrics: bool) -> bytes:
-        """The whole exposition for a snapshot; safe to call from a worker thread."""
+    def render_chunks(self, snapshot: list[TargetView], openmetrics: bool) -> Iterator[bytes]:
+        """The whole exposition for a snapshot, in chunks: pingmon's own metrics, the
+        per-target families, and OpenMetrics' closing ``# EOF``."""
         if openmetrics:
-            own = generate_openmetrics(self.own).removesuffix(b"# EOF\n")
-            tail = b"# EOF\n"
+            yield generate_openmetrics(self.own).removesuffix(b"# EOF\n")
         else:
-            own, tail = generate_latest(self.own), b""
-        return own + render_targets(snapshot, self.latency_histogram, openmetrics) + tail
+            yield generate_latest(self.own)
+        yield from render_target_chunks(snapshot, self.latency_histogram, openmetrics)
+        if openmetrics:
+            yield b"# EOF\n"
+
+    def render(self, snapshot: list[TargetView], openmetrics: bool) -> bytes:
+        """The whole exposition for a snapshot, at once."""
+        return b"".join(self.render_chunks(snapshot, openmetrics))

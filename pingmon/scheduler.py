@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,25 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.config import Target
+
+
+class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
+    """An interval trigger whose jitter does not accumulate.
+
+    APScheduler 3 adds the interval to the previous *jittered* run, so a 1 s interval with
+    jitter 0.1 runs every 1.1 s on average. This one goes back to the previous run's grid
+    point first, so runs stay on ``start_date + k * interval`` plus a fresh jitter each.
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None and self.jitter:
+            elapsed = (previous_fire_time - self.start_date).total_seconds()
+            steps = math.floor(elapsed / self.interval_length + 1e-9)  # float noise at k*L
+            previous_fire_time = self.start_date + timedelta(seconds=steps * self.interval_length)
+        next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        return next_fire_time
 
 
 def spread_offset(name: str, interval: float) -> float:
@@ -117,7 +137,7 @@ class CheckScheduler:
         spread = cadence.jitter * seconds
         first_in = spread_offset(first, seconds) if first is not None else seconds
         start = datetime.now(UTC) + timedelta(seconds=first_in - spread)
-        return IntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
+        return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
 
     def _on_submitted(self, event: Any) -> None:
         if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:

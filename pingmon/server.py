@@ -48,18 +48,20 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in accept
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Rendered in a worker thread from a snapshot, so a scrape never stalls the checks."""
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Rendered from a snapshot in chunks, yielding to the event loop between them, so a
+    scrape of many targets never stalls the checks (a worker thread would not help: the
+    rendering holds the GIL)."""
     daemon = request.app[DAEMON]
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    snapshot = daemon.metrics.snapshot()
-    body = await asyncio.get_running_loop().run_in_executor(
-        None, daemon.metrics.render, snapshot, openmetrics
+    response = web.StreamResponse(
+        headers={"Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE}
     )
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = (
-        OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-    )
+    await response.prepare(request)
+    for chunk in daemon.metrics.render_chunks(daemon.metrics.snapshot(), openmetrics):
+        await response.write(chunk)
+        await asyncio.sleep(0)
+    await response.write_eof()
     return response
 
 

@@ -242,7 +242,9 @@ async def test_check_once_reports_a_target_held_back_by_its_credentials_429(
     providers["stripe"]["rate_limit"] = "1/s"  # the second request waits a second
     sandbox.stripe.set_scenario("*", Scenario("rate_limited"))
     targets = [stripe_target("first", DEST_A), stripe_target("second", DEST_B)]
-    results = await check_once(config_writer.load(targets, providers=providers), [])
+    backoff = {"initial": "30s", "multiplier": 2, "max": "1m"}  # outlasts the wait for a token
+    config = config_writer.load(targets, providers=providers, backoff=backoff)
+    results = await check_once(config, [])
     assert [r.error_class for r in results] == ["rate_limited", "rate_limited"]
     assert sorted(r.attempts for r in results) == [0, 1]
     assert sandbox.stripe.count() == 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
 
 from pingmon.config import Target
 from pingmon.providers.http import HttpParams, HttpSettings
-from pingmon.scheduler import CheckScheduler, spread_offset
+from pingmon.scheduler import CheckScheduler, GridIntervalTrigger, spread_offset
 
 
 def make_target(
@@ -94,3 +97,31 @@ async def test_failing_target_switches_to_its_failure_interval_and_back() -> Non
         assert (later - datetime.now(UTC)).total_seconds() > 500
     finally:
         scheduler.shutdown()
+
+
+def _mean_interval(trigger_class: type[IntervalTrigger], runs: int = 2000) -> float:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trigger = trigger_class(seconds=1, start_date=start, jitter=0.2)
+    fire_times = [trigger.get_next_fire_time(None, start)]
+    for _ in range(runs):
+        fire_times.append(trigger.get_next_fire_time(fire_times[-1], fire_times[-1]))
+    return float((fire_times[-1] - fire_times[0]).total_seconds() / runs)
+
+
+def test_jitter_does_not_stretch_the_interval() -> None:
+    random.seed(7)
+    assert _mean_interval(IntervalTrigger) > 1.08  # APScheduler's own trigger drifts
+    assert _mean_interval(GridIntervalTrigger) == pytest.approx(1.0, abs=0.01)
+
+
+def test_jittered_runs_stay_within_their_grid_slot() -> None:
+    random.seed(11)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trigger = GridIntervalTrigger(seconds=10, start_date=start, jitter=4)
+    fire_time = trigger.get_next_fire_time(None, start)
+    for step in range(1, 200):
+        assert fire_time is not None
+        fire_time = trigger.get_next_fire_time(fire_time, fire_time)
+        assert fire_time is not None
+        offset = (fire_time - start).total_seconds() - 10 * step
+        assert 0 <= offset <= 4
