@@ -19,7 +19,7 @@ from pingmon.client import send, ssl_context
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
-from pingmon.providers.base import PreparedRequest, Verdict, redact
+from pingmon.providers.base import PreparedRequest, Verdict
 from pingmon.results import CheckResult
 
 log = logging.getLogger("pingmon.runner")
@@ -130,7 +130,7 @@ class Runner:
             http_status=status,
             duration_seconds=time.perf_counter() - started,
             attempts=attempts,
-            detail=redact(verdict.detail, plan.target.provider.secrets()),
+            detail=verdict.detail,
             finished_at=self._clock(),
         )
         return result, retry_after
@@ -149,7 +149,7 @@ class Runner:
             )
         except TransportError as error:
             return Verdict(error.error_class, error.detail), None, None
-        verdict = plan.provider.judge(target.params, request, response)
+        verdict = plan.provider.assess(target.params, request, response)
         return verdict, response.status, response.headers.get("Retry-After")
 
     @staticmethod

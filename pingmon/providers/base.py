@@ -6,7 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
@@ -119,6 +119,13 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
     @abstractmethod
     def judge(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
         """Decide the check's error class from the response alone."""
+
+    def assess(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
+        """``judge``, with every credential masked in the detail: a server may echo what it
+        was sent, and the detail goes to logs, /status and `check` output."""
+        verdict = self.judge(params, request, response)
+        detail = redact(verdict.detail, self.settings.secrets())
+        return verdict if detail == verdict.detail else replace(verdict, detail=detail)
 
     def credential_key(self) -> str:
         """A stable fingerprint of the credentials, so back-off and rate budgets are shared.

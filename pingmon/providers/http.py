@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import Annotated, Any, Literal
@@ -18,7 +17,6 @@ from pingmon.providers.base import (
     ProviderSettings,
     TargetParams,
     Verdict,
-    redact,
     short,
     url_join,
 )
@@ -107,8 +105,7 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
         self, params: HttpParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
         verdict = _judge(params.expect, response)
-        detail = redact(verdict.detail, self.settings.secrets())
-        return dataclasses.replace(verdict, detail=detail)
+        return verdict
 
 
 def _judge(expect: Expect, response: HttpResponse) -> Verdict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +20,6 @@ from pingmon.providers.base import (
     header,
     judge_status,
     parse_json_object,
-    redact,
     short,
     url_join,
 )
@@ -88,8 +86,7 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
         verdict = _judge_status(response, message if isinstance(message, str) else None)
         if verdict is None:
             verdict = _judge_envelope(response, body)
-        detail = redact(verdict.detail, self.settings.secrets())
-        return dataclasses.replace(verdict, detail=detail)
+        return verdict
 
 
 def ping_url(base_url: str) -> str:

@@ -22,7 +22,6 @@ from pingmon.providers.base import (
     header,
     judge_status,
     parse_json_object,
-    redact,
     short,
     url_join,
 )
@@ -113,8 +112,7 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
             verdict = self._judge_pong(params, request, response, body)
         if not verdict.success and _server_says_no_retry(response):
             verdict = dataclasses.replace(verdict, retry=False)
-        detail = redact(verdict.detail, self.settings.secrets())
-        return dataclasses.replace(verdict, detail=detail)
+        return verdict
 
     def _judge_status(self, response: HttpResponse, body: dict[str, Any] | None) -> Verdict | None:
         error = body.get("error") if body else None

@@ -288,7 +288,7 @@ def test_http_header_secret_echoed_by_the_server_is_masked_in_the_verdict() -> N
     target = make_params(expect={"json": {"status": "ok"}})
     request = provider.request(target, "check-1")
 
-    verdict = provider.judge(target, request, response(200, {"status": TOKEN}))
+    verdict = provider.assess(target, request, response(200, {"status": TOKEN}))
 
     assert verdict.error_class is ErrorClass.BAD_RESPONSE
     assert TOKEN not in repr(verdict)

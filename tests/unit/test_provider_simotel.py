@@ -49,7 +49,7 @@ def response(
 
 def judge(resp: HttpResponse) -> Verdict:
     provider = make_provider()
-    return provider.judge(PARAMS, provider.request(PARAMS, "check-1"), resp)
+    return provider.assess(PARAMS, provider.request(PARAMS, "check-1"), resp)
 
 
 def failure(message: str) -> dict[str, Any]:

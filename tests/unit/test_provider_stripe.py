@@ -67,7 +67,7 @@ def judge(
 ) -> Verdict:
     provider = provider or make_provider()
     request = provider.request(params(), check_id)
-    return provider.judge(params(), request, resp)
+    return provider.assess(params(), request, resp)
 
 
 def pong_with(path: str, value: object) -> dict[str, Any]:
