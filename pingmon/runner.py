@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -40,34 +40,42 @@ class TargetPlan:
 def build_plans(
     config: Config, previous: dict[str, TargetPlan] | None = None
 ) -> dict[str, TargetPlan]:
-    """One plan per target; targets of one provider share its slots, targets of one
-    credential share its token bucket (kept across reloads when the rate is unchanged)."""
+    """One plan per target. What a provider entry needs (its instance, TLS context and
+    slots) is built once and shared by its targets; targets of one credential share its
+    token bucket, kept across reloads while the rate stays the same."""
     old_budgets = {p.credential: p.budget for p in (previous or {}).values() if p.budget}
-    providers: dict[str, Provider[Any, Any]] = {}
-    slots: dict[str, asyncio.Semaphore] = {}
     budgets: dict[str, TokenBucket] = {}
+    shared: dict[str, TargetPlan] = {}  # by provider name: a template for its targets
     plans: dict[str, TargetPlan] = {}
     for target in config.targets:
-        settings = target.provider
-        provider = providers.setdefault(
-            target.provider_name, PROVIDER_TYPES[settings.type](settings)
-        )
-        credential = provider.credential_key()
-        if settings.max_concurrency and target.provider_name not in slots:
-            slots[target.provider_name] = asyncio.Semaphore(settings.max_concurrency)
-        if settings.rate_limit and credential not in budgets:
-            old = old_budgets.get(credential)
-            reuse = old is not None and old.rate == settings.rate_limit
-            budgets[credential] = old if old and reuse else TokenBucket(settings.rate_limit)
-        plans[target.name] = TargetPlan(
-            target=target,
-            provider=provider,
-            credential=credential,
-            tls=ssl_context(settings.tls),
-            provider_slots=slots.get(target.provider_name),
-            budget=budgets.get(credential),
-        )
+        template = shared.get(target.provider_name)
+        if template is None:
+            template = _provider_template(target, old_budgets, budgets)
+            shared[target.provider_name] = template
+        plans[target.name] = replace(template, target=target)
     return plans
+
+
+def _provider_template(
+    target: Target, old_budgets: dict[str, TokenBucket], budgets: dict[str, TokenBucket]
+) -> TargetPlan:
+    settings = target.provider
+    provider = PROVIDER_TYPES[settings.type](settings)
+    credential = provider.credential_key()
+    if settings.rate_limit and credential not in budgets:
+        old = old_budgets.get(credential)
+        keep = old is not None and old.rate == settings.rate_limit
+        budgets[credential] = old if old is not None and keep else TokenBucket(settings.rate_limit)
+    return TargetPlan(
+        target=target,
+        provider=provider,
+        credential=credential,
+        tls=ssl_context(settings.tls),
+        provider_slots=(
+            asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
+        ),
+        budget=budgets.get(credential),
+    )
 
 
 def retry_delay(attempt: int, rand: random.Random) -> float:
