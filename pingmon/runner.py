@@ -105,16 +105,14 @@ class Runner:
         """Check a target, or return None when its credential is backing off."""
         if self.gate.is_closed(plan.credential):
             return None
-        if plan.budget is not None:
-            wait = plan.budget.reserve()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if self.gate.is_closed(plan.credential):  # a sibling got a 429 meanwhile
-                return None
+        if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
+            await asyncio.sleep(wait)
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.slots)
             if plan.provider_slots is not None:
                 await stack.enter_async_context(plan.provider_slots)
+            if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
+                return None
             result, retry_after = await self._check(plan)
         self._apply_backoff(plan, result, retry_after)
         return result
