@@ -101,8 +101,11 @@ class Daemon:
     async def reload(self) -> tuple[bool, list[str]]:
         """Load the file again; a bad file keeps the running configuration."""
         async with self._reload_lock:
+            loop = asyncio.get_running_loop()
             try:
-                config = load_config(Path(self.config.source))
+                # In a worker thread: a large file takes a second to validate, and the
+                # checks go on meanwhile.
+                config = await loop.run_in_executor(None, load_config, Path(self.config.source))
             except ConfigError as error:
                 self.metrics.config_loaded(False)
                 for line in error.lines():
@@ -112,6 +115,11 @@ class Daemon:
                 return False, error.lines()
             for warning in config.warnings:
                 log.warning(warning)
+            if config.settings.listen != self.config.settings.listen:
+                log.warning(
+                    "listen changed; it takes effect at the next restart",
+                    extra={"listen": self.config.settings.listen},
+                )
             self._apply(config)
             self.config = config
             self.metrics.config_loaded(True)
