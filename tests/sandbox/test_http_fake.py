@@ -9,19 +9,13 @@ import pytest
 
 from pingmon.sandbox import HttpFake, Scenario
 
-from . import CLIENT_TIMEOUT, HTTP, fetch
+from . import HTTP, fetch
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[HttpFake]:
     async with HttpFake(credentials=HTTP) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as client:
-        yield client
 
 
 async def test_http_any_path_answers_status_ok_as_json(

@@ -9,7 +9,7 @@ import pytest
 
 from pingmon.sandbox import NinepicFake, Scenario
 
-from . import CLIENT_TIMEOUT, NINEPIC, Answer, fetch
+from . import NINEPIC, Answer, fetch
 
 ORG, EVENT = NINEPIC.org_id, NINEPIC.event_id
 
@@ -18,12 +18,6 @@ ORG, EVENT = NINEPIC.org_id, NINEPIC.event_id
 async def ninepic() -> AsyncIterator[NinepicFake]:
     async with NinepicFake(credentials=NINEPIC) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as client:
-        yield client
 
 
 async def ping(

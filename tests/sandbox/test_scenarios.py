@@ -26,7 +26,7 @@ from pingmon.sandbox import (
     StripeFake,
 )
 
-from . import CLIENT_TIMEOUT, HTTP, fetch, good_call, send
+from . import HTTP, fetch, good_call, send
 
 HEALTHZ = HTTP.path
 # Played by FakeProvider itself; every other scenario name is a status the table below pins.
@@ -77,12 +77,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def http() -> AsyncIterator[HttpFake]:
     async with HttpFake() as fake:
         yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as client:
-        yield client
 
 
 def fake_of(sandbox: Sandbox, kind: str) -> FakeProvider:

@@ -10,7 +10,7 @@ import pytest
 from pingmon.sandbox import SimotelAccount, SimotelFake
 from pingmon.sandbox.simotel import PING_MESSAGE
 
-from . import CLIENT_TIMEOUT, SIMOTEL, Answer, basic, fetch
+from . import SIMOTEL, Answer, basic, fetch
 
 PATH = "/api/v4/setting/ping/act"
 JSON = "application/json"
@@ -20,12 +20,6 @@ JSON = "application/json"
 async def simotel() -> AsyncIterator[SimotelFake]:
     async with SimotelFake(credentials=SIMOTEL) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as client:
-        yield client
 
 
 def credentials(account: SimotelAccount) -> dict[str, str]:

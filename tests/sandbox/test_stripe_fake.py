@@ -12,7 +12,7 @@ import pytest
 from pingmon.sandbox import Scenario, StripeFake
 from pingmon.sandbox.stripe import mask_key
 
-from . import CLIENT_TIMEOUT, STRIPE, Answer, basic, fetch
+from . import STRIPE, Answer, basic, fetch
 
 DESTINATION = STRIPE.test_destination
 RFC3339_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -22,12 +22,6 @@ RFC3339_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 async def stripe() -> AsyncIterator[StripeFake]:
     async with StripeFake(credentials=STRIPE) as fake:
         yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as client:
-        yield client
 
 
 async def ping(
