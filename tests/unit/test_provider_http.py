@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from pingmon.providers.http import (
     json_equal,
     subset_mismatch,
 )
+from tests.unit import response
 
 BASE_URL = "https://status.example.com"
 TOKEN = "Bearer st_SeCrEt_0123456789"
@@ -33,13 +33,6 @@ def make_provider(**fields: Any) -> HttpProvider:
 
 def make_params(**fields: Any) -> HttpParams:
     return HttpParams.model_validate(fields)
-
-
-def response(
-    status: int, body: object = b"", headers: dict[str, str] | None = None
-) -> HttpResponse:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HttpResponse(status=status, headers=CIMultiDict(headers or {}), body=raw)
 
 
 def judge(resp: HttpResponse, **params: Any) -> Verdict:

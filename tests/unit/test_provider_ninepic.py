@@ -13,6 +13,7 @@ from pingmon.errors import ErrorClass
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import HttpResponse, PreparedRequest, Verdict
 from pingmon.providers.ninepic import NinepicParams, NinepicProvider, NinepicSettings
+from tests.unit import response
 
 API_KEY = "9pic_live_SeCrEt0123456789abcdef"
 PARAMS = NinepicParams(org_id=903, event_id=456)
@@ -28,13 +29,6 @@ LEGACY_PONG: dict[str, Any] = {"status": "ok", "org_id": 903, "event_id": 456}
 def make_provider(**settings: Any) -> NinepicProvider:
     model = NinepicSettings.model_validate({"type": "ninepic", "api_key": API_KEY, **settings})
     return NinepicProvider(model)
-
-
-def response(
-    status: int, body: object = b"", headers: dict[str, str] | None = None
-) -> HttpResponse:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HttpResponse(status=status, headers=CIMultiDict(headers or {}), body=raw)
 
 
 def judge(resp: HttpResponse) -> Verdict:

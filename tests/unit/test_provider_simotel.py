@@ -13,6 +13,7 @@ from pingmon.errors import ErrorClass
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import HttpResponse, Verdict
 from pingmon.providers.simotel import SimotelParams, SimotelProvider, SimotelSettings
+from tests.unit import response
 
 SERVER = "http://192.168.51.20"
 PING_URL = "http://192.168.51.20/api/v4/setting/ping/act"
@@ -38,13 +39,6 @@ def make_settings(**fields: Any) -> SimotelSettings:
 
 def make_provider(**fields: Any) -> SimotelProvider:
     return SimotelProvider(make_settings(**{**CREDENTIALS, **fields}))
-
-
-def response(
-    status: int, body: object = b"", headers: dict[str, str] | None = None
-) -> HttpResponse:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HttpResponse(status=status, headers=CIMultiDict(headers or {}), body=raw)
 
 
 def judge(resp: HttpResponse) -> Verdict:

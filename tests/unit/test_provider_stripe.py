@@ -21,6 +21,7 @@ from pingmon.providers.stripe import (
     StripeProvider,
     StripeSettings,
 )
+from tests.unit import response
 
 TEST_KEY = "sk_test_51HxSeCrEtVaLuE0000aaaa"
 DESTINATION = "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6"
@@ -53,13 +54,6 @@ def make_provider(api_key: str = TEST_KEY, **settings: Any) -> StripeProvider:
 
 def params(destination_id: str = DESTINATION) -> StripeParams:
     return StripeParams(destination_id=destination_id)
-
-
-def response(
-    status: int, body: object = b"", headers: dict[str, str] | None = None
-) -> HttpResponse:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return HttpResponse(status=status, headers=CIMultiDict(headers or {}), body=raw)
 
 
 def judge(
