@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
+from pingmon.problems import validation_problems
 from pingmon.providers import PROVIDER_TYPES, ProviderClass
 from pingmon.providers.base import ProviderSettings, TargetParams
 
@@ -197,12 +198,12 @@ def load_config(path: str | Path) -> Config:
     try:
         settings = Settings(**raw)
     except ValidationError as error:
-        problems.extend(_problems(error))
+        problems.extend(validation_problems(error))
     provider_types = _provider_types(raw, settings)
     defaults = settings.defaults if settings is not None else _file_defaults(raw)
     targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
     if problems or settings is None:
-        raise ConfigError(source, _unique(problems))
+        raise ConfigError(source, list(dict.fromkeys(problems)))
     return Config(settings, tuple(targets), source, tuple(_literal_secret_warnings(settings)))
 
 
@@ -287,7 +288,7 @@ def _resolve_targets(
         try:
             spec: TargetSettings = target_model(provider_types[provider_name]).model_validate(raw)
         except ValidationError as error:
-            problems.extend(_problems(error, prefix=("targets", index)))
+            problems.extend(validation_problems(error, prefix=("targets", index)))
             continue
         if defaults is None:
             continue
@@ -343,45 +344,6 @@ def _schedule_problems(schedule: Mapping[str, Any], where: str) -> list[Problem]
 
 def _not_below(value: float, what: str, limit: float) -> str:
     return f"must be below {what} ({format_duration(value)} >= {format_duration(limit)})"
-
-
-def _problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
-    return [
-        Problem(_path(prefix + tuple(detail["loc"])), _message(detail))
-        for detail in error.errors(include_url=False)
-    ]
-
-
-def _path(loc: Sequence[Any]) -> str:
-    parts: list[str] = []
-    for position, item in enumerate(loc):
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-            continue
-        # A discriminated union puts the tag into the location: providers.NAME.<type>.field
-        if position == 2 and loc[0] == "providers" and item in PROVIDER_TYPES:
-            continue
-        parts.append(f".{item}" if parts else str(item))
-    return "".join(parts)
-
-
-def _message(detail: Mapping[str, Any]) -> str:
-    kind = detail["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (refused so that a typo never silently changes a check)"
-    if kind == "missing":
-        return "is required"
-    if kind == "union_tag_invalid":
-        known = ", ".join(PROVIDER_TYPES)
-        return f"unknown provider type {detail['input'].get('type')!r}; known types: {known}"
-    if kind == "union_tag_not_found":
-        return f"type is required; one of: {', '.join(PROVIDER_TYPES)}"
-    message = str(detail["msg"])
-    return re.sub(r"^(Value error|Assertion failed), ", "", message)
-
-
-def _unique(problems: list[Problem]) -> list[Problem]:
-    return list(dict.fromkeys(problems))
 
 
 def _literal_secret_warnings(settings: Settings) -> list[str]:

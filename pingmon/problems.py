@@ -1,0 +1,48 @@
+"""Pydantic's validation errors as configuration problems: one line each, naming its path."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from pingmon.errors import Problem
+from pingmon.providers import PROVIDER_TYPES
+
+
+def validation_problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    """One Problem per error; ``prefix`` places errors of a nested model (``targets[2]``)."""
+    return [
+        Problem(_path(prefix + tuple(detail["loc"])), _message(detail))
+        for detail in error.errors(include_url=False)
+    ]
+
+
+def _path(loc: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for position, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            continue
+        # A discriminated union puts the tag into the location: providers.NAME.<type>.field
+        if position == 2 and loc[0] == "providers" and item in PROVIDER_TYPES:
+            continue
+        parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _message(detail: Mapping[str, Any]) -> str:
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (refused so that a typo never silently changes a check)"
+    if kind == "missing":
+        return "is required"
+    if kind == "union_tag_invalid":
+        known = ", ".join(PROVIDER_TYPES)
+        return f"unknown provider type {detail['input'].get('type')!r}; known types: {known}"
+    if kind == "union_tag_not_found":
+        return f"type is required; one of: {', '.join(PROVIDER_TYPES)}"
+    message = str(detail["msg"])
+    return re.sub(r"^(Value error|Assertion failed), ", "", message)
