@@ -84,11 +84,6 @@ def _error_class(view: TargetView) -> Iterable[Sample]:
     return [("", (("error_class", c.value),), float(c is last.error_class)) for c in ERROR_CLASSES]
 
 
-def _last_run(view: TargetView) -> Iterable[Sample]:
-    last = view.state.last
-    return [] if last is None else [("", (), last.finished_at)]
-
-
 def _last_success(view: TargetView) -> Iterable[Sample]:
     at = view.state.last_success_at
     return [] if at is None else [("", (), at)]
@@ -137,7 +132,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("pingmon_check_interval_seconds", "gauge",
            "The configured interval between checks.", _one(lambda v: v.state.info.interval)),
     Family("pingmon_check_last_run_timestamp_seconds", "gauge",
-           "When the last check finished (Unix time).", _last_run),
+           "When the last check finished (Unix time).", _last("finished_at")),
     Family("pingmon_check_last_success_timestamp_seconds", "gauge",
            "When a check last succeeded (Unix time).", _last_success),
     Family("pingmon_check_consecutive_failures", "gauge",

@@ -107,10 +107,10 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
     type_name: ClassVar[str]
     settings_model: ClassVar[type[ProviderSettings]]
     params_model: ClassVar[type[TargetParams]]
-    default_base_url: ClassVar[str | None] = None
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
+        self._secrets = settings.secrets()  # settings are frozen: collected once, not per check
 
     @abstractmethod
     def request(self, params: ParamsT, check_id: str) -> PreparedRequest:
@@ -124,7 +124,7 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
         """``judge``, with every credential masked in the detail: a server may echo what it
         was sent, and the detail goes to logs, /status and `check` output."""
         verdict = self.judge(params, request, response)
-        detail = redact(verdict.detail, self.settings.secrets())
+        detail = redact(verdict.detail, self._secrets)
         return verdict if detail == verdict.detail else replace(verdict, detail=detail)
 
     def credential_key(self) -> str:
@@ -134,9 +134,9 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
         and never the secret itself.
         """
         digest = hashlib.sha256(self.settings.type.encode())
-        for secret in self.settings.secrets():
+        for secret in self._secrets:
             digest.update(b"\0" + secret.reveal().encode())
-        if not self.settings.secrets():
+        if not self._secrets:
             digest.update(b"\0" + self.settings.base_url.encode())
         return digest.hexdigest()[:16]
 

@@ -85,7 +85,6 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
     type_name = "http"
     settings_model = HttpSettings
     params_model = HttpParams
-    default_base_url = None
 
     def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
         headers = {name: secret.reveal() for name, secret in self.settings.headers.items()}

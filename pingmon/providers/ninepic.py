@@ -46,7 +46,6 @@ class NinepicProvider(Provider[NinepicSettings, NinepicParams]):
     type_name = "ninepic"
     settings_model = NinepicSettings
     params_model = NinepicParams
-    default_base_url = DEFAULT_BASE_URL
 
     def request(self, params: NinepicParams, check_id: str) -> PreparedRequest:
         path = f"/api/v1/ext/{params.org_id}/event/{params.event_id}/ping"

@@ -62,7 +62,6 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
     type_name = "simotel"
     settings_model = SimotelSettings
     params_model = SimotelParams
-    default_base_url = None  # on-prem: there is no public server
 
     def request(self, params: SimotelParams, check_id: str) -> PreparedRequest:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -76,7 +76,6 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
     type_name = "stripe"
     settings_model = StripeSettings
     params_model = StripeParams
-    default_base_url = DEFAULT_BASE_URL
 
     # The clock the freshness check reads; tests replace it.
     now: Callable[[], datetime]
