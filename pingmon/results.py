@@ -63,7 +63,7 @@ class TargetState:
             self,
             last=result,
             last_success_at=result.finished_at if result.success else self.last_success_at,
-            consecutive_failures=0 if result.success else self.consecutive_failures + 1,
+            consecutive_failures=_consecutive_failures(self.consecutive_failures, result),
             checks_by_class=tuple(by_class.items()),
             attempts_total=self.attempts_total + result.attempts,
             rate_limited_total=self.rate_limited_total
@@ -108,3 +108,14 @@ class ResultStore:
 
     def snapshot(self) -> tuple[TargetState, ...]:
         return tuple(self._states.values())
+
+
+def _consecutive_failures(before: int, result: CheckResult) -> int:
+    """A 429 neither counts nor resets: it says the provider is throttling us, not that it is
+    down, so a 429 storm never pushes a target towards its failing alert, and the one real
+    failure after a storm does not page as if every 429 had been a failure too."""
+    if result.success:
+        return 0
+    if result.error_class is ErrorClass.RATE_LIMITED:
+        return before
+    return before + 1

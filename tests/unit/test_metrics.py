@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 
-import pytest
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
@@ -16,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from pingmon.errors import ErrorClass
 from pingmon.metrics import FAMILIES, Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
+from tests.tools import require_tool
 
 CREDENTIAL = "c0ffee"
 
@@ -94,6 +92,17 @@ def test_consecutive_failures_count_up_and_reset_on_success() -> None:
     assert get("pingmon_check_consecutive_failures", labels("alpha")) == 3
     metrics.store.record(result("alpha", ErrorClass.NONE))
     assert get("pingmon_check_consecutive_failures", labels("alpha")) == 0
+
+
+def test_a_429_neither_counts_as_a_consecutive_failure_nor_resets_the_count() -> None:
+    metrics = make_metrics()
+    get = metrics.registry.get_sample_value
+    metrics.store.record(result("alpha", ErrorClass.TIMEOUT))
+    for _ in range(5):
+        metrics.store.record(result("alpha", ErrorClass.RATE_LIMITED))
+    assert get("pingmon_check_consecutive_failures", labels("alpha")) == 1
+    metrics.store.record(result("alpha", ErrorClass.TIMEOUT))
+    assert get("pingmon_check_consecutive_failures", labels("alpha")) == 2
 
 
 def test_result_gauges_are_absent_before_the_first_check() -> None:
@@ -200,11 +209,7 @@ def test_every_family_has_help_and_a_documented_type() -> None:
 
 
 def test_promtool_check_metrics_is_clean() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is required in CI (Debian package prometheus)")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+    promtool = require_tool("promtool")
     metrics = _busy_metrics()
     body = metrics.render(metrics.snapshot(), openmetrics=False)
     checked = subprocess.run(
