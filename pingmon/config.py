@@ -65,6 +65,15 @@ class BackoffSettings(BaseModel):
         return self
 
 
+class WatchSettings(BaseModel):
+    """Whether and how often pingmon looks for a changed configuration (or secret) file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    interval: Duration = Field(default=5.0, description="how often the files are looked at")
+
+
 class TargetSettings(BaseModel):
     """What every target has; its provider type adds its own parameters beside these."""
 
@@ -107,6 +116,7 @@ class Settings(BaseSettings):
     defaults: Defaults = Defaults()
     concurrency: PositiveInt = Field(default=100, description="checks in flight at once")
     backoff: BackoffSettings = BackoffSettings()
+    watch: WatchSettings = WatchSettings()
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )
@@ -171,6 +181,17 @@ class Config:
 
     def target(self, name: str) -> Target:
         return next(target for target in self.targets if target.name == name)
+
+    def watched_files(self) -> tuple[str, ...]:
+        """The configuration file and every secret file it names: a change to any of them
+        (an edit, a ConfigMap or Secret update in Kubernetes) calls for a reload."""
+        secret_files = (
+            secret.source.removeprefix("file:")
+            for provider in self.settings.providers.values()
+            for secret in provider.secrets()
+            if secret.source.startswith("file:")
+        )
+        return (self.source, *dict.fromkeys(secret_files))
 
 
 @cache

@@ -12,6 +12,7 @@ from aiohttp import web
 from pingmon.config import Config, split_listen
 from pingmon.daemon import Daemon
 from pingmon.server import make_app
+from pingmon.watch import ConfigWatcher
 
 log = logging.getLogger("pingmon")
 
@@ -35,6 +36,7 @@ async def serve(
     host, port = split_listen(config.settings.listen)
     runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
     await runner.setup()
+    watching: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
@@ -44,6 +46,8 @@ async def serve(
                 f"cannot listen on {config.settings.listen}: {error.strerror}"
             ) from None
         await daemon.start()
+        watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
+        watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         _install_signals(daemon, stop)
         address = _bound_address(runner, config.settings.listen)
         log.info("listening", extra={"address": address})
@@ -51,8 +55,11 @@ async def serve(
             await on_started(daemon, address)
         await stop.wait()
         log.info("shutting down: letting in-flight checks finish")
-        await daemon.stop(grace=_grace(config))
+        watching.cancel()
+        await daemon.stop(grace=_grace(daemon.config))
     finally:
+        if watching is not None:
+            watching.cancel()
         _remove_signals()
         await runner.cleanup()
 
