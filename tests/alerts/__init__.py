@@ -1,0 +1,1 @@
+"""Tests of pingmon's Prometheus alert rules and the example Alertmanager configuration."""

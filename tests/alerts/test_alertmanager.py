@@ -1,0 +1,300 @@
+"""The example Alertmanager configuration is valid, routes each alert to its team, and inhibits."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from tests.tools import require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+AM_CONFIG = REPO / "config" / "alertmanager.example.yaml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require_tool("amtool"), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_example_config_passes_amtool_check_config() -> None:
+    done = amtool("check-config", str(AM_CONFIG))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+    assert " - 4 inhibit rules" in done.stdout
+
+
+# Labels as the rules in config/alerts/pingmon.rules.yml produce them -> the receiver.
+TARGET = ("job=pingmon", "instance=10.0.0.1:9108", "provider=stripe-live", "target=orders-webhook")
+ROUTES = [
+    pytest.param(
+        ("alertname=PingmonCredentialRejected", "severity=critical", "error_class=auth", *TARGET),
+        "credential-owners-page",
+        id="401-pages-the-key-owners",
+    ),
+    pytest.param(
+        ("alertname=PingmonCredentialRejected", "severity=critical", "error_class=forbidden"),
+        "credential-owners-page",
+        id="403-pages-the-key-owners",
+    ),
+    pytest.param(
+        ("alertname=PingmonErrorBudgetBurnSlow", "severity=warning", "error_class=auth", *TARGET),
+        "credential-owners-ticket",
+        id="burn-with-last-class-auth-tickets-the-key-owners",
+    ),
+    pytest.param(
+        ("alertname=PingmonTargetNotFound", "severity=warning", "error_class=not_found", *TARGET),
+        "pingmon-config-ticket",
+        id="404-tickets-the-config-owners",
+    ),
+    *(
+        pytest.param(
+            ("alertname=PingmonTargetFailing", "severity=critical", f"error_class={cls}", *TARGET),
+            "provider-watchers-page",
+            id=f"{cls}-outage-pages-the-provider-watchers",
+        )
+        for cls in ("timeout", "dns", "connect", "tls", "server_error", "bad_response")
+    ),
+    pytest.param(
+        ("alertname=PingmonRateLimited", "severity=warning", "error_class=rate_limited", *TARGET),
+        "provider-watchers-ticket",
+        id="429-tickets-the-provider-watchers-never-pages",
+    ),
+    pytest.param(
+        ("alertname=PingmonErrorBudgetBurnFast", "severity=critical", "error_class=none", *TARGET),
+        "provider-watchers-page",
+        id="fast-burn-pages-the-provider-watchers",
+    ),
+    pytest.param(
+        (
+            "alertname=PingmonErrorBudgetBurnSlow",
+            "severity=warning",
+            "error_class=timeout",
+            *TARGET,
+        ),
+        "provider-watchers-ticket",
+        id="slow-burn-tickets-the-provider-watchers",
+    ),
+    pytest.param(
+        ("alertname=PingmonDown", "severity=critical", "job=pingmon", "instance=10.0.0.1:9108"),
+        "platform-page",
+        id="down-pages-the-platform",
+    ),
+    pytest.param(
+        ("alertname=PingmonAbsent", "severity=critical"),
+        "platform-page",
+        id="absent-pages-the-platform",
+    ),
+    pytest.param(
+        ("alertname=PingmonConfigReloadFailed", "severity=warning", "job=pingmon"),
+        "platform-ticket",
+        id="reload-failed-tickets-the-platform",
+    ),
+    pytest.param(
+        ("alertname=PingmonSchedulerLagging", "severity=warning", "job=pingmon"),
+        "platform-ticket",
+        id="lag-tickets-the-platform",
+    ),
+    pytest.param(
+        ("alertname=PingmonCheckStale", "severity=warning", *TARGET),
+        "platform-ticket",
+        id="stale-target-tickets-the-platform-not-the-provider-watchers",
+    ),
+    pytest.param(
+        ("alertname=SomethingElse", "severity=critical"),
+        "platform-ticket",
+        id="unknown-alert-falls-back-to-a-platform-ticket",
+    ),
+]
+
+
+@pytest.mark.parametrize(("labels", "receiver"), ROUTES)
+def test_alert_routes_to_its_receiver(labels: tuple[str, ...], receiver: str) -> None:
+    done = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={AM_CONFIG}",
+        f"--verify.receivers={receiver}",
+        *labels,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == receiver
+
+
+# --- Inhibition, against a real Alertmanager running the example configuration ------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return cast(int, sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"Alertmanager not ready within 20 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an Alertmanager on 127.0.0.1 with the example configuration (no clustering)."""
+    binary = require_tool("prometheus-alertmanager")
+    folder = tmp_path_factory.mktemp("alertmanager")
+    url = f"http://127.0.0.1:{free_port()}"
+    log = folder / "alertmanager.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={AM_CONFIG}",
+                f"--storage.path={folder}",
+                f"--web.listen-address={url.removeprefix('http://')}",
+                "--cluster.listen-address=",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_ready(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
+    body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"{url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
+
+
+def states(url: str, cluster: str, expected: int) -> dict[str, str]:
+    """alertname/target/instance -> state ("active" or "suppressed") of one case's alerts."""
+    query = urllib.parse.urlencode({"filter": f'cluster="{cluster}"'})
+    deadline = time.monotonic() + 10
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/v2/alerts?{query}", timeout=5) as answer:
+            found = cast(list[dict[str, Any]], json.load(answer))
+        if len(found) == expected:
+            break
+        time.sleep(0.05)
+    assert len(found) == expected, found
+    return {
+        "/".join(
+            a["labels"][k] for k in ("alertname", "target", "instance") if k in a["labels"]
+        ): a["status"]["state"]
+        for a in found
+    }
+
+
+def alert(cluster: str, name: str, **labels: str) -> dict[str, str]:
+    severity = "critical" if name in {"PingmonDown", "PingmonAbsent"} else "warning"
+    return {"alertname": name, "cluster": cluster, "severity": severity, **labels}
+
+
+def per_target(cluster: str, name: str, target: str, instance: str) -> dict[str, str]:
+    labels = {"job": "pingmon", "instance": instance, "provider": "p", "target": target}
+    return alert(cluster, name, error_class="timeout", **labels)
+
+
+def burn(cluster: str, name: str, target: str) -> dict[str, str]:
+    return alert(cluster, name, job="pingmon", provider="p", target=target, error_class="auth")
+
+
+def test_pingmon_down_inhibits_the_per_target_alerts_of_its_instance_only(
+    alertmanager: str,
+) -> None:
+    c = "down"
+    post_alerts(
+        alertmanager,
+        [
+            alert(c, "PingmonDown", job="pingmon", instance="i1"),
+            per_target(c, "PingmonTargetFailing", "t", "i1"),
+            per_target(c, "PingmonCheckStale", "t", "i1"),
+            per_target(c, "PingmonTargetFailing", "t", "i2"),
+            burn(c, "PingmonErrorBudgetBurnFast", "t"),
+        ],
+    )
+    assert states(alertmanager, c, 5) == {
+        "PingmonDown/i1": "active",
+        "PingmonTargetFailing/t/i1": "suppressed",
+        "PingmonCheckStale/t/i1": "suppressed",
+        "PingmonTargetFailing/t/i2": "active",
+        "PingmonErrorBudgetBurnFast/t": "active",
+    }
+
+
+def test_pingmon_absent_inhibits_the_per_target_alerts(alertmanager: str) -> None:
+    c = "absent"
+    post_alerts(
+        alertmanager,
+        [
+            alert(c, "PingmonAbsent"),
+            per_target(c, "PingmonTargetFailing", "t", "i1"),
+            burn(c, "PingmonErrorBudgetBurnSlow", "t"),
+        ],
+    )
+    assert states(alertmanager, c, 3) == {
+        "PingmonAbsent": "active",
+        "PingmonTargetFailing/t/i1": "suppressed",
+        "PingmonErrorBudgetBurnSlow/t": "suppressed",
+    }
+
+
+def test_a_rejected_credential_inhibits_the_burn_rate_alerts_of_its_target_only(
+    alertmanager: str,
+) -> None:
+    c = "credential"
+    post_alerts(
+        alertmanager,
+        [
+            per_target(c, "PingmonCredentialRejected", "t", "i1") | {"error_class": "auth"},
+            burn(c, "PingmonErrorBudgetBurnFast", "t"),
+            burn(c, "PingmonErrorBudgetBurnSlow", "t"),
+            burn(c, "PingmonErrorBudgetBurnSlow", "other"),
+        ],
+    )
+    assert states(alertmanager, c, 4) == {
+        "PingmonCredentialRejected/t/i1": "active",
+        "PingmonErrorBudgetBurnFast/t": "suppressed",
+        "PingmonErrorBudgetBurnSlow/t": "suppressed",
+        "PingmonErrorBudgetBurnSlow/other": "active",
+    }
+
+
+def test_a_fast_burn_inhibits_the_slow_burn_ticket_of_its_target(alertmanager: str) -> None:
+    c = "burn"
+    post_alerts(
+        alertmanager,
+        [
+            burn(c, "PingmonErrorBudgetBurnFast", "t") | {"error_class": "timeout"},
+            burn(c, "PingmonErrorBudgetBurnSlow", "t") | {"error_class": "timeout"},
+        ],
+    )
+    assert states(alertmanager, c, 2) == {
+        "PingmonErrorBudgetBurnFast/t": "active",
+        "PingmonErrorBudgetBurnSlow/t": "suppressed",
+    }
