@@ -1,0 +1,1 @@
+"""End to end: pingmon, the sandbox, Prometheus and Alertmanager as real processes on loopback."""

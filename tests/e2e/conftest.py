@@ -1,0 +1,92 @@
+"""The end-to-end stack, started once per session, and the failure-to-alert figures it measured."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import yaml
+
+from tests.e2e.stack import NULL_ALERTMANAGER_CONFIG, Stack
+from tests.tools import REPO, require_tool
+
+RULES: Final = REPO / "config" / "alerts" / "pingmon.rules.yml"
+ALERTMANAGER_EXAMPLE: Final = REPO / "config" / "alertmanager.example.yaml"
+
+DELAYS: Final = pytest.StashKey[list[tuple[str, float]]]()
+RESOLVED: Final = pytest.StashKey[list[tuple[str, float]]]()
+NOTES: Final = pytest.StashKey[list[str]]()
+
+
+def rules_file() -> Path:
+    """The shipped rule file, or the one ``PINGMON_E2E_RULES`` names (e.g. the chart's)."""
+    chosen = Path(os.environ.get("PINGMON_E2E_RULES") or RULES)
+    if not chosen.is_file():
+        pytest.fail(f"no alert rule file at {chosen}", pytrace=False)
+    return chosen
+
+
+def alertmanager_config() -> tuple[dict[str, Any], str]:
+    """The example Alertmanager config when its receivers send nowhere, else a null receiver."""
+    if not ALERTMANAGER_EXAMPLE.is_file():
+        return NULL_ALERTMANAGER_CONFIG, f"{ALERTMANAGER_EXAMPLE.name} absent: null receiver"
+    document: dict[str, Any] = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text())
+    senders = [r["name"] for r in document.get("receivers", []) if set(r) - {"name"}]
+    if senders:
+        names = ", ".join(senders)
+        return (
+            NULL_ALERTMANAGER_CONFIG,
+            f"{ALERTMANAGER_EXAMPLE.name} sends ({names}): null receiver",
+        )
+    return document, f"Alertmanager config: {ALERTMANAGER_EXAMPLE.name}"
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Stack]:
+    """Sandbox, pingmon, Alertmanager and Prometheus, scraping pingmon, for the whole session."""
+    config, note = alertmanager_config()
+    pytestconfig.stash.setdefault(NOTES, []).append(note)
+    running = Stack(
+        root=tmp_path_factory.mktemp("e2e"),
+        rules_source=rules_file(),
+        prometheus_bin=require_tool("prometheus"),
+        alertmanager_bin=require_tool("prometheus-alertmanager"),
+        promtool_bin=require_tool("promtool"),
+        alertmanager_config=config,
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def alert_delays(pytestconfig: pytest.Config) -> list[tuple[str, float]]:
+    """Append (alertname, seconds from the failure to the alert active in Alertmanager)."""
+    return pytestconfig.stash.setdefault(DELAYS, [])
+
+
+@pytest.fixture(scope="session")
+def resolve_delays(pytestconfig: pytest.Config) -> list[tuple[str, float]]:
+    """Append (alertname, seconds from the healing to the alert gone from Alertmanager)."""
+    return pytestconfig.stash.setdefault(RESOLVED, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    notes = config.stash.get(NOTES, [])
+    if not notes:
+        return  # the stack never started
+    terminalreporter.section("pingmon end to end")
+    for title, key in (("failure->alert", DELAYS), ("recovery->resolved", RESOLVED)):
+        figures = ", ".join(
+            f"{name} {seconds:.2f} s" for name, seconds in config.stash.get(key, [])
+        )
+        terminalreporter.write_line(f"e2e {title}: {figures or 'none measured'}")
+    for note in notes:
+        terminalreporter.write_line(note)
