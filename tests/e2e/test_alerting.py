@@ -63,6 +63,11 @@ def picked(labels: dict[str, str], wanted: dict[str, str]) -> dict[str, str | No
     return {name: labels.get(name) for name in wanted}
 
 
+def receivers(alert: dict[str, Any]) -> list[str]:
+    """Where config/alertmanager.example.yaml routes the alert (the stack loads its routes)."""
+    return sorted(receiver["name"] for receiver in alert["receivers"])
+
+
 def fire(
     stack: Stack, case: Case, scenario: str, alertname: str, delays: Delays
 ) -> dict[str, Any]:
@@ -93,6 +98,7 @@ def test_provider_down_makes_target_failing_active_with_its_labels(
     wanted = expected_labels(stack, "PingmonTargetFailing", PROVIDER_DOWN, "server_error")
     assert picked(failing_alert["labels"], wanted) == wanted
     assert failing_alert["status"]["state"] == "active"
+    assert receivers(failing_alert) == ["provider-watchers-page"]
 
 
 def test_recovery_resolves_the_target_failing_alert(
@@ -115,6 +121,7 @@ def test_revoked_key_fires_credential_rejected_and_not_target_failing(
         stack.heal(KEY_REVOKED)
     wanted = expected_labels(stack, "PingmonCredentialRejected", KEY_REVOKED, "forbidden")
     assert picked(alert["labels"], wanted) == wanted
+    assert receivers(alert) == ["credential-owners-page"]
     assert "PingmonCredentialRejected" in seen
     assert "PingmonTargetFailing" not in seen
 
@@ -139,6 +146,7 @@ def test_429_storm_fires_only_the_rate_limit_alert(stack: Stack, alert_delays: D
     wanted = expected_labels(stack, "PingmonRateLimited", STORM, "rate_limited")
     assert picked(alert["labels"], wanted) == wanted
     assert wanted["severity"] == "warning"
+    assert receivers(alert) == ["provider-watchers-ticket"]
     assert about(stack.active_alerts(), STORM) == {"PingmonRateLimited"}, stack.diagnosis()
     assert seen == {"PingmonRateLimited"}, "pending or firing in Prometheus during the storm"
     assert ever == {"PingmonRateLimited"}, "in Prometheus's ALERTS series since the storm began"
@@ -154,3 +162,4 @@ def test_stopping_pingmon_fires_pingmon_down(stack: Stack, alert_delays: Delays)
         "severity": stack.rules["PingmonDown"]["labels"]["severity"],
         "instance": stack.pingmon_address,
     }
+    assert receivers(alert) == ["platform-page"]
