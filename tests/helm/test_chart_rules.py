@@ -87,18 +87,22 @@ def test_prometheus_templates_in_annotations_come_out_verbatim(helm: Helm, tmp_p
     )
 
 
-def test_the_rendered_rule_groups_pass_promtool_check_rules(helm: Helm, tmp_path: Path) -> None:
-    chart = chart_copy(tmp_path)
-    rules = tmp_path / "chart-rules.yml"
-    groups = rule_groups(helm.template(chart, sets=ENABLE_RULE))
-    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    done = subprocess.run(
+def promtool_check_rules(rules: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [require_tool("promtool"), "check", "rules", str(rules)],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
+
+
+def test_the_rendered_rule_groups_pass_promtool_check_rules(helm: Helm, tmp_path: Path) -> None:
+    chart = chart_copy(tmp_path)
+    rules = tmp_path / "chart-rules.yml"
+    groups = rule_groups(helm.template(chart, sets=ENABLE_RULE))
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    done = promtool_check_rules(rules)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
 
@@ -106,13 +110,7 @@ def test_the_rendered_rule_groups_pass_promtool_check_rules(helm: Helm, tmp_path
 def test_promtool_check_rules_fails_on_a_broken_expression(tmp_path: Path) -> None:
     rules = tmp_path / "broken.yml"
     rules.write_text("groups: [{name: g, rules: [{alert: A, expr: 'rate(x[5m]'}]}]\n")
-    done = subprocess.run(
-        [require_tool("promtool"), "check", "rules", str(rules)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    done = promtool_check_rules(rules)
     assert done.returncode == 1
 
 
