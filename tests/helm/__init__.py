@@ -122,12 +122,12 @@ def kubernetes_validate(
     )
 
 
-def helm_in(home: Path) -> Helm:
-    """A Helm that writes nothing outside home (and nothing to the home directory)."""
+def helm_in(home: Path, binary: str = "helm") -> Helm:
+    """A Helm (``helm`` is v4, ``helm3`` v3) that writes nothing outside home."""
     env = dict(os.environ)
     for name in ("CACHE", "CONFIG", "DATA"):
         env[f"HELM_{name}_HOME"] = str(home / name.lower())
-    return Helm(require_tool("helm"), env)
+    return Helm(require_tool(binary), env)
 
 
 def chart_copy(dest: Path, rules: str | None = None) -> Path:

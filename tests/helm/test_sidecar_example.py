@@ -27,9 +27,11 @@ EXAMPLE_FILES = sorted(
 )
 
 
-@pytest.fixture
-def helm(tmp_path: Path) -> Helm:
-    return helm_in(tmp_path / "helm-home")
+@pytest.fixture(params=["helm", "helm3"])
+def helm(request: pytest.FixtureRequest, tmp_path: Path) -> Helm:
+    """Application charts are installed with Helm 4 and, in most clusters still, Helm 3."""
+    binary: str = request.param
+    return helm_in(tmp_path / "helm-home", binary)
 
 
 @pytest.fixture
