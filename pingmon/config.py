@@ -186,10 +186,10 @@ class Config:
         """The configuration file and every secret file it names: a change to any of them
         (an edit, a ConfigMap or Secret update in Kubernetes) calls for a reload."""
         secret_files = (
-            secret.source.removeprefix("file:")
+            path
             for provider in self.settings.providers.values()
             for secret in provider.secrets()
-            if secret.source.startswith("file:")
+            if (path := secret.file) is not None
         )
         return (self.source, *dict.fromkeys(secret_files))
 

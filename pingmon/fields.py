@@ -108,6 +108,12 @@ class Secret:
     def is_literal(self) -> bool:
         return self.source == "literal"
 
+    @property
+    def file(self) -> str | None:
+        """The path a ``{file: PATH}`` secret was read from (watched for rotation), else None."""
+        kind, _, location = self.source.partition(":")
+        return location if kind == "file" else None
+
     def reveal(self) -> str:
         """The secret itself: only for building a request header."""
         return self.value.get_secret_value()

@@ -96,14 +96,12 @@ class ConfigWatcher:
     def settings(self) -> WatchSettings:
         return self._current().settings.watch
 
-    async def poll(self) -> bool:
-        """Look once; reload if something changed. True when a reload was attempted."""
+    async def poll(self) -> None:
+        """Look once; reload if something changed."""
         changed = self._watch.changed(self._current().watched_files())
-        if not changed:
-            return False
-        log.info("configuration changed on disk; reloading", extra={"files": changed})
-        await self._reload()
-        return True
+        if changed:
+            log.info("configuration changed on disk; reloading", extra={"files": changed})
+            await self._reload()
 
     async def run(self) -> None:
         """Poll at the configured interval until cancelled; a reload can switch it on or off."""
