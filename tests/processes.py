@@ -1,4 +1,5 @@
-"""Child processes with log files, small HTTP calls, and polling that fails with the logs."""
+"""Child processes with log files, small HTTP calls, and polling that fails with the logs: for
+the tests that drive real programs (Prometheus, Alertmanager, pingmon, the image)."""
 
 from __future__ import annotations
 

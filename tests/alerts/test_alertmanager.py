@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -14,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.processes import Process, eventually, free_port, http_ok
 from tests.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,51 +134,28 @@ def test_alert_routes_to_its_receiver(labels: tuple[str, ...], receiver: str) ->
 # --- Inhibition, against a real Alertmanager running the example configuration ------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return cast(int, sock.getsockname()[1])
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"Alertmanager not ready within 20 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of an Alertmanager on 127.0.0.1 with the example configuration (no clustering)."""
-    binary = require_tool("prometheus-alertmanager")
     folder = tmp_path_factory.mktemp("alertmanager")
     url = f"http://127.0.0.1:{free_port()}"
-    log = folder / "alertmanager.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={AM_CONFIG}",
-                f"--storage.path={folder}",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--cluster.listen-address=",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = Process(
+        "alertmanager",
+        [
+            require_tool("prometheus-alertmanager"),
+            f"--config.file={AM_CONFIG}",
+            f"--storage.path={folder}",
+            f"--web.listen-address={url.removeprefix('http://')}",
+            "--cluster.listen-address=",
+        ],
+        folder / "alertmanager.log",
+    )
+    process.start()
     try:
-        wait_until_ready(url, process, log)
+        eventually(lambda: http_ok(f"{url}/-/ready"), "Alertmanager ready", process.tail)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process.stop()
 
 
 def post_alerts(url: str, alerts: list[dict[str, str]]) -> None:

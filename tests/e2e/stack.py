@@ -17,8 +17,8 @@ from typing import Any, Final
 import yaml
 
 from pingmon.sandbox import SANDBOX_CREDENTIALS
-from tests.e2e.processes import Process, eventually, free_port, http_json, http_ok
 from tests.e2e.rules import alert_rules, shorten_for_durations
+from tests.processes import Process, eventually, free_port, http_json, http_ok
 
 CREDS: Final = SANDBOX_CREDENTIALS.ninepic
 

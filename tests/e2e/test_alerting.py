@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import pytest
 
-from tests.e2e.processes import POLL_SECONDS, eventually
 from tests.e2e.stack import JOB, KEY_REVOKED, PROVIDER_DOWN, STEADY, STORM, Case, Stack
+from tests.processes import POLL_SECONDS, eventually
 
 # Longer than any shortened `for` plus a scrape and an evaluation: an alert that was going to
 # appear has appeared, at least as pending, by the end of such a window.

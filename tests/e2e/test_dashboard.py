@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import pytest
 
-from tests.e2e.processes import eventually
 from tests.e2e.stack import CASES, JOB, QueryError, Stack
+from tests.processes import eventually
 from tests.tools import REPO
 
 DASHBOARD: Final = REPO / "config" / "grafana" / "pingmon.json"

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from pingmon import __version__
+from tests.processes import free_port
 from tests.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,13 +249,6 @@ def checked_endpoint() -> Iterator[int]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True, slots=True)
