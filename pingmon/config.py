@@ -120,13 +120,30 @@ class Settings(BaseSettings):
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )
+    webhook_listen: str | None = Field(
+        default=None,
+        description="host:port of a separate server for webhooks only (POST /webhooks/TARGET), "
+        "so that only it is exposed through an ingress; by default they are received on listen",
+    )
+    webhook_path_prefix: str = Field(
+        default="",
+        description="A path before /webhooks/TARGET, e.g. /pingmon, to match an ingress route",
+    )
     providers: dict[str, _provider_union()] = {}  # type: ignore[valid-type]
     targets: list[dict[str, Any]] = []
 
-    @field_validator("listen")
+    @field_validator("listen", "webhook_listen")
     @classmethod
-    def _host_port(cls, value: str) -> str:
-        split_listen(value)
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen(value)
+        return value
+
+    @field_validator("webhook_path_prefix")
+    @classmethod
+    def _path_prefix(cls, value: str) -> str:
+        if value and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError("must be empty or a path such as /pingmon (no trailing slash)")
         return value
 
     @classmethod
@@ -182,15 +199,16 @@ class Config:
     def target(self, name: str) -> Target:
         return next(target for target in self.targets if target.name == name)
 
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every secret the file names: providers' credentials and targets' webhook secrets."""
+        providers = (s for p in self.settings.providers.values() for s in p.secrets())
+        targets = (s for t in self.targets for s in t.params.secrets())
+        return (*providers, *targets)
+
     def watched_files(self) -> tuple[str, ...]:
         """The configuration file and every secret file it names: a change to any of them
         (an edit, a ConfigMap or Secret update in Kubernetes) calls for a reload."""
-        secret_files = (
-            path
-            for provider in self.settings.providers.values()
-            for secret in provider.secrets()
-            if (path := secret.file) is not None
-        )
+        secret_files = (path for secret in self.secrets() if (path := secret.file) is not None)
         return (self.source, *dict.fromkeys(secret_files))
 
 
@@ -225,7 +243,8 @@ def load_config(path: str | Path) -> Config:
     targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
     if problems or settings is None:
         raise ConfigError(source, list(dict.fromkeys(problems)))
-    return Config(settings, tuple(targets), source, tuple(_literal_secret_warnings(settings)))
+    warnings = (*_literal_secret_warnings(settings), *_literal_webhook_secret_warnings(targets))
+    return Config(settings, tuple(targets), source, warnings)
 
 
 def _read_yaml(source: str) -> dict[str, Any]:
@@ -306,8 +325,14 @@ def _resolve_targets(
             message = f"no provider named {provider_name!r} is defined under providers"
             problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
             continue
+        provider_type = provider_types[provider_name]
+        params_fields = PROVIDER_TYPES[provider_type].params_model.model_fields
+        if "webhook" in raw and "webhook" not in params_fields:
+            message = f"a {provider_type} ping sends no webhook; only stripe and simotel take one"
+            problems.append(Problem(f"{where}.webhook", message))
+            raw = {key: value for key, value in raw.items() if key != "webhook"}
         try:
-            spec: TargetSettings = target_model(provider_types[provider_name]).model_validate(raw)
+            spec: TargetSettings = target_model(provider_type).model_validate(raw)
         except ValidationError as error:
             problems.extend(validation_problems(error, prefix=("targets", index)))
             continue
@@ -315,6 +340,7 @@ def _resolve_targets(
             continue
         schedule = _schedule(spec, defaults)
         problems.extend(_schedule_problems(schedule, where))
+        problems.extend(_webhook_problems(cast(TargetParams, spec), schedule["interval"], where))
         if settings is not None:
             provider = settings.providers[spec.provider]
             params = cast(TargetParams, spec)
@@ -363,6 +389,19 @@ def _schedule_problems(schedule: Mapping[str, Any], where: str) -> list[Problem]
     return problems
 
 
+def _webhook_problems(params: TargetParams, interval: float, where: str) -> list[Problem]:
+    """A webhook may take at most one interval: past it, the next ping's webhook could be
+    taken for this one's."""
+    webhook = params.webhook_settings
+    if webhook is None or webhook.timeout <= interval:
+        return []
+    message = (
+        f"must not exceed the target's interval ({format_duration(webhook.timeout)} > "
+        f"{format_duration(interval)})"
+    )
+    return [Problem(f"{where}.webhook.timeout", message)]
+
+
 def _not_below(value: float, what: str, limit: float) -> str:
     return f"must be below {what} ({format_duration(value)} >= {format_duration(limit)})"
 
@@ -379,6 +418,15 @@ def _literal_secret_warnings(settings: Settings) -> list[str]:
                     "prefer {env: NAME} or {file: PATH}"
                 )
     return warnings
+
+
+def _literal_webhook_secret_warnings(targets: list[Target]) -> list[str]:
+    return [
+        f"targets[{index}].webhook: a literal secret in the file; prefer {{env: NAME}} or "
+        "{file: PATH}"
+        for index, target in enumerate(targets)
+        if any(secret.is_literal for secret in target.params.secrets())
+    ]
 
 
 def json_schema() -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
 from pingmon.runner import Runner, TargetPlan, build_plans
 from pingmon.scheduler import CheckScheduler
+from pingmon.webhooks.metrics import WebhookCollector
+from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
 
 log = logging.getLogger("pingmon")
 
@@ -56,7 +59,13 @@ class Daemon:
         self.config = config
         self.store = ResultStore()
         self.gate = RateLimitGate(config.settings.backoff)
-        self.metrics = Metrics(self.store, self.gate.delays, config.settings.latency_histogram)
+        self.webhooks = WebhookTracker(time.time)
+        self.metrics = Metrics(
+            self.store,
+            self.gate.delays,
+            config.settings.latency_histogram,
+            collectors=[WebhookCollector(self.webhooks)],
+        )
         self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
         self.plans: dict[str, TargetPlan] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
@@ -95,6 +104,7 @@ class Daemon:
                 log.warning("checks cancelled at shutdown", extra={"count": len(pending)})
                 await asyncio.wait(pending)
         self.scheduler.shutdown()
+        self.webhooks.close()
         if self._session is not None:
             await self._session.close()
 
@@ -115,11 +125,12 @@ class Daemon:
                 return False, error.lines()
             for warning in config.warnings:
                 log.warning(warning)
-            if config.settings.listen != self.config.settings.listen:
-                log.warning(
-                    "listen changed; it takes effect at the next restart",
-                    extra={"listen": self.config.settings.listen},
-                )
+            for key in ("listen", "webhook_listen", "webhook_path_prefix"):
+                if getattr(config.settings, key) != getattr(self.config.settings, key):
+                    log.warning(
+                        f"{key} changed; it takes effect at the next restart",
+                        extra={key: getattr(self.config.settings, key)},
+                    )
             self._apply(config)
             self.config = config
             self.metrics.config_loaded(True)
@@ -131,6 +142,7 @@ class Daemon:
         settings = config.settings
         self.plans = build_plans(config, self.plans)
         self.store.configure([_info(plan) for plan in self.plans.values()])
+        self.webhooks.configure(webhook_targets(config))
         self.gate.policy = settings.backoff
         self.gate.retain({plan.credential for plan in self.plans.values()})
         self.metrics.latency_histogram = settings.latency_histogram
@@ -162,9 +174,29 @@ class Daemon:
         if change is None:
             return
         old, new = change
+        if result.success:
+            self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)
         self.scheduler.set_failing(result.target, not result.success and not _rate_limited(result))
         if old.last is None or old.last.error_class is not result.error_class:
             log_transition(old, new)
+
+
+def webhook_targets(config: Config) -> list[WebhookTarget]:
+    """The targets whose ping must come back as a webhook."""
+    targets = []
+    for target in config.targets:
+        settings = target.params.webhook_settings
+        if settings is not None:
+            targets.append(
+                WebhookTarget(
+                    target.name,
+                    target.provider_name,
+                    target.provider_type,
+                    settings,
+                    settings.networks(),
+                )
+            )
+    return targets
 
 
 def _rate_limited(result: CheckResult) -> bool:

@@ -5,10 +5,17 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, SecretStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    SecretStr,
+)
 from pydantic.json_schema import JsonSchemaValue, WithJsonSchema
 from pydantic_core import CoreSchema, core_schema
 
@@ -193,3 +200,18 @@ class Secret:
             ],
             "description": "A secret: {env: NAME} or {file: PATH}.",
         }
+
+
+def secrets_in(value: object) -> tuple[Secret, ...]:
+    """Every Secret held by a model, its nested models, mappings and sequences."""
+    if isinstance(value, Secret):
+        return (value,)
+    if isinstance(value, BaseModel):
+        items: Iterable[object] = (getattr(value, name) for name in type(value).model_fields)
+    elif isinstance(value, Mapping):
+        items = value.values()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return ()
+    return tuple(secret for item in items for secret in secrets_in(item))

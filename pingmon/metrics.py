@@ -239,6 +239,7 @@ class Metrics:
         store: ResultStore,
         backoff: Callable[[], Mapping[str, float]],
         latency_histogram: bool = True,
+        collectors: Iterable[Collector] = (),
     ) -> None:
         self.store = store
         self._backoff = backoff
@@ -266,6 +267,8 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=self.own,
         )
+        for collector in collectors:
+            self.own.register(collector)
         self.registry = CollectorRegistry()
         self.registry.register(self.own)
         self.registry.register(TargetCollector(self.snapshot, lambda: self.latency_histogram))

@@ -125,6 +125,7 @@ class Runner:
         attempts = 0
         while True:
             attempts += 1
+            sent_at = self._clock()
             verdict, status, retry_after = await self._attempt(plan, request)
             if not self._may_retry(verdict, attempts, target.retries):
                 break
@@ -138,6 +139,8 @@ class Runner:
             attempts=attempts,
             detail=verdict.detail,
             finished_at=self._clock(),
+            sent_at=sent_at,
+            event_id=verdict.event_id,
         )
         return result, retry_after
 

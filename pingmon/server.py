@@ -11,6 +11,7 @@ from aiohttp import web
 from pingmon import __version__
 from pingmon.daemon import Daemon
 from pingmon.results import TargetState
+from pingmon.webhooks.tracker import WebhookState
 
 DAEMON = web.AppKey("daemon", Daemon)
 
@@ -85,7 +86,11 @@ async def reload(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     """Every target's last result, next run and back-off; nothing secret is in the state."""
     daemon = request.app[DAEMON]
+    webhooks = {state.target.name: webhook_status(state) for state in daemon.webhooks.states()}
     targets = [target_status(daemon, state) for state in daemon.store.snapshot()]
+    for target in targets:
+        if target["target"] in webhooks:
+            target["webhook"] = webhooks[target["target"]]
     return web.json_response(
         {
             "version": __version__,
@@ -116,6 +121,23 @@ def target_status(daemon: Daemon, state: TargetState) -> dict[str, Any]:
         "next_run": None if next_run is None else next_run.isoformat(),
         "backoff_seconds": round(daemon.gate.delay_in_force(info.credential), 3),
         "backoff_remaining_seconds": round(daemon.gate.remaining(info.credential), 3),
+    }
+
+
+def webhook_status(state: WebhookState) -> dict[str, Any]:
+    """What became of the target's last pings' webhooks; nothing secret is in the state."""
+    return {
+        "timeout_seconds": state.target.settings.timeout,
+        "awaiting": len(state.pending),
+        "delivered": state.last_delivered,
+        "roundtrip_seconds": None
+        if state.last_roundtrip is None
+        else round(state.last_roundtrip, 6),
+        "last_received": _iso(state.last_received_at),
+        "consecutive_misses": state.consecutive_misses,
+        "delivered_total": state.delivered_total,
+        "missed_total": state.missed_total,
+        "rejected": {reason.value: count for reason, count in state.rejected.items() if count},
     }
 
 

@@ -13,6 +13,7 @@ from pingmon.config import Config, split_listen
 from pingmon.daemon import Daemon
 from pingmon.server import make_app
 from pingmon.watch import ConfigWatcher
+from pingmon.webhooks.receiver import add_webhook_routes
 
 log = logging.getLogger("pingmon")
 
@@ -33,23 +34,27 @@ async def serve(
     finish within a bound, and return. SIGHUP reloads the configuration."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config)
-    host, port = split_listen(config.settings.listen)
-    runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
-    await runner.setup()
+    settings = config.settings
+    app = make_app(daemon)
+    runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
+    webhook_app = app if settings.webhook_listen is None else web.Application()
+    add_webhook_routes(webhook_app, daemon.webhooks, settings.webhook_path_prefix)
+    if settings.webhook_listen is not None:
+        runners.append(web.AppRunner(webhook_app, access_log=None, handle_signals=False))
     watching: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as error:
-            raise ListenError(
-                f"cannot listen on {config.settings.listen}: {error.strerror}"
-            ) from None
+        await _start_site(runners[0], settings.listen)
+        if settings.webhook_listen is not None:
+            await _start_site(runners[1], settings.webhook_listen)
+            log.info(
+                "receiving webhooks",
+                extra={"address": _bound_address(runners[1], settings.webhook_listen)},
+            )
         await daemon.start()
         watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         _install_signals(daemon, stop)
-        address = _bound_address(runner, config.settings.listen)
+        address = _bound_address(runners[0], settings.listen)
         log.info("listening", extra={"address": address})
         if on_started is not None:
             await on_started(daemon, address)
@@ -61,7 +66,18 @@ async def serve(
         if watching is not None:
             watching.cancel()
         _remove_signals()
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def _start_site(runner: web.AppRunner, listen: str) -> None:
+    await runner.setup()
+    host, port = split_listen(listen)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as error:
+        raise ListenError(f"cannot listen on {listen}: {error.strerror}") from None
 
 
 def _grace(config: Config) -> float:

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import RatePerSecond, Secret
+from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.webhooks.settings import WebhookSettings
 
 DETAIL_MAX_CHARS = 200
 
@@ -44,20 +45,24 @@ class ProviderSettings(BaseModel):
 
     def secrets(self) -> tuple[Secret, ...]:
         """Every credential these settings hold (their values never leave the process)."""
-        found: list[Secret] = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, Secret):
-                found.append(value)
-            elif isinstance(value, Mapping):
-                found.extend(v for v in value.values() if isinstance(v, Secret))
-        return tuple(found)
+        return secrets_in(self)
 
 
 class TargetParams(BaseModel):
     """The per-target parameters a provider type needs (destination id, event id...)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every credential the target's own settings hold (its webhook's)."""
+        return secrets_in(self)
+
+    @property
+    def webhook_settings(self) -> WebhookSettings | None:
+        """The webhook the ping makes the provider send, for the types whose ping sends one
+        (they declare a ``webhook`` field)."""
+        webhook = getattr(self, "webhook", None)
+        return webhook if isinstance(webhook, WebhookSettings) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +91,14 @@ class Verdict:
 
     ``retry=False`` vetoes an in-check retry the error class would otherwise allow
     (e.g. Stripe's ``Stripe-Should-Retry: false``); ``None`` leaves the default policy.
+    ``event_id`` names what a successful ping caused at the provider (Stripe's event), so
+    its webhook can be matched to it.
     """
 
     error_class: ErrorClass
     detail: str = ""
     retry: bool | None = None
+    event_id: str | None = None
 
     @property
     def success(self) -> bool:

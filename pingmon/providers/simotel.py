@@ -23,6 +23,7 @@ from pingmon.providers.base import (
     short,
     url_join,
 )
+from pingmon.webhooks.settings import SimotelWebhookSettings
 
 API_ROOT = "/api/v4"
 PING_PATH = "/setting/ping/act"
@@ -53,7 +54,13 @@ class SimotelSettings(ProviderSettings):
 
 
 class SimotelParams(TargetParams):
-    """Ping takes no parameters: it proves the server, the account and the allow-list."""
+    """Ping takes no parameters: it proves the server, the account and the allow-list.
+
+    With ``webhook``, the Ping event webhook it fires must reach pingmon too."""
+
+    webhook: SimotelWebhookSettings | None = Field(
+        default=None, description="Expect the Ping event webhook at pingmon's receiver."
+    )
 
 
 class SimotelProvider(Provider[SimotelSettings, SimotelParams]):

@@ -25,6 +25,7 @@ from pingmon.providers.base import (
     short,
     url_join,
 )
+from pingmon.webhooks.settings import StripeWebhookSettings
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 # Pinned: the ping event type is documented from 2025-04-30.basil on.
@@ -48,9 +49,12 @@ class StripeSettings(ProviderSettings):
 
 
 class StripeParams(TargetParams):
-    """The event destination the ping goes to."""
+    """The event destination the ping goes to, and the webhook endpoint it delivers to."""
 
     destination_id: str = Field(min_length=1, description="An event destination id, ed_...")
+    webhook: StripeWebhookSettings | None = Field(
+        default=None, description="Expect the ping event at pingmon's webhook receiver."
+    )
 
     @field_validator("destination_id")
     @classmethod
@@ -146,7 +150,7 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
             failure = predicate(pong)
             if failure is not None:
                 return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
-        return Verdict(ErrorClass.NONE, short(f"pong {body['id']}"))
+        return Verdict(ErrorClass.NONE, short(f"pong {body['id']}"), event_id=body["id"])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -457,9 +457,9 @@ COMMON_TARGET_KEYS = {
 @pytest.mark.parametrize(
     ("definition", "parameters"),
     [
-        ("StripeTarget", {"destination_id"}),
+        ("StripeTarget", {"destination_id", "webhook"}),
         ("NinepicTarget", {"org_id", "event_id"}),
-        ("SimotelTarget", set()),
+        ("SimotelTarget", {"webhook"}),
         ("HttpTarget", {"method", "path", "headers", "body", "expect"}),
     ],
 )

@@ -1,0 +1,158 @@
+"""``POST /webhooks/{target}``: take a provider's webhook, prove it authentic, match it.
+
+Nothing from the request reaches a log line or a label but the target's configured name, the
+reason, and the peer's address: never a header value, a signature or the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from pingmon.webhooks.reasons import STATUS, Reason
+from pingmon.webhooks.settings import (
+    SimotelWebhookSettings,
+    StripeWebhookSettings,
+    source_allowed,
+)
+from pingmon.webhooks.tracker import Delivered, WebhookTarget, WebhookTracker
+from pingmon.webhooks.verify import Authentic, Refused, verify_simotel, verify_stripe
+
+log = logging.getLogger("pingmon.webhooks")
+
+# A thin Stripe event is under 1 KB and Simotel's Ping smaller still; nothing legitimate
+# comes near this, and nothing larger is read.
+WEBHOOK_MAX_BODY_BYTES = 65536
+LOG_EVERY_SECONDS = 10.0
+
+TRACKER = web.AppKey("webhook_tracker", WebhookTracker)
+
+
+class RefusalLog:
+    """One warning per target and reason every ``LOG_EVERY_SECONDS``, with how many were
+    left out meanwhile: a flood of forged requests must not flood the log."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: dict[tuple[str, Reason], tuple[float, int]] = {}
+
+    def __call__(self, target: str, refused: Refused, peer: str | None) -> None:
+        key = (target, refused.reason)
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < LOG_EVERY_SECONDS:
+            self._last[key] = (last[0], last[1] + 1)
+            return
+        self._last[key] = (now, 0)
+        fields: dict[str, object] = {
+            "target": target,
+            "reason": refused.reason.value,
+            "detail": refused.detail,
+            "peer": peer,
+        }
+        if last is not None and last[1]:
+            fields["suppressed"] = last[1]
+        level = logging.INFO if STATUS[refused.reason] == 200 else logging.WARNING
+        log.log(level, "webhook not counted", extra=fields)
+
+
+def add_webhook_routes(app: web.Application, tracker: WebhookTracker, prefix: str) -> None:
+    """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL."""
+    app[TRACKER] = tracker
+    refusal_log = RefusalLog()
+
+    async def receive(request: web.Request) -> web.Response:
+        return await _receive(request, tracker, refusal_log)
+
+    app.router.add_post(prefix + "/webhooks/{target}", receive)
+    app.router.add_post(prefix + "/webhooks/{target}/{event}", receive)
+
+
+async def _receive(
+    request: web.Request, tracker: WebhookTracker, refusal_log: RefusalLog
+) -> web.Response:
+    name = request.match_info["target"]
+    target = tracker.target(name)
+    if target is None:
+        tracker.refuse(None, Reason.UNKNOWN_TARGET)
+        # The name is the sender's, not ours: never a label, and only shortened in the log.
+        refused = Refused(Reason.UNKNOWN_TARGET, f"no webhook target named {name[:64]!r}")
+        refusal_log("", refused, request.remote)
+        return _answer(refused)
+    outcome = await _judge(request, target, tracker)
+    if isinstance(outcome, Refused):
+        refusal_log(name, outcome, request.remote)
+        return _answer(outcome)
+    log.debug(
+        "webhook delivered",
+        extra={"target": name, "roundtrip_seconds": round(outcome.roundtrip_seconds, 4)},
+    )
+    return web.json_response({"received": True})
+
+
+async def _judge(
+    request: web.Request, target: WebhookTarget, tracker: WebhookTracker
+) -> Delivered | Refused:
+    if not source_allowed(request.remote, target.networks):
+        refused = Refused(Reason.FORBIDDEN_SOURCE, "the peer address is not in allowed_sources")
+        tracker.refuse(target.name, refused.reason)
+        return refused
+    body = await _read_bounded(request)
+    if body is None:
+        refused = Refused(Reason.TOO_LARGE, f"body above {WEBHOOK_MAX_BODY_BYTES} bytes")
+        tracker.refuse(target.name, refused.reason)
+        return refused
+    verdict = _verify(request, target, body)
+    if isinstance(verdict, Refused):
+        tracker.refuse(target.name, verdict.reason)
+        return verdict
+    return tracker.accept(target.name, verdict)
+
+
+def _verify(request: web.Request, target: WebhookTarget, body: bytes) -> Authentic | Refused:
+    settings = target.settings
+    if isinstance(settings, StripeWebhookSettings):
+        return verify_stripe(
+            body,
+            request.headers.get("Stripe-Signature"),
+            settings.signing_secret.reveal(),
+            settings.tolerance,
+            time.time(),
+        )
+    if isinstance(settings, SimotelWebhookSettings):
+        return verify_simotel(
+            body,
+            request.headers.get("Authorization"),
+            request.headers.get("Content-Type", ""),
+            request.match_info.get("event"),
+            settings.username.reveal(),
+            settings.password.reveal(),
+        )
+    raise TypeError(f"no webhook verification for {type(settings).__name__}")
+
+
+async def _read_bounded(request: web.Request) -> bytes | None:
+    """The body, or None when it is larger than the limit (never read past it)."""
+    length = request.content_length
+    if length is not None and length > WEBHOOK_MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(WEBHOOK_MAX_BODY_BYTES + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > WEBHOOK_MAX_BODY_BYTES:
+            return None
+    return b"".join(chunks)
+
+
+def _answer(refused: Refused) -> web.Response:
+    status = refused.status or STATUS[refused.reason]
+    headers = {"WWW-Authenticate": 'Basic realm="pingmon"'} if status == 401 else None
+    body: dict[str, object] = {"received": False, "reason": refused.reason.value}
+    if status == 200:
+        body["detail"] = refused.detail
+    return web.json_response(body, status=status, headers=headers)

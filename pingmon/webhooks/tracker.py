@@ -1,0 +1,243 @@
+"""Which pings await their webhook, and what became of each: the round trip's bookkeeping.
+
+A successful ping opens an expectation with a deadline (the target's webhook timeout). A
+delivery that matches it closes it: delivered, with a round trip. The deadline passing closes
+it as missed. Stripe deliveries match by event id (the ping's response names the event);
+Simotel's carry nothing to match, so a delivery closes the latest ping still waiting.
+Everything runs on the event loop; the metrics read this state between two turns of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pingmon.webhooks.reasons import Reason
+from pingmon.webhooks.settings import Network, StripeWebhookSettings, WebhookSettings
+from pingmon.webhooks.verify import Authentic, Refused, is_simotel_ping
+
+log = logging.getLogger("pingmon.webhooks")
+
+STRIPE_PING_EVENT = "v2.core.event_destination.ping"
+ROUNDTRIP_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# What a target remembers of closed pings and accepted signatures, to tell a provider's
+# retry (duplicate) and a late delivery from a stranger's event, and to refuse replays.
+MEMORY = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """A target whose ping sends a webhook, as the receiver and the tracker need it."""
+
+    name: str
+    provider: str
+    provider_type: str  # "stripe" | "simotel"
+    settings: WebhookSettings
+    networks: tuple[Network, ...] = ()
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.provider, self.provider_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A delivery counted for its ping."""
+
+    roundtrip_seconds: float
+
+
+@dataclass(slots=True)
+class _Pending:
+    sequence: int
+    sent_at: float
+    deadline: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class WebhookState:
+    """One target's expectations and what the metrics show of it."""
+
+    target: WebhookTarget
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    closed: OrderedDict[str, bool] = field(default_factory=OrderedDict)  # key -> delivered?
+    signatures: OrderedDict[tuple[str, int], None] = field(default_factory=OrderedDict)
+    sequence: int = 0
+    decided_sequence: int = 0
+    last_delivered: bool | None = None
+    last_roundtrip: float | None = None
+    last_received_at: float | None = None
+    consecutive_misses: int = 0
+    delivered_total: int = 0
+    missed_total: int = 0
+    roundtrip_counts: list[int] = field(default_factory=lambda: [0] * (len(ROUNDTRIP_BUCKETS) + 1))
+    roundtrip_sum: float = 0.0
+    rejected: Counter[Reason] = field(default_factory=Counter)
+
+    def cancel(self) -> None:
+        for pending in self.pending.values():
+            if pending.deadline is not None:
+                pending.deadline.cancel()
+        self.pending.clear()
+
+
+class WebhookTracker:
+    """Every webhook target's state; ``clock`` is the wall clock round trips are read from."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._states: dict[str, WebhookState] = {}
+        self.unknown_target_total = 0
+
+    def configure(self, targets: Iterable[WebhookTarget]) -> None:
+        """Adopt a configuration: a target that stays (same provider) keeps its history and
+        its pings in flight; a removed one is forgotten, and its series leave /metrics."""
+        states: dict[str, WebhookState] = {}
+        for target in targets:
+            old = self._states.pop(target.name, None)
+            if old is not None and old.target.identity == target.identity:
+                old.target = target
+                states[target.name] = old
+            else:
+                if old is not None:
+                    old.cancel()
+                states[target.name] = WebhookState(target)
+        for removed in self._states.values():
+            removed.cancel()
+        self._states = states
+
+    def close(self) -> None:
+        for state in self._states.values():
+            state.cancel()
+
+    def target(self, name: str) -> WebhookTarget | None:
+        state = self._states.get(name)
+        return None if state is None else state.target
+
+    def states(self) -> tuple[WebhookState, ...]:
+        return tuple(self._states.values())
+
+    def ping_succeeded(self, name: str, sent_at: float, event_id: str | None) -> None:
+        """A ping was answered: its webhook is due within the target's timeout."""
+        state = self._states.get(name)
+        if state is None:
+            return
+        state.sequence += 1
+        key = (
+            event_id
+            if state.target.provider_type == "stripe" and event_id
+            else str(state.sequence)
+        )
+        pending = _Pending(state.sequence, sent_at)
+        delay = max(0.0, sent_at + state.target.settings.timeout - self._clock())
+        pending.deadline = asyncio.get_running_loop().call_later(delay, self._expire, state, key)
+        state.pending[key] = pending
+
+    def refuse(self, name: str | None, reason: Reason) -> None:
+        """Count a request that is not a delivery (``name`` None: no such webhook target)."""
+        state = self._states.get(name) if name is not None else None
+        if state is None:
+            self.unknown_target_total += 1
+        else:
+            state.rejected[reason] += 1
+
+    def accept(self, name: str, event: Authentic) -> Delivered | Refused:
+        """Match an authentic request to the ping that caused it."""
+        state = self._states[name]
+        if state.target.provider_type == "stripe":
+            outcome = self._match_stripe(state, event)
+        else:
+            outcome = self._match_simotel(state, event)
+        if isinstance(outcome, Refused):
+            state.rejected[outcome.reason] += 1
+        return outcome
+
+    def _match_stripe(self, state: WebhookState, event: Authentic) -> Delivered | Refused:
+        if event.event_type != STRIPE_PING_EVENT:
+            return Refused(Reason.UNMATCHED, f"event type {event.event_type} is not a ping")
+        if event.event_id is None or event.signed_at is None:
+            return Refused(Reason.BAD_PAYLOAD, "no event id or signature timestamp")
+        signature = (event.event_id, event.signed_at)
+        if signature in state.signatures:
+            return Refused(Reason.REPLAYED, f"{event.event_id} with this signature was accepted")
+        self._remember_signature(state, signature)
+        if event.event_id in state.pending:
+            return self._deliver(state, event.event_id)
+        return self._closed_refusal(state, event.event_id, event.event_id)
+
+    def _match_simotel(self, state: WebhookState, event: Authentic) -> Delivered | Refused:
+        if not is_simotel_ping(event):
+            return Refused(Reason.UNMATCHED, f"event {event.event_type} is not a Ping")
+        if state.pending:
+            latest = max(state.pending, key=lambda key: state.pending[key].sequence)
+            return self._deliver(state, latest)
+        return self._closed_refusal(state, str(state.sequence), "the latest ping")
+
+    def _closed_refusal(self, state: WebhookState, key: str, what: str) -> Refused:
+        delivered = state.closed.get(key)
+        if delivered is True:
+            return Refused(Reason.DUPLICATE, f"{what} was already delivered")
+        if delivered is False:
+            timeout = state.target.settings.timeout
+            return Refused(Reason.LATE, f"{what} arrived after its {timeout:g}s timeout")
+        return Refused(Reason.UNMATCHED, "no ping of this pingmon awaits it")
+
+    def _deliver(self, state: WebhookState, key: str) -> Delivered:
+        pending = state.pending.pop(key)
+        if pending.deadline is not None:
+            pending.deadline.cancel()
+        now = self._clock()
+        roundtrip = max(0.0, now - pending.sent_at)
+        self._close(state, key, delivered=True)
+        state.delivered_total += 1
+        state.last_received_at = now
+        state.roundtrip_counts[bisect.bisect_left(ROUNDTRIP_BUCKETS, roundtrip)] += 1
+        state.roundtrip_sum += roundtrip
+        if pending.sequence > state.decided_sequence:
+            state.decided_sequence = pending.sequence
+            state.last_delivered = True
+            state.last_roundtrip = roundtrip
+            state.consecutive_misses = 0
+        return Delivered(roundtrip)
+
+    def _expire(self, state: WebhookState, key: str) -> None:
+        pending = state.pending.pop(key, None)
+        if pending is None:
+            return
+        self._close(state, key, delivered=False)
+        state.missed_total += 1
+        if pending.sequence > state.decided_sequence:
+            state.decided_sequence = pending.sequence
+            state.last_delivered = False
+            state.consecutive_misses += 1
+        log.warning(
+            "webhook did not arrive within its timeout",
+            extra={
+                "target": state.target.name,
+                "provider": state.target.provider,
+                "timeout_seconds": state.target.settings.timeout,
+                "consecutive_misses": state.consecutive_misses,
+            },
+        )
+
+    @staticmethod
+    def _close(state: WebhookState, key: str, *, delivered: bool) -> None:
+        state.closed[key] = delivered
+        while len(state.closed) > MEMORY:
+            state.closed.popitem(last=False)
+
+    def _remember_signature(self, state: WebhookState, signature: tuple[str, int]) -> None:
+        """Keep accepted signatures while they are inside the tolerance: after it, a replay
+        is refused as stale before it gets here."""
+        state.signatures[signature] = None
+        settings = state.target.settings
+        tolerance = settings.tolerance if isinstance(settings, StripeWebhookSettings) else 0.0
+        oldest = self._clock() - tolerance
+        while state.signatures and (
+            len(state.signatures) > MEMORY or next(iter(state.signatures))[1] < oldest
+        ):
+            state.signatures.popitem(last=False)
