@@ -198,6 +198,11 @@ class WebhookTracker:
         state.roundtrip_counts[bisect.bisect_left(ROUNDTRIP_BUCKETS, roundtrip)] += 1
         state.roundtrip_sum += roundtrip
         if pending.sequence > state.decided_sequence:
+            if state.last_delivered is not True:
+                log.info(
+                    "webhook round trip works",
+                    extra={**_fields(state), "roundtrip_seconds": round(roundtrip, 4)},
+                )
             state.decided_sequence = pending.sequence
             state.last_delivered = True
             state.last_roundtrip = roundtrip
@@ -210,19 +215,16 @@ class WebhookTracker:
             return
         self._close(state, key, delivered=False)
         state.missed_total += 1
-        if pending.sequence > state.decided_sequence:
-            state.decided_sequence = pending.sequence
-            state.last_delivered = False
-            state.consecutive_misses += 1
-        log.warning(
-            "webhook did not arrive within its timeout",
-            extra={
-                "target": state.target.name,
-                "provider": state.target.provider,
-                "timeout_seconds": state.target.settings.timeout,
-                "consecutive_misses": state.consecutive_misses,
-            },
-        )
+        if pending.sequence <= state.decided_sequence:
+            return
+        state.decided_sequence = pending.sequence
+        state.last_delivered = False
+        state.consecutive_misses += 1
+        if state.consecutive_misses == 1:  # a line when the state changes, not every ping
+            log.warning(
+                "webhook did not arrive within its timeout",
+                extra={**_fields(state), "timeout_seconds": state.target.settings.timeout},
+            )
 
     @staticmethod
     def _close(state: WebhookState, key: str, *, delivered: bool) -> None:
@@ -241,3 +243,7 @@ class WebhookTracker:
             len(state.signatures) > MEMORY or next(iter(state.signatures))[1] < oldest
         ):
             state.signatures.popitem(last=False)
+
+
+def _fields(state: WebhookState) -> dict[str, object]:
+    return {"target": state.target.name, "provider": state.target.provider}
