@@ -23,7 +23,13 @@ DEMO_ENV = {
     "PINGMON_DEMO_SIMOTEL_USER": CREDS.simotel.both.username,
     "PINGMON_DEMO_SIMOTEL_PASSWORD": CREDS.simotel.both.password,
     "PINGMON_DEMO_SIMOTEL_TOKEN": CREDS.simotel.both.api_key,
+    "PINGMON_DEMO_STRIPE_WEBHOOK_SECRET": "whsec_pingmon_demo_signing_secret",
+    "PINGMON_DEMO_SIMOTEL_HOOK_USER": "pingmon-demo-hook",
+    "PINGMON_DEMO_SIMOTEL_HOOK_PASSWORD": "pingmon-demo-hook-password",
 }
+# The round trip: the sandbox delivers these targets' webhooks back to pingmon, signed.
+STRIPE_HOOK_TARGET = "orders-webhook"
+SIMOTEL_HOOK_TARGET = "pbx-main"
 REVOKED_DESTINATION = "ed_test_pingmon_revoked"
 THROTTLED_PATH = "/throttled"
 
@@ -47,11 +53,16 @@ def demo_document(sandbox: Sandbox, listen: str) -> dict[str, Any]:
             "status-page": {"type": "http", "base_url": urls["http"]},
         },
         "targets": [
-            {"name": "orders-webhook", "provider": "stripe",
-             "destination_id": CREDS.stripe.test_destination},
+            {"name": STRIPE_HOOK_TARGET, "provider": "stripe",
+             "destination_id": CREDS.stripe.test_destination,
+             "webhook": {"timeout": "3s",
+                         "signing_secret": {"env": "PINGMON_DEMO_STRIPE_WEBHOOK_SECRET"}}},
             {"name": "wedding-456", "provider": "ninepic",
              "org_id": CREDS.ninepic.org_id, "event_id": CREDS.ninepic.event_id},
-            {"name": "pbx-main", "provider": "pbx"},
+            {"name": SIMOTEL_HOOK_TARGET, "provider": "pbx",
+             "webhook": {"timeout": "3s",
+                         "username": {"env": "PINGMON_DEMO_SIMOTEL_HOOK_USER"},
+                         "password": {"env": "PINGMON_DEMO_SIMOTEL_HOOK_PASSWORD"}}},
             {"name": "status", "provider": "status-page", "path": "/healthz",
              "expect": {"status": [200], "json": {"status": "ok"}}},
             {"name": "billing-webhook", "provider": "stripe",
@@ -70,11 +81,27 @@ def banner(daemon: Daemon, address: str, sandbox: Sandbox, config_path: Path) ->
             f"  status:   {url}/status",
             f"  config:   {config_path}",
             "  healthy:  orders-webhook (Stripe), wedding-456 (9pic), pbx-main (Simotel), status",
+            "  webhooks: orders-webhook and pbx-main: each ping's webhook comes back, signed, to "
+            f"{url}/webhooks/TARGET (see pingmon_webhook_roundtrip_seconds)",
             "  failing:  billing-webhook (Stripe answers 404: the destination does not exist)",
             "  backoff:  throttled-status (429 with Retry-After: 30; see pingmon_backoff_seconds)",
             "  sandbox:  " + ", ".join(f"{k} {v}" for k, v in sandbox.urls().items()),
             "Press Ctrl-C to stop.",
         ]
+    )
+
+
+def deliver_webhooks(sandbox: Sandbox, receiver: str) -> None:
+    """Point the sandbox's Stripe destination and Simotel Event Webhooks at pingmon."""
+    sandbox.stripe.set_webhook(
+        CREDS.stripe.test_destination,
+        f"{receiver}/{STRIPE_HOOK_TARGET}",
+        DEMO_ENV["PINGMON_DEMO_STRIPE_WEBHOOK_SECRET"],
+    )
+    sandbox.simotel.set_webhook(
+        f"{receiver}/{SIMOTEL_HOOK_TARGET}",
+        DEMO_ENV["PINGMON_DEMO_SIMOTEL_HOOK_USER"],
+        DEMO_ENV["PINGMON_DEMO_SIMOTEL_HOOK_PASSWORD"],
     )
 
 
@@ -89,6 +116,7 @@ async def _demo(listen: str) -> None:
             config_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
             async def on_started(daemon: Daemon, address: str) -> None:
+                deliver_webhooks(sandbox, f"http://{address}/webhooks")
                 print(banner(daemon, address, sandbox, config_path), flush=True)
 
             await serve(load_config(config_path), on_started=on_started)

@@ -3,6 +3,14 @@
 Each fake follows its provider's document (shared/seeds, PROVIDERS.md) and can be switched into
 one precise misbehaviour per key with a :class:`Scenario`, from Python or, for other processes,
 through ``PUT /_sandbox/scenarios/{key}``. Nothing here imports the daemon.
+
+The Stripe and Simotel fakes also deliver a webhook after each successful ping once told where
+(``set_webhook``), signed on their own so the daemon's verification is checked against an
+independent implementation. How it is delivered is a :class:`WebhookScenario` per key
+(destination id for Stripe, pinging username for Simotel, ``*`` for every key), set with
+``set_webhook_scenario`` or ``PUT /_sandbox/webhook-scenarios/{key}`` with a JSON body such as
+``{"name": "delayed", "delay": 0.5}``; ``DELETE /_sandbox/webhook-scenarios`` clears them and
+``GET /_sandbox/webhook-deliveries`` lists every attempt with the status its receiver answered.
 """
 
 from __future__ import annotations
@@ -20,8 +28,26 @@ from pingmon.sandbox.scenarios import (
     Scenario,
     SeenRequest,
 )
-from pingmon.sandbox.simotel import SimotelAccount, SimotelCredentials, SimotelFake
-from pingmon.sandbox.stripe import StripeCredentials, StripeFake, StripeKey
+from pingmon.sandbox.simotel import (
+    SimotelAccount,
+    SimotelCredentials,
+    SimotelFake,
+    SimotelWebhook,
+)
+from pingmon.sandbox.stripe import (
+    STRIPE_WEBHOOK_SCENARIOS,
+    StripeCredentials,
+    StripeFake,
+    StripeKey,
+)
+from pingmon.sandbox.stripe_webhooks import StripeWebhook, stripe_signature
+from pingmon.sandbox.webhooks import (
+    WEBHOOK_SCENARIOS,
+    Delivery,
+    WebhookScenario,
+    WebhookSender,
+    WebhookSendingFake,
+)
 
 KINDS: Final = ("stripe", "ninepic", "simotel", "http")
 
@@ -100,6 +126,9 @@ __all__ = [
     "COMMON_SCENARIOS",
     "KINDS",
     "SANDBOX_CREDENTIALS",
+    "STRIPE_WEBHOOK_SCENARIOS",
+    "WEBHOOK_SCENARIOS",
+    "Delivery",
     "FakeProvider",
     "HttpCredentials",
     "HttpFake",
@@ -113,7 +142,13 @@ __all__ = [
     "SimotelAccount",
     "SimotelCredentials",
     "SimotelFake",
+    "SimotelWebhook",
     "StripeCredentials",
     "StripeFake",
     "StripeKey",
+    "StripeWebhook",
+    "WebhookScenario",
+    "WebhookSender",
+    "WebhookSendingFake",
+    "stripe_signature",
 ]

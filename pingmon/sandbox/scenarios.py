@@ -233,6 +233,10 @@ class FakeProvider:
             raise RuntimeError(f"the {self.kind} fake is not started")
         return self._url
 
+    def add_control_routes(self, app: web.Application) -> None:
+        """Register the ``/_sandbox/...`` routes, before the provider's catch-all ones."""
+        app.add_routes(CONTROL_ROUTES)
+
     def add_routes(self, app: web.Application) -> None:
         """Register the provider's own routes (after the control routes)."""
         raise NotImplementedError
@@ -243,7 +247,7 @@ class FakeProvider:
             return
         app = web.Application()
         app[FAKE] = self
-        app.add_routes(CONTROL_ROUTES)
+        self.add_control_routes(app)
         self.add_routes(app)
         # handler_cancellation stops a slow or huge answer as soon as its client hangs up.
         runner = web.AppRunner(

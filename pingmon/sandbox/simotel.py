@@ -6,13 +6,14 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from aiohttp import web
 
-from pingmon.sandbox.scenarios import COMMON_SCENARIOS, FakeProvider, Scenario
+from pingmon.sandbox.scenarios import COMMON_SCENARIOS, Scenario
+from pingmon.sandbox.webhooks import REPLAY, OutgoingWebhook, WebhookSendingFake
 
 SIMOTEL_SCENARIOS: Final = COMMON_SCENARIOS | {
     "success_string",
@@ -28,7 +29,11 @@ MISSING: Final = "BasicAuth or ApiKey is missing"
 INVALID: Final = "BasicAuth or ApiKey is invalid"
 ACCESS_DENIED: Final = "setting/ping/act;Access denied"
 
+PING_EVENT_BODY: Final = json.dumps({"event_name": "Ping"}).encode()
+
 AuthMode = Literal["basic", "token", "both"]
+WebhookVersion = Literal["G4", "Rest4"]
+"""G4 posts every event to the URL itself; Rest4 appends the event name (``url/Ping``)."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,47 @@ class SimotelCredentials:
         )
     )
 
+    # The Event Webhooks "API Username"/"API Password" ``python -m pingmon.sandbox`` sends.
+    webhook_username: str = "pingmon_webhook"
+    webhook_password: str = "sandbox-webhook-pass"
+
     def accounts(self) -> dict[str, SimotelAccount]:
         """The account table a fresh SimotelFake starts with, by username."""
         every = (self.basic, self.token, self.both, self.no_ping)
         return {account.username: account for account in every}
+
+
+@dataclass(frozen=True)
+class SimotelWebhook:
+    """Simotel's Event Webhooks settings: the URL, its Basic credentials and the API flavour."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    version: WebhookVersion = "G4"
+
+    def __post_init__(self) -> None:
+        if self.version not in get_args(WebhookVersion):
+            raise ValueError(f"version must be G4 or Rest4, got {self.version!r}")
+
+    def requests(self, scenario: str) -> list[OutgoingWebhook]:
+        """The requests the Ping event makes under a webhook scenario."""
+        url = f"{self.url.rstrip('/')}/Ping" if self.version == "Rest4" else self.url
+        password = self.password
+        if scenario == "badly_signed":
+            password += "-not-the-password"
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": basic_authorization(self.username, password),
+        }
+        first = OutgoingWebhook(url, PING_EVENT_BODY, headers)
+        return [first, replace(first, copy=REPLAY)] if scenario == "replayed" else [first]
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An HTTP Basic ``Authorization`` value."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {token}"
 
 
 def envelope(status: int, success: int, message: str) -> web.Response:
@@ -148,8 +190,19 @@ _ANSWERS: Final[dict[str, Callable[[web.Request], web.Response]]] = {
 }
 
 
-class SimotelFake(FakeProvider):
-    """Simotel's ping; scenario keys are API account usernames."""
+@dataclass
+class _Answered:
+    """Whether a ping was answered with the documented success, which fires the Ping event."""
+
+    ok: bool = False
+
+
+class SimotelFake(WebhookSendingFake):
+    """Simotel's ping; scenario keys are API account usernames.
+
+    Once :meth:`set_webhook` is called (the Ping event enabled), every ``ok`` ping fires the
+    Ping event webhook after its answer; webhook scenario keys are the pinging usernames too.
+    """
 
     kind = "simotel"
     scenario_names = SIMOTEL_SCENARIOS
@@ -165,6 +218,17 @@ class SimotelFake(FakeProvider):
         self.allowed_ips: set[str] | None = None  # None: "Allow All IPs"
         self.accept_put = False  # the docs' PUT tabs; off, as v4 is POST everywhere else
         self.empty_body_is_error = False  # an empty body is read as {} unless this is set
+        self.webhook: SimotelWebhook | None = None  # None: the Ping event is not enabled
+
+    def set_webhook(
+        self, url: str, username: str, password: str, version: WebhookVersion = "G4"
+    ) -> None:
+        """Enable the Ping event webhook: POST it to url with these Basic credentials."""
+        self.webhook = SimotelWebhook(url, username, password, version)
+
+    def remove_webhook(self) -> None:
+        """Disable the Ping event webhook."""
+        self.webhook = None
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", PING_PATH, self._ping)
@@ -204,7 +268,12 @@ class SimotelFake(FakeProvider):
         problem = await self._body_problem(request)
         if problem is not None:
             return problem
-        return await self.play(request, refusal.username, partial(self._reply, request))
+        username, answered = refusal.username, _Answered()
+        response = await self.play(request, username, partial(self._reply, request, answered))
+        webhook = self.webhook
+        if webhook is None or not answered.ok:
+            return response
+        return await self.answer_then_deliver(request, response, username, webhook.requests)
 
     def _refusal(self, request: web.Request) -> SimotelAccount | web.Response:
         """IP allow-list, credentials and permission, before the body is looked at."""
@@ -229,7 +298,11 @@ class SimotelFake(FakeProvider):
             return failure(400, "Unable to parse content")
         return None
 
-    def _reply(self, request: web.Request, scenario: Scenario) -> web.Response:
+    def _reply(
+        self, request: web.Request, answered: _Answered, scenario: Scenario
+    ) -> web.Response:
+        # Only the documented success fires the event; success_string and bad_body are broken.
+        answered.ok = scenario.name == "ok"
         return _ANSWERS[scenario.name](request)
 
     async def _unknown_service(self, request: web.Request) -> web.Response:

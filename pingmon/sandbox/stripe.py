@@ -16,7 +16,12 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from pingmon.sandbox.scenarios import COMMON_SCENARIOS, FakeProvider, Scenario
+from pingmon.sandbox.scenarios import COMMON_SCENARIOS, Scenario
+from pingmon.sandbox.stripe_webhooks import StripeWebhook, thin_event_body
+from pingmon.sandbox.webhooks import (
+    WEBHOOK_SCENARIOS,
+    WebhookSendingFake,
+)
 
 STRIPE_SCENARIOS: Final = COMMON_SCENARIOS | {
     "lock_timeout",
@@ -29,6 +34,8 @@ STRIPE_SCENARIOS: Final = COMMON_SCENARIOS | {
 DEFAULT_STRIPE_VERSION: Final = "2025-09-30.clover"
 PING_EVENT_TYPE: Final = "v2.core.event_destination.ping"
 PING_ROUTE: Final = "/v2/core/event_destinations/{id}/ping"
+# "stale": one delivery signed OLD_SIGNATURE_AGE_SECONDS ago, outside the default tolerance.
+STRIPE_WEBHOOK_SCENARIOS: Final = WEBHOOK_SCENARIOS | {"stale"}
 
 _DESTINATION_ID: Final = re.compile(r"ed_(test|live)_[A-Za-z0-9_]+")
 _KEY_PREFIX: Final = re.compile(r"(?:sk|rk|pk)_(?:test|live)_")
@@ -57,6 +64,7 @@ class StripeCredentials:
     test_destination: str = "ed_test_pingmon_orders"
     live_destination: str = "ed_live_pingmon_orders"
     stripe_version: str = DEFAULT_STRIPE_VERSION
+    webhook_secret: str = "whsec_pingmon_sandbox"  # what ``python -m pingmon.sandbox`` signs with
 
     def keys(self) -> dict[str, StripeKey]:
         """The key table a fresh StripeFake starts with."""
@@ -77,6 +85,13 @@ class _Ping:
     livemode: bool
     idempotency_key: str
     request_id: str
+
+
+@dataclass
+class _Answered:
+    """The event a ping answered with, when it is one that gets delivered."""
+
+    event: dict[str, Any] | None = None
 
 
 @dataclass
@@ -262,11 +277,16 @@ async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> 
     response.headers.setdefault("Stripe-Version", version)
 
 
-class StripeFake(FakeProvider):
-    """``POST /v2/core/event_destinations/{id}/ping``; scenario keys are destination ids."""
+class StripeFake(WebhookSendingFake):
+    """``POST /v2/core/event_destinations/{id}/ping``; scenario keys are destination ids.
+
+    A destination given a webhook with :meth:`set_webhook` receives the thin event of every
+    ``ok`` ping, signed, once the ping is answered; webhook scenario keys are destination ids too.
+    """
 
     kind = "stripe"
     scenario_names = STRIPE_SCENARIOS
+    webhook_scenario_names = STRIPE_WEBHOOK_SCENARIOS
 
     def __init__(
         self,
@@ -278,6 +298,15 @@ class StripeFake(FakeProvider):
         self.keys: dict[str, StripeKey] = (credentials or StripeCredentials()).keys()
         self.deleted_destinations: set[str] = set()
         self._idempotency: dict[str, _Remembered] = {}
+        self.webhooks: dict[str, StripeWebhook] = {}
+
+    def set_webhook(self, destination_id: str, url: str, signing_secret: str) -> None:
+        """Deliver destination_id's ping events to url, signed with signing_secret."""
+        self.webhooks[destination_id] = StripeWebhook(url, signing_secret)
+
+    def remove_webhook(self, destination_id: str) -> None:
+        """Stop delivering destination_id's events (nothing happens if it had no webhook)."""
+        self.webhooks.pop(destination_id, None)
 
     def add_routes(self, app: web.Application) -> None:
         app.on_response_prepare.append(_stamp_headers)
@@ -313,7 +342,13 @@ class StripeFake(FakeProvider):
             idempotency_key=idempotency_key or _generated_idempotency_key(),
             request_id=random_id("req_", 14),
         )
-        return await self.play(request, destination, partial(self._reply, ping))
+        answered = _Answered()
+        response = await self.play(request, destination, partial(self._reply, ping, answered))
+        webhook = self.webhooks.get(destination)
+        if answered.event is None or webhook is None:
+            return response
+        build = partial(webhook.requests, thin_event_body(answered.event))
+        return await self.answer_then_deliver(request, response, destination, build)
 
     def _authenticate(self, request: web.Request) -> tuple[str, StripeKey] | web.Response:
         """The caller's key, or the 401/403 a real account would answer."""
@@ -342,10 +377,12 @@ class StripeFake(FakeProvider):
             del self._idempotency[next(iter(self._idempotency))]
         self._idempotency[idempotency_key] = remembered
 
-    def _reply(self, ping: _Ping, scenario: Scenario) -> web.Response:
+    def _reply(self, ping: _Ping, answered: _Answered, scenario: Scenario) -> web.Response:
         if scenario.name not in _EVENT_VARIANTS:
             return _ERROR_ANSWERS[scenario.name](ping)
         event = ping_event(ping, scenario.name)
+        if scenario.name == "ok":  # the other variants are broken answers, not real events
+            answered.event = event
         remembered = self._idempotency.get(ping.idempotency_key)
         if remembered is not None:
             remembered.event = event

@@ -34,13 +34,20 @@ async def test_demo_shows_success_failure_and_backoff() -> None:
                 async with http.get(f"{base}/status") as response:
                     states.update({t["target"]: t for t in (await response.json())["targets"]})
                 return all(states[name]["error_class"] is not None for name in
-                           ("orders-webhook", "billing-webhook", "throttled-status"))  # fmt: skip
+                           ("orders-webhook", "billing-webhook", "throttled-status")) and all(
+                    states[name]["webhook"]["delivered"] is not None
+                    for name in ("orders-webhook", "pbx-main"))  # fmt: skip
 
             await eventually(shown, timeout=15, interval=0.2)
         assert states["orders-webhook"]["success"] is True
         assert states["billing-webhook"]["error_class"] == "not_found"
         assert states["throttled-status"]["error_class"] == "rate_limited"
         assert states["throttled-status"]["backoff_seconds"] >= 30
+        for name in ("orders-webhook", "pbx-main"):  # the round trip works
+            webhook = states[name]["webhook"]
+            assert webhook["delivered"] is True, webhook
+            assert webhook["roundtrip_seconds"] > 0
+            assert webhook["rejected"] == {}
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
