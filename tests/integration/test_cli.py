@@ -221,7 +221,8 @@ async def test_text_log_format_is_for_people(config_writer: ConfigWriter) -> Non
 async def test_the_shipped_example_passes_config_validate(monkeypatch: pytest.MonkeyPatch) -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "pingmon.example.yaml"
     for name in ("STRIPE_API_KEY", "NINEPIC_API_KEY", "SIMOTEL_API_KEY", "SIMOTEL_USER",
-                 "SIMOTEL_PASSWORD", "STATUS_TOKEN"):  # fmt: skip
+                 "SIMOTEL_PASSWORD", "STATUS_TOKEN", "STRIPE_WEBHOOK_SECRET",
+                 "SIMOTEL_WEBHOOK_USER", "SIMOTEL_WEBHOOK_PASSWORD"):  # fmt: skip
         monkeypatch.setenv(name, f"value-of-{name.lower()}")
     done = await pingmon("config", "validate", "--config", str(example))
     assert done.returncode == 0, done.stderr
