@@ -52,6 +52,61 @@ pingmon.io/sidecar: {{ include "pingmon.fullname" . }}
 {{- regexFind "[0-9]+$" .Values.config.listen | int }}
 {{- end }}
 
+{{/* The webhook receiver's route prefix on the Ingress: <pathPrefix>/webhooks. */}}
+{{- define "pingmon.webhooks.path" -}}
+{{- printf "%s/webhooks" .Values.webhooks.pathPrefix }}
+{{- end }}
+
+{{/*
+The pingmon.yaml the ConfigMap carries: values.config, plus webhook_listen (the host of
+config.listen, the port webhooks.port) and webhook_path_prefix when webhooks are enabled.
+*/}}
+{{- define "pingmon.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.webhooks.enabled }}
+{{- $host := regexReplaceAll ":[0-9]+$" .Values.config.listen "" }}
+{{- $_ := set $config "webhook_listen" (printf "%s:%d" $host (int .Values.webhooks.port)) }}
+{{- $_ := set $config "webhook_path_prefix" .Values.webhooks.pathPrefix }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/*
+Webhook round trips need one receiver per target: the pod that pinged must be the pod the
+provider's webhook reaches. Refuse what would break that, saying what to do instead.
+*/}}
+{{- define "pingmon.webhooks.check" -}}
+{{- $webhookTargets := list }}
+{{- range $index, $target := (.Values.config.targets | default list) }}
+{{- if and (kindIs "map" $target) (hasKey $target "webhook") }}
+{{- $webhookTargets = append $webhookTargets (printf "config.targets[%d] (%v)" $index (get $target "name")) }}
+{{- end }}
+{{- end }}
+{{- $docs := "see docs/webhooks.md, \"One receiver per target\"" }}
+{{- if and (eq .Values.mode "sidecar") (or .Values.webhooks.enabled $webhookTargets) }}
+{{- $what := join ", " $webhookTargets | default "webhooks.enabled" }}
+{{- fail (printf "%s: webhooks need mode: standalone. In sidecar mode every replica of the application runs a pingmon that pings, but the provider's webhook reaches only one of them; run the targets with webhook: in a standalone pingmon release (webhooks.enabled: true, replicaCount: 1) instead (%s)" $what $docs) }}
+{{- end }}
+{{- if and $webhookTargets (not .Values.webhooks.enabled) }}
+{{- fail (printf "%s: webhook: needs webhooks.enabled: true, so that the chart serves the receiver on the webhooks port (docs/webhooks.md)" (join ", " $webhookTargets)) }}
+{{- end }}
+{{- if .Values.webhooks.enabled }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "webhooks.enabled needs replicaCount: 1 (got %d): every replica pings, but each webhook reaches only one pod, so the others would count their pings' webhooks as missed (%s)" (int .Values.replicaCount) $docs) }}
+{{- end }}
+{{- if eq (int .Values.webhooks.port) (int (include "pingmon.port" .)) }}
+{{- fail (printf "webhooks.port (%d) must differ from the port of config.listen: the receiver gets a port of its own, so that an Ingress to it never exposes /metrics" (int .Values.webhooks.port)) }}
+{{- end }}
+{{- range $key := list "webhook_listen" "webhook_path_prefix" }}
+{{- if hasKey $.Values.config $key }}
+{{- fail (printf "config.%s is set by the chart when webhooks.enabled: set webhooks.port and webhooks.pathPrefix instead" $key) }}
+{{- end }}
+{{- end }}
+{{- else if .Values.webhooks.ingress.enabled }}
+{{- fail "webhooks.ingress.enabled needs webhooks.enabled: true (the Ingress routes to the receiver's port)" }}
+{{- end }}
+{{- end }}
+
 {{/* True (non-empty) when the Prometheus Operator objects may be rendered. */}}
 {{- define "pingmon.operatorAPI" -}}
 {{- if or .Values.prometheusOperator.assumeCRDs (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") }}true{{ end }}
@@ -79,6 +134,11 @@ ports:
   - name: pingmon
     containerPort: {{ include "pingmon.port" . }}
     protocol: TCP
+  {{- if .Values.webhooks.enabled }}
+  - name: webhooks
+    containerPort: {{ .Values.webhooks.port }}
+    protocol: TCP
+  {{- end }}
 {{- with .Values.secrets.env }}
 env:
   {{- range . }}
