@@ -130,7 +130,9 @@ class Settings(BaseSettings):
         description="A path before /webhooks/TARGET, e.g. /pingmon, to match an ingress route",
     )
     providers: dict[str, _provider_union()] = {}  # type: ignore[valid-type]
-    targets: list[dict[str, Any]] = []
+    # Raw, as written: validated per provider type in load_config. Out of repr and dumps,
+    # since a literal webhook secret may sit in it.
+    targets: list[dict[str, Any]] = Field(default=[], repr=False, exclude=True)
 
     @field_validator("listen", "webhook_listen")
     @classmethod
@@ -328,7 +330,7 @@ def _resolve_targets(
         provider_type = provider_types[provider_name]
         params_fields = PROVIDER_TYPES[provider_type].params_model.model_fields
         if "webhook" in raw and "webhook" not in params_fields:
-            message = f"a {provider_type} ping sends no webhook; only stripe and simotel take one"
+            message = f"{provider_type} pings send no webhook; only stripe and simotel targets do"
             problems.append(Problem(f"{where}.webhook", message))
             raw = {key: value for key, value in raw.items() if key != "webhook"}
         try:

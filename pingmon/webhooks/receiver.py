@@ -18,7 +18,7 @@ from pingmon.webhooks.settings import (
     StripeWebhookSettings,
     source_allowed,
 )
-from pingmon.webhooks.tracker import Delivered, WebhookTarget, WebhookTracker
+from pingmon.webhooks.tracker import Delivered, Held, WebhookTarget, WebhookTracker
 from pingmon.webhooks.verify import Authentic, Refused, verify_simotel, verify_stripe
 
 log = logging.getLogger("pingmon.webhooks")
@@ -86,16 +86,19 @@ async def _receive(
     if isinstance(outcome, Refused):
         refusal_log(name, outcome, request.remote)
         return _answer(outcome)
-    log.debug(
-        "webhook delivered",
-        extra={"target": name, "roundtrip_seconds": round(outcome.roundtrip_seconds, 4)},
-    )
+    if isinstance(outcome, Held):
+        log.debug("webhook held for its ping", extra={"target": name, "detail": outcome.detail})
+    else:
+        log.debug(
+            "webhook delivered",
+            extra={"target": name, "roundtrip_seconds": round(outcome.roundtrip_seconds, 4)},
+        )
     return web.json_response({"received": True})
 
 
 async def _judge(
     request: web.Request, target: WebhookTarget, tracker: WebhookTracker
-) -> Delivered | Refused:
+) -> Delivered | Held | Refused:
     if not source_allowed(request.remote, target.networks):
         refused = Refused(Reason.FORBIDDEN_SOURCE, "the peer address is not in allowed_sources")
         tracker.refuse(target.name, refused.reason)

@@ -4,6 +4,11 @@ A successful ping opens an expectation with a deadline (the target's webhook tim
 delivery that matches it closes it: delivered, with a round trip. The deadline passing closes
 it as missed. Stripe deliveries match by event id (the ping's response names the event);
 Simotel's carry nothing to match, so a delivery closes the latest ping still waiting.
+
+A webhook can overtake its ping's answer: the provider sends it while pingmon still reads the
+response (Simotel fires it from inside the ping call). An authentic delivery nothing awaits
+yet is therefore held for the timeout: the ping it belongs to claims it when its answer is
+recorded; if none does, it is counted as not a delivery when the hold ends.
 Everything runs on the event loop; the metrics read this state between two turns of it.
 """
 
@@ -27,6 +32,8 @@ ROUNDTRIP_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 # What a target remembers of closed pings and accepted signatures, to tell a provider's
 # retry (duplicate) and a late delivery from a stranger's event, and to refuse replays.
 MEMORY = 1024
+# Authentic deliveries held for a ping still being answered; more are not held.
+HELD_LIMIT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,13 @@ class Delivered:
     roundtrip_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An authentic delivery no ping awaits yet: its ping may still be being answered."""
+
+    detail: str
+
+
 @dataclass(slots=True)
 class _Pending:
     sequence: int
@@ -59,12 +73,26 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Closed:
+    delivered: bool
+    sent_at: float
+
+
+@dataclass(slots=True)
+class _Early:
+    received_at: float
+    event_id: str | None
+    expiry: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
 class WebhookState:
     """One target's expectations and what the metrics show of it."""
 
     target: WebhookTarget
     pending: dict[str, _Pending] = field(default_factory=dict)
-    closed: OrderedDict[str, bool] = field(default_factory=OrderedDict)  # key -> delivered?
+    closed: OrderedDict[str, _Closed] = field(default_factory=OrderedDict)
+    held: list[_Early] = field(default_factory=list)
     signatures: OrderedDict[tuple[str, int], None] = field(default_factory=OrderedDict)
     sequence: int = 0
     decided_sequence: int = 0
@@ -79,10 +107,11 @@ class WebhookState:
     rejected: Counter[Reason] = field(default_factory=Counter)
 
     def cancel(self) -> None:
-        for pending in self.pending.values():
-            if pending.deadline is not None:
-                pending.deadline.cancel()
+        for timer in [p.deadline for p in self.pending.values()] + [h.expiry for h in self.held]:
+            if timer is not None:
+                timer.cancel()
         self.pending.clear()
+        self.held.clear()
 
 
 class WebhookTracker:
@@ -136,6 +165,22 @@ class WebhookTracker:
         delay = max(0.0, sent_at + state.target.settings.timeout - self._clock())
         pending.deadline = asyncio.get_running_loop().call_later(delay, self._expire, state, key)
         state.pending[key] = pending
+        early = self._claim(state, key if event_id else None, sent_at)
+        if early is not None:
+            self._deliver(state, key, early.received_at)
+
+    @staticmethod
+    def _claim(state: WebhookState, event_id: str | None, sent_at: float) -> _Early | None:
+        """The held delivery that belongs to a ping just answered: Stripe's by its event id,
+        Simotel's the first that came after the ping was sent."""
+        for early in state.held:
+            matches = early.event_id == event_id if event_id else early.received_at >= sent_at
+            if matches:
+                state.held.remove(early)
+                if early.expiry is not None:
+                    early.expiry.cancel()
+                return early
+        return None
 
     def refuse(self, name: str | None, reason: Reason) -> None:
         """Count a request that is not a delivery (``name`` None: no such webhook target)."""
@@ -145,9 +190,12 @@ class WebhookTracker:
         else:
             state.rejected[reason] += 1
 
-    def accept(self, name: str, event: Authentic) -> Delivered | Refused:
+    def accept(self, name: str, event: Authentic) -> Delivered | Held | Refused:
         """Match an authentic request to the ping that caused it."""
-        state = self._states[name]
+        state = self._states.get(name)
+        if state is None:  # removed by a reload while its body was read
+            self.unknown_target_total += 1
+            return Refused(Reason.UNKNOWN_TARGET, "the target no longer expects webhooks")
         if state.target.provider_type == "stripe":
             outcome = self._match_stripe(state, event)
         else:
@@ -156,7 +204,7 @@ class WebhookTracker:
             state.rejected[outcome.reason] += 1
         return outcome
 
-    def _match_stripe(self, state: WebhookState, event: Authentic) -> Delivered | Refused:
+    def _match_stripe(self, state: WebhookState, event: Authentic) -> Delivered | Held | Refused:
         if event.event_type != STRIPE_PING_EVENT:
             return Refused(Reason.UNMATCHED, f"event type {event.event_type} is not a ping")
         if event.event_id is None or event.signed_at is None:
@@ -165,36 +213,61 @@ class WebhookTracker:
         if signature in state.signatures:
             return Refused(Reason.REPLAYED, f"{event.event_id} with this signature was accepted")
         self._remember_signature(state, signature)
+        now = self._clock()
         if event.event_id in state.pending:
-            return self._deliver(state, event.event_id)
-        return self._closed_refusal(state, event.event_id, event.event_id)
+            return self._deliver(state, event.event_id, now)
+        closed = state.closed.get(event.event_id)
+        if closed is not None:
+            return _closed_refusal(state, closed, event.event_id)
+        return self._hold(state, _Early(now, event.event_id))
 
-    def _match_simotel(self, state: WebhookState, event: Authentic) -> Delivered | Refused:
+    def _match_simotel(self, state: WebhookState, event: Authentic) -> Delivered | Held | Refused:
         if not is_simotel_ping(event):
             return Refused(Reason.UNMATCHED, f"event {event.event_type} is not a Ping")
+        now = self._clock()
         if state.pending:
             latest = max(state.pending, key=lambda key: state.pending[key].sequence)
-            return self._deliver(state, latest)
-        return self._closed_refusal(state, str(state.sequence), "the latest ping")
+            return self._deliver(state, latest, now)
+        return self._hold(state, _Early(now, None))
 
-    def _closed_refusal(self, state: WebhookState, key: str, what: str) -> Refused:
-        delivered = state.closed.get(key)
-        if delivered is True:
-            return Refused(Reason.DUPLICATE, f"{what} was already delivered")
-        if delivered is False:
-            timeout = state.target.settings.timeout
-            return Refused(Reason.LATE, f"{what} arrived after its {timeout:g}s timeout")
+    def _hold(self, state: WebhookState, early: _Early) -> Held | Refused:
+        if len(state.held) >= HELD_LIMIT:
+            return self._unclaimed(state, early)
+        timeout = state.target.settings.timeout
+        early.expiry = asyncio.get_running_loop().call_later(timeout, self._release, state, early)
+        state.held.append(early)
+        return Held(f"held up to {timeout:g}s for its ping's answer")
+
+    def _release(self, state: WebhookState, early: _Early) -> None:
+        """No ping claimed a held delivery: count it as what it turned out to be."""
+        if early in state.held:
+            state.held.remove(early)
+            refused = self._unclaimed(state, early)
+            state.rejected[refused.reason] += 1
+            log.info(
+                "webhook not counted",
+                extra={**_fields(state), "reason": refused.reason.value, "detail": refused.detail},
+            )
+
+    @staticmethod
+    def _unclaimed(state: WebhookState, early: _Early) -> Refused:
+        """Stripe's event ids say it all; a Simotel Ping is judged by the latest ping sent
+        before it arrived (already delivered: a duplicate; missed: late)."""
+        if early.event_id is None:
+            before = [c for c in state.closed.values() if c.sent_at <= early.received_at]
+            if before:
+                latest = max(before, key=lambda closed: closed.sent_at)
+                return _closed_refusal(state, latest, "the latest ping")
         return Refused(Reason.UNMATCHED, "no ping of this pingmon awaits it")
 
-    def _deliver(self, state: WebhookState, key: str) -> Delivered:
+    def _deliver(self, state: WebhookState, key: str, received_at: float) -> Delivered:
         pending = state.pending.pop(key)
         if pending.deadline is not None:
             pending.deadline.cancel()
-        now = self._clock()
-        roundtrip = max(0.0, now - pending.sent_at)
-        self._close(state, key, delivered=True)
+        roundtrip = max(0.0, received_at - pending.sent_at)
+        self._close(state, key, _Closed(True, pending.sent_at))
         state.delivered_total += 1
-        state.last_received_at = now
+        state.last_received_at = received_at
         state.roundtrip_counts[bisect.bisect_left(ROUNDTRIP_BUCKETS, roundtrip)] += 1
         state.roundtrip_sum += roundtrip
         if pending.sequence > state.decided_sequence:
@@ -213,7 +286,7 @@ class WebhookTracker:
         pending = state.pending.pop(key, None)
         if pending is None:
             return
-        self._close(state, key, delivered=False)
+        self._close(state, key, _Closed(False, pending.sent_at))
         state.missed_total += 1
         if pending.sequence <= state.decided_sequence:
             return
@@ -227,8 +300,8 @@ class WebhookTracker:
             )
 
     @staticmethod
-    def _close(state: WebhookState, key: str, *, delivered: bool) -> None:
-        state.closed[key] = delivered
+    def _close(state: WebhookState, key: str, closed: _Closed) -> None:
+        state.closed[key] = closed
         while len(state.closed) > MEMORY:
             state.closed.popitem(last=False)
 
@@ -243,6 +316,13 @@ class WebhookTracker:
             len(state.signatures) > MEMORY or next(iter(state.signatures))[1] < oldest
         ):
             state.signatures.popitem(last=False)
+
+
+def _closed_refusal(state: WebhookState, closed: _Closed, what: str) -> Refused:
+    if closed.delivered:
+        return Refused(Reason.DUPLICATE, f"{what} was already delivered")
+    timeout = state.target.settings.timeout
+    return Refused(Reason.LATE, f"{what} arrived after its {timeout:g}s timeout")
 
 
 def _fields(state: WebhookState) -> dict[str, object]:

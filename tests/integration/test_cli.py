@@ -228,3 +228,41 @@ async def test_the_shipped_example_passes_config_validate(monkeypatch: pytest.Mo
     assert done.returncode == 0, done.stderr
     assert "ok (4 providers, 4 targets)" in done.stdout
     assert done.stderr == ""  # no literal secrets in the example, so no warnings
+
+
+async def test_config_validate_refuses_webhook_problems_one_line_each(tmp_path: Path) -> None:
+    literal = "whsec_cli-literal-secret-value"
+    path = tmp_path / "bad-webhooks.yaml"
+    path.write_text(
+        "webhook_listen: '0.0.0.0'\n"
+        "webhook_path_prefix: /pingmon/\n"
+        "providers:\n"
+        "  s: {type: stripe, api_key: {env: SB_STRIPE_KEY}}\n"
+        "  n: {type: ninepic, api_key: {env: SB_NINEPIC_KEY}}\n"
+        "  p: {type: simotel, base_url: 'http://127.0.0.1:9', auth: token,"
+        " api_key: {env: SB_SIMOTEL_TOKEN}}\n"
+        "targets:\n"
+        "  - {name: a, provider: n, org_id: 1, event_id: 2, webhook: {timeout: 1m}}\n"
+        f"  - {{name: b, provider: s, destination_id: ed_test_b, interval: 1m,"
+        f" webhook: {{timeout: 2m, signing_secret: {literal}}}}}\n"
+        "  - {name: c, provider: s, destination_id: ed_test_c, webhook: {timeout: 30s}}\n"
+        "  - {name: d, provider: p, webhook: {username: {env: SB_SIMOTEL_USER},"
+        " allowed_sources: [not-a-network]}}\n"
+    )
+    done = await pingmon("config", "validate", "--config", str(path))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"{path}: webhook_listen: '0.0.0.0' is not host:port, e.g. 0.0.0.0:9108",
+        f"{path}: webhook_path_prefix: must be empty or a path such as /pingmon "
+        "(no trailing slash)",
+        f"{path}: targets[0].webhook: ninepic pings send no webhook; "
+        "only stripe and simotel targets do",
+        f"{path}: targets[1].webhook.timeout: must not exceed the target's interval (2m > 1m)",
+        f"{path}: targets[2].webhook.signing_secret: is required",
+        f"{path}: targets[3].webhook.allowed_sources: 'not-a-network' is not an IP address "
+        "or CIDR, e.g. 192.168.51.0/24",
+        f"{path}: targets[3].webhook.password: is required",
+    ]
+    assert literal not in done.stdout + done.stderr
+    assert_no_secret(done.stdout, done.stderr)

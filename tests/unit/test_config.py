@@ -531,3 +531,364 @@ def test_refused_defaults_do_not_add_misleading_schedule_problems(tmp_path: Path
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert [problem.path for problem in refused.value.problems] == ["defaults.timeout"]
+
+
+# Webhooks: only stripe and simotel targets take one; its secrets are secrets like the others.
+
+WEBHOOK_SECRETS = {
+    "TEST_STRIPE_WEBHOOK_SECRET": "whsec_webhook-signing-secret-value",
+    "TEST_SIMOTEL_WEBHOOK_USER": "simotel-webhook-user-secret-value",
+    "TEST_SIMOTEL_WEBHOOK_PASSWORD": "simotel-webhook-password-secret-value",
+}
+WEBHOOK_PROVIDERS = """\
+providers:
+  stripe-live: {type: stripe, api_key: {env: TEST_STRIPE_API_KEY}}
+  ninepic: {type: ninepic, api_key: {env: TEST_NINEPIC_API_KEY}}
+  pbx: {type: simotel, base_url: "http://127.0.0.1:9", auth: token, api_key: {env: TEST_SIMOTEL_API_KEY}}
+  status-page: {type: http, base_url: "https://status.example.com"}
+"""  # noqa: E501
+STRIPE_HOOK = "{signing_secret: {env: TEST_STRIPE_WEBHOOK_SECRET}}"
+SIMOTEL_HOOK = (
+    "{username: {env: TEST_SIMOTEL_WEBHOOK_USER}, password: {env: TEST_SIMOTEL_WEBHOOK_PASSWORD}}"
+)
+NO_WEBHOOK = "{} pings send no webhook; only stripe and simotel targets do"
+LITERAL_HINT = "a literal secret in the file; prefer {env: NAME} or {file: PATH}"
+
+
+@pytest.fixture
+def webhook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in WEBHOOK_SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+def webhook_config(tmp_path: Path, targets: str, top: str = "") -> Path:
+    return write_config(tmp_path, f"{top}{WEBHOOK_PROVIDERS}targets:\n{targets}")
+
+
+def stripe_hook_target(name: str = "orders", webhook: str = STRIPE_HOOK, extra: str = "") -> str:
+    return (
+        f"  - {{name: {name}, provider: stripe-live, destination_id: ed_test_1, interval: 5m"
+        f"{extra}, webhook: {webhook}}}\n"
+    )
+
+
+def simotel_hook_target(name: str = "pbx", webhook: str = SIMOTEL_HOOK, extra: str = "") -> str:
+    return f"  - {{name: {name}, provider: pbx, interval: 5m{extra}, webhook: {webhook}}}\n"
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_stripe_and_simotel_webhooks_load_with_their_defaults(tmp_path: Path) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target() + simotel_hook_target())
+    config = load_config(path)
+    stripe: Any = config.target("orders").params.webhook_settings
+    simotel: Any = config.target("pbx").params.webhook_settings
+    assert (stripe.timeout, stripe.tolerance, stripe.allowed_sources) == (120.0, 300.0, ())
+    assert stripe.signing_secret.reveal() == WEBHOOK_SECRETS["TEST_STRIPE_WEBHOOK_SECRET"]
+    assert simotel.username.reveal() == WEBHOOK_SECRETS["TEST_SIMOTEL_WEBHOOK_USER"]
+    assert simotel.password.reveal() == WEBHOOK_SECRETS["TEST_SIMOTEL_WEBHOOK_PASSWORD"]
+    assert (config.settings.webhook_listen, config.settings.webhook_path_prefix) == (None, "")
+    assert config.warnings == ()
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_webhook_settings_are_read(tmp_path: Path) -> None:
+    hook = (
+        "{timeout: 90s, tolerance: 10m, signing_secret: {env: TEST_STRIPE_WEBHOOK_SECRET}, "
+        "allowed_sources: [192.168.51.0/24, 10.0.0.7, '2001:db8::/32']}"
+    )
+    config = load_config(webhook_config(tmp_path, stripe_hook_target(webhook=hook)))
+    webhook: Any = config.target("orders").params.webhook_settings
+    assert (webhook.timeout, webhook.tolerance) == (90.0, 600.0)
+    assert [str(network) for network in webhook.networks()] == [
+        "192.168.51.0/24",
+        "10.0.0.7/32",
+        "2001:db8::/32",
+    ]
+
+
+def test_a_target_without_webhook_has_no_webhook_settings(valid: Config) -> None:
+    assert [target.params.webhook_settings for target in valid.targets] == [None] * 4
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_webhook_on_a_ninepic_or_http_target_is_refused_with_its_own_line(
+    tmp_path: Path,
+) -> None:
+    path = webhook_config(
+        tmp_path,
+        f"  - {{name: w, provider: ninepic, org_id: 1, event_id: 2, webhook: {STRIPE_HOOK}}}\n"
+        "  - {name: h, provider: status-page, webhook: {timeout: 1m}}\n" + stripe_hook_target(),
+    )
+    assert refusal(path).lines() == [
+        f"{path}: targets[0].webhook: {NO_WEBHOOK.format('ninepic')}",
+        f"{path}: targets[1].webhook: {NO_WEBHOOK.format('http')}",
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_refused_webhook_does_not_hide_the_targets_other_problems(tmp_path: Path) -> None:
+    path = webhook_config(
+        tmp_path,
+        "  - {name: w, provider: ninepic, org_id: x, event_id: 2, webhook: {}}\n",
+    )
+    assert [problem.path for problem in refusal(path).problems] == [
+        "targets[0].webhook",
+        "targets[0].org_id",
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+@pytest.mark.parametrize(
+    "target",
+    [
+        stripe_hook_target(
+            webhook="{timeout: 10m, signing_secret: {env: TEST_STRIPE_WEBHOOK_SECRET}}"
+        ),
+        simotel_hook_target(
+            webhook="{timeout: 10m, username: {env: TEST_SIMOTEL_WEBHOOK_USER}, "
+            "password: {env: TEST_SIMOTEL_WEBHOOK_PASSWORD}}"
+        ),
+    ],
+    ids=["stripe", "simotel"],
+)
+def test_a_webhook_timeout_above_the_interval_is_refused(tmp_path: Path, target: str) -> None:
+    path = webhook_config(tmp_path, target)
+    assert refusal(path).lines() == [
+        f"{path}: targets[0].webhook.timeout: must not exceed the target's interval (10m > 5m)"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_webhook_timeout_equal_to_the_interval_is_accepted(tmp_path: Path) -> None:
+    hook = "{timeout: 5m, signing_secret: {env: TEST_STRIPE_WEBHOOK_SECRET}}"
+    config = load_config(webhook_config(tmp_path, stripe_hook_target(webhook=hook)))
+    webhook: Any = config.target("orders").params.webhook_settings
+    assert webhook.timeout == 300.0
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_the_default_webhook_timeout_is_judged_against_the_inherited_interval(
+    tmp_path: Path,
+) -> None:
+    path = write_config(
+        tmp_path,
+        f"defaults: {{interval: 1m, timeout: 5s}}\n{WEBHOOK_PROVIDERS}targets:\n"
+        f"  - {{name: orders, provider: stripe-live, destination_id: ed_test_1, "
+        f"webhook: {STRIPE_HOOK}}}\n",
+    )
+    assert refusal(path).lines() == [
+        f"{path}: targets[0].webhook.timeout: must not exceed the target's interval (2m > 1m)"
+    ]
+
+
+def test_a_stripe_webhook_without_signing_secret_is_refused(tmp_path: Path) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target(webhook="{timeout: 1m}"))
+    assert refusal(path).lines() == [f"{path}: targets[0].webhook.signing_secret: is required"]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_simotel_webhook_without_password_is_refused(tmp_path: Path) -> None:
+    hook = "{username: {env: TEST_SIMOTEL_WEBHOOK_USER}}"
+    path = webhook_config(tmp_path, simotel_hook_target(webhook=hook))
+    assert refusal(path).lines() == [f"{path}: targets[0].webhook.password: is required"]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_webhook_secret_from_an_unset_variable_is_refused_at_its_path(tmp_path: Path) -> None:
+    hook = "{signing_secret: {env: TEST_UNSET_WEBHOOK_SECRET}}"
+    path = webhook_config(tmp_path, stripe_hook_target(webhook=hook))
+    assert refusal(path).lines() == [
+        f"{path}: targets[0].webhook.signing_secret: "
+        "environment variable TEST_UNSET_WEBHOOK_SECRET is not set"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_an_unknown_webhook_key_is_refused(tmp_path: Path) -> None:
+    hook = "{signing_secret: {env: TEST_STRIPE_WEBHOOK_SECRET}, tolerence: 5m}"
+    path = webhook_config(tmp_path, stripe_hook_target(webhook=hook))
+    assert refusal(path).lines() == [f"{path}: targets[0].webhook.tolerence: {UNKNOWN_KEY}"]
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_bad_allowed_sources_entry_is_refused_naming_it(tmp_path: Path) -> None:
+    hook = (
+        "{username: {env: TEST_SIMOTEL_WEBHOOK_USER}, "
+        "password: {env: TEST_SIMOTEL_WEBHOOK_PASSWORD}, "
+        "allowed_sources: [192.168.51.0/24, 192.168.51.300]}"
+    )
+    path = webhook_config(tmp_path, simotel_hook_target(webhook=hook))
+    assert refusal(path).lines() == [
+        f"{path}: targets[0].webhook.allowed_sources: '192.168.51.300' is not an IP address "
+        "or CIDR, e.g. 192.168.51.0/24"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+@pytest.mark.parametrize("listen", ["0.0.0.0", "127.0.0.1:http", "127.0.0.1:70000"])
+def test_a_bad_webhook_listen_is_refused(tmp_path: Path, listen: str) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_listen: '{listen}'\n")
+    assert refusal(path).lines() == [
+        f"{path}: webhook_listen: '{listen}' is not host:port, e.g. 0.0.0.0:9108"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+@pytest.mark.parametrize("listen", ["127.0.0.1:9109", "[::1]:9109", ":9109"])
+def test_a_good_webhook_listen_is_kept(tmp_path: Path, listen: str) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_listen: '{listen}'\n")
+    assert load_config(path).settings.webhook_listen == listen
+
+
+@pytest.mark.usefixtures("webhook_env")
+@pytest.mark.parametrize("prefix", ["pingmon/", "/a/", "pingmon", "/", "/a//b", "/a b"])
+def test_a_bad_webhook_path_prefix_is_refused(tmp_path: Path, prefix: str) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_path_prefix: '{prefix}'\n")
+    assert refusal(path).lines() == [
+        f"{path}: webhook_path_prefix: must be empty or a path such as /pingmon "
+        "(no trailing slash)"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
+@pytest.mark.parametrize("prefix", ["", "/pingmon", "/a/b", "/hooks-1.v2"])
+def test_a_good_webhook_path_prefix_is_kept(tmp_path: Path, prefix: str) -> None:
+    path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_path_prefix: '{prefix}'\n")
+    assert load_config(path).settings.webhook_path_prefix == prefix
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_pingmon_webhook_settings_can_be_overridden_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PINGMON_WEBHOOK_LISTEN", "127.0.0.1:9200")
+    monkeypatch.setenv("PINGMON_WEBHOOK_PATH_PREFIX", "/pingmon")
+    settings = load_config(webhook_config(tmp_path, stripe_hook_target())).settings
+    assert (settings.webhook_listen, settings.webhook_path_prefix) == (
+        "127.0.0.1:9200",
+        "/pingmon",
+    )
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_watched_files_include_a_webhook_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "secrets" / "whsec").write_text("whsec_from-a-file-secret\n", encoding="utf-8")
+    hook = "{signing_secret: {file: secrets/whsec}}"
+    path = webhook_config(tmp_path, stripe_hook_target(webhook=hook) + simotel_hook_target())
+    config = load_config(path)
+    assert config.watched_files() == (str(path), "secrets/whsec")
+    webhook: Any = config.target("orders").params.webhook_settings
+    assert webhook.signing_secret.reveal() == "whsec_from-a-file-secret"
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_secret_file_named_twice_is_watched_once(tmp_path: Path) -> None:
+    (tmp_path / "secrets" / "whsec").write_text("whsec_shared-file-secret\n", encoding="utf-8")
+    hook = "{signing_secret: {file: secrets/whsec}}"
+    targets = stripe_hook_target("a", hook) + stripe_hook_target("b", hook)
+    path = webhook_config(tmp_path, targets)
+    assert load_config(path).watched_files() == (str(path), "secrets/whsec")
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_config_secrets_lists_provider_and_webhook_secrets(tmp_path: Path) -> None:
+    config = load_config(webhook_config(tmp_path, stripe_hook_target() + simotel_hook_target()))
+    assert [secret.source for secret in config.secrets()] == [
+        "env:TEST_STRIPE_API_KEY",
+        "env:TEST_NINEPIC_API_KEY",
+        "env:TEST_SIMOTEL_API_KEY",
+        "env:TEST_STRIPE_WEBHOOK_SECRET",
+        "env:TEST_SIMOTEL_WEBHOOK_USER",
+        "env:TEST_SIMOTEL_WEBHOOK_PASSWORD",
+    ]
+
+
+LITERAL_WEBHOOK_SECRETS = (
+    "whsec_literal-webhook-secret-value",
+    "literal-webhook-user-secret-value",
+    "literal-webhook-password-secret-value",
+)
+
+
+def literal_webhook_targets() -> str:
+    return (
+        stripe_hook_target("by-reference")
+        + stripe_hook_target("literal", f"{{signing_secret: {LITERAL_WEBHOOK_SECRETS[0]}}}")
+        + simotel_hook_target(
+            webhook=f"{{username: {LITERAL_WEBHOOK_SECRETS[1]}, "
+            f"password: {LITERAL_WEBHOOK_SECRETS[2]}}}"
+        )
+    )
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_a_literal_webhook_secret_is_accepted_with_a_warning_naming_its_target(
+    tmp_path: Path,
+) -> None:
+    config = load_config(webhook_config(tmp_path, literal_webhook_targets()))
+    assert config.warnings == (
+        f"targets[1].webhook: {LITERAL_HINT}",
+        f"targets[2].webhook: {LITERAL_HINT}",
+    )
+    webhook: Any = config.target("literal").params.webhook_settings
+    assert webhook.signing_secret.reveal() == LITERAL_WEBHOOK_SECRETS[0]
+    assert_no_secret_in("\n".join(config.warnings), LITERAL_WEBHOOK_SECRETS)
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_no_literal_webhook_secret_in_the_repr_of_its_target(tmp_path: Path) -> None:
+    config = load_config(webhook_config(tmp_path, literal_webhook_targets()))
+    text = "".join(repr(target) + repr(target.params) for target in config.targets)
+    assert_no_secret_in(text, LITERAL_WEBHOOK_SECRETS)
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_no_literal_webhook_secret_in_repr_or_json_dump_of_the_config(tmp_path: Path) -> None:
+    config = load_config(webhook_config(tmp_path, literal_webhook_targets()))
+    text = repr(config) + str(config) + config.settings.model_dump_json()
+    assert_no_secret_in(text, LITERAL_WEBHOOK_SECRETS)
+
+
+@pytest.mark.usefixtures("webhook_env")
+def test_no_webhook_secret_in_the_repr_of_a_config_using_references(tmp_path: Path) -> None:
+    config = load_config(webhook_config(tmp_path, stripe_hook_target() + simotel_hook_target()))
+    text = repr(config) + str(config) + "".join(repr(t) for t in config.targets)
+    assert_no_secret_in(text, tuple(WEBHOOK_SECRETS.values()))
+
+
+BAD_WEBHOOKS_WITH_SECRETS = """\
+  - name: n
+    provider: ninepic
+    org_id: 1
+    event_id: 2
+    webhook: {signing_secret: whsec_on-ninepic-secret-value}
+  - name: s
+    provider: stripe-live
+    destination_id: ed_test_1
+    interval: 1m
+    webhook: {timeout: 5m, signing_secret: whsec_too-slow-secret-value}
+  - name: p
+    provider: pbx
+    webhook: {username: user-typo-secret-value, pasword: password-typo-secret-value}
+  - name: q
+    provider: pbx
+    webhook: pasted-instead-of-a-mapping-secret-value
+  - name: r
+    provider: stripe-live
+    destination_id: ed_test_2
+    webhook: {signing_secret: whsec_bad-sources-secret-value, allowed_sources: [nowhere]}
+"""
+
+
+def test_no_webhook_secret_in_config_error_lines(tmp_path: Path) -> None:
+    error = refusal(webhook_config(tmp_path, BAD_WEBHOOKS_WITH_SECRETS))
+    assert [problem.path for problem in error.problems] == [
+        "targets[0].webhook",
+        "targets[1].webhook.timeout",
+        "targets[2].webhook.password",
+        "targets[2].webhook.pasword",
+        "targets[3].webhook",
+        "targets[4].webhook.allowed_sources",
+    ]
+    text = "\n".join([*error.lines(), str(error), repr(error)])
+    assert_no_secret_in(text, ("secret-value",))
