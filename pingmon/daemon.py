@@ -176,6 +176,8 @@ class Daemon:
         old, new = change
         if result.success:
             self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)
+        elif not _rate_limited(result):
+            self.webhooks.ping_failed(result.target)
         self.scheduler.set_failing(result.target, not result.success and not _rate_limited(result))
         if old.last is None or old.last.error_class is not result.error_class:
             log_transition(old, new)

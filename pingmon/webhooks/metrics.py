@@ -51,7 +51,8 @@ class WebhookCollector(Collector):
         )
         misses = GaugeMetricFamily(
             "pingmon_webhook_consecutive_misses",
-            "Pings in a row whose webhook did not arrive within the timeout, 0 after a delivery.",
+            "Answered pings in a row whose webhook did not arrive in time; 0 after a delivery "
+            "or a failed ping.",
             labels=LABELS,
         )
         outcomes = CounterMetricFamily(

@@ -169,6 +169,13 @@ class WebhookTracker:
         if early is not None:
             self._deliver(state, key, early.received_at)
 
+    def ping_failed(self, name: str) -> None:
+        """A ping failed (not a 429): the run of answered pings without a webhook is broken,
+        so ``consecutive_misses`` counts only misses of pings that answered in a row."""
+        state = self._states.get(name)
+        if state is not None:
+            state.consecutive_misses = 0
+
     @staticmethod
     def _claim(state: WebhookState, event_id: str | None, sent_at: float) -> _Early | None:
         """The held delivery that belongs to a ping just answered: Stripe's by its event id,

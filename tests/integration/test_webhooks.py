@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pingmon.sandbox import Sandbox
+from pingmon.sandbox import Sandbox, Scenario
 from pingmon.sandbox.webhooks import WebhookScenario, WebhookSendingFake
 from tests.integration.conftest import (
     SECRET_VALUES,
@@ -350,3 +350,26 @@ async def test_a_reload_keeps_a_webhook_target_waiting_and_removing_it_drops_its
         f"http://127.0.0.1:{port}/webhooks/orders", data=b"{}"
     ) as response:
         assert response.status == 404
+
+
+async def test_a_failed_ping_restarts_the_count_of_missed_webhooks(
+    sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/orders"
+    sandbox.stripe.set_webhook(DESTINATION, url, SIGNING_SECRET)
+    sandbox.stripe.set_webhook_scenario(DESTINATION, WebhookScenario("never"))
+    config = config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
+    running = await start_daemon(config)
+    await eventually(lambda: count(running, "pingmon_webhook_consecutive_misses", "orders") >= 1)
+
+    # A 429 says nothing about the way back: the count stands.
+    sandbox.stripe.set_scenario(DESTINATION, Scenario("rate_limited"))
+    await eventually(lambda: count(running, "pingmon_rate_limited_total", "orders") >= 1)
+    assert count(running, "pingmon_webhook_consecutive_misses", "orders") >= 1
+    # A failed ping breaks the run of answered pings: the count starts again.
+    sandbox.stripe.set_scenario(DESTINATION, Scenario("server_error"))
+    await eventually(
+        lambda: count(running, "pingmon_checks_total", "orders", error_class="server_error") >= 1
+    )
+    assert count(running, "pingmon_webhook_consecutive_misses", "orders") == 0.0
