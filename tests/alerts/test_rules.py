@@ -32,6 +32,8 @@ CONTRACT_ALERTS = {
     "PingmonSchedulerLagging",
     "PingmonErrorBudgetBurnFast",
     "PingmonErrorBudgetBurnSlow",
+    "PingmonWebhookNotDelivered",
+    "PingmonWebhookRejected",
 }
 CONTRACT_RECORDS = {"pingmon:availability_objective:ratio"} | {
     f"pingmon:check_errors:ratio_rate{window}"
@@ -144,3 +146,71 @@ def test_every_alert_is_documented_in_alerts_md() -> None:
     doc = ALERTS_DOC.read_text()
     missing = {name for name in ALERTS if f"`{name}`" not in doc}
     assert not missing, f"not in docs/alerts.md: {sorted(missing)}"
+
+
+# PingmonWebhookNotDelivered requires the ping's current success: a ping answered before a failure
+# can still be missed during it, and the alert must stay silent while the ping fails, from the
+# first failed check. A suite of its own, evaluated every 15 s between the minute samples.
+GUARD = "pingmon_check_success == 1"
+FIRING = "ALERTS{alertname='PingmonWebhookNotDelivered'}"
+GUARD_SUITE: dict[str, Any] = {
+    "evaluation_interval": "15s",
+    "tests": [
+        {
+            "interval": "15s",
+            "input_series": [
+                {
+                    "series": f"{name}{{job='pingmon',provider='pbx',target='pbx-main'}}",
+                    "values": v,
+                }
+                for name, v in (
+                    # Two misses from 2m; the ping fails from 3m15s, right after a minute's sample.
+                    ("pingmon_webhook_consecutive_misses", "0x7 2x12"),
+                    ("pingmon_check_success", "1x12 0x6"),
+                    ("pingmon_webhook_timeout_seconds", "60x18"),
+                )
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": FIRING,
+                    "eval_time": "3m",
+                    "exp_samples": [
+                        {
+                            "labels": "ALERTS{alertname='PingmonWebhookNotDelivered',"
+                            "alertstate='firing',job='pingmon',provider='pbx',"
+                            "severity='critical',target='pbx-main'}",
+                            "value": 1,
+                        }
+                    ],
+                },
+                {"expr": FIRING, "eval_time": "3m15s", "exp_samples": []},
+                {"expr": FIRING, "eval_time": "3m45s", "exp_samples": []},
+            ],
+        }
+    ],
+}
+
+
+def run_guard_suite(tmp_path: Path, rules_text: str) -> subprocess.CompletedProcess[str]:
+    rules_copy = tmp_path / "rules.yml"
+    rules_copy.write_text(rules_text)
+    suite = tmp_path / "guard_test.yml"
+    suite.write_text(yaml.safe_dump({"rule_files": [str(rules_copy)], **GUARD_SUITE}))
+    return run(require_tool("promtool"), "test", "rules", str(suite))
+
+
+def test_webhook_not_delivered_is_silent_as_soon_as_the_ping_fails(tmp_path: Path) -> None:
+    done = run_guard_suite(tmp_path, RULES.read_text())
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_without_the_ping_success_guard_the_webhook_alert_would_fire_on_a_failing_ping(
+    tmp_path: Path,
+) -> None:
+    rules_text = RULES.read_text()
+    assert rules_text.count(GUARD) == 1
+    done = run_guard_suite(tmp_path, rules_text.replace(GUARD, "pingmon_check_success >= 0"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "expr: \"ALERTS{alertname='PingmonWebhookNotDelivered'}\", time: 3m15s" in (
+        done.stdout + done.stderr
+    )

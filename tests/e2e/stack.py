@@ -21,6 +21,7 @@ from tests.e2e.rules import alert_rules, shorten_for_durations
 from tests.processes import Process, eventually, free_port, http_json, http_ok
 
 CREDS: Final = SANDBOX_CREDENTIALS.ninepic
+STRIPE: Final = SANDBOX_CREDENTIALS.stripe
 
 SCRAPE_INTERVAL: Final = "1s"
 JOB: Final = "pingmon"
@@ -29,6 +30,8 @@ JOB: Final = "pingmon"
 SECRET_ENV: Final = {
     "E2E_NINEPIC_KEY": CREDS.api_key,
     "E2E_NINEPIC_ORG904_KEY": CREDS.other_org_key,
+    "E2E_STRIPE_KEY": STRIPE.test_key,
+    "E2E_STRIPE_WEBHOOK_SECRET": STRIPE.webhook_secret,
 }
 
 # Alertmanager routes everything to a receiver that sends nowhere.
@@ -65,6 +68,24 @@ STORM: Final = Case("storm", "ninepic-org904", CREDS.other_event_id)
 CASES: Final = (STEADY, PROVIDER_DOWN, KEY_REVOKED, STORM)
 
 
+@dataclass(frozen=True)
+class WebhookCase:
+    """A Stripe target whose ping's webhook the sandbox delivers back to pingmon."""
+
+    target: str
+    provider: str
+    destination: str
+
+    @property
+    def key(self) -> str:
+        return self.destination
+
+
+# Checked every second, its webhook due within 800 ms: slower than the 9pic cases, so that a
+# slow machine never misses a webhook the sandbox delivers at once.
+WEBHOOK: Final = WebhookCase("hooks", "stripe", "ed_test_e2e_hooks")
+
+
 class QueryError(AssertionError):
     """Prometheus refused or failed a query."""
 
@@ -95,6 +116,7 @@ class Stack:
     def start(self) -> None:
         """Sandbox, then pingmon, Alertmanager, Prometheus; ready once pingmon is scraped."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.pingmon_address = f"127.0.0.1:{free_port()}"
         self._start_sandbox()
         self._write_pingmon_config()
         self.start_pingmon()
@@ -117,7 +139,10 @@ class Stack:
 
     def _start_sandbox(self) -> None:
         announced = self.root / "sandbox.out"
-        self._launch("sandbox", [sys.executable, "-m", "pingmon.sandbox"], stdout=announced)
+        receiver = f"http://{self.pingmon_address}/webhooks/{WEBHOOK.target}"
+        command = [sys.executable, "-m", "pingmon.sandbox"]
+        command += ["--stripe-webhook", f"{WEBHOOK.destination}={receiver}"]
+        self._launch("sandbox", command, stdout=announced)
 
         def urls() -> dict[str, str] | None:
             line = announced.read_text()
@@ -127,7 +152,6 @@ class Stack:
 
     def _write_pingmon_config(self) -> None:
         ninepic = self.sandbox_urls["ninepic"]
-        self.pingmon_address = f"127.0.0.1:{free_port()}"
         document = {
             "listen": self.pingmon_address,
             "defaults": {"interval": "200ms", "timeout": "150ms", "jitter": 0},
@@ -144,15 +168,33 @@ class Stack:
                     "base_url": ninepic,
                     "api_key": {"env": "E2E_NINEPIC_ORG904_KEY"},
                 },
+                WEBHOOK.provider: {
+                    "type": "stripe",
+                    "base_url": self.sandbox_urls["stripe"],
+                    "api_key": {"env": "E2E_STRIPE_KEY"},
+                },
             },
             "targets": [
+                *(
+                    {
+                        "name": case.target,
+                        "provider": case.provider,
+                        "org_id": CREDS.other_org_id if case is STORM else CREDS.org_id,
+                        "event_id": case.event_id,
+                    }
+                    for case in CASES
+                ),
                 {
-                    "name": case.target,
-                    "provider": case.provider,
-                    "org_id": CREDS.other_org_id if case is STORM else CREDS.org_id,
-                    "event_id": case.event_id,
-                }
-                for case in CASES
+                    "name": WEBHOOK.target,
+                    "provider": WEBHOOK.provider,
+                    "destination_id": WEBHOOK.destination,
+                    "interval": "1s",
+                    "timeout": "800ms",
+                    "webhook": {
+                        "timeout": "800ms",
+                        "signing_secret": {"env": "E2E_STRIPE_WEBHOOK_SECRET"},
+                    },
+                },
             ],
         }
         (self.root / "pingmon.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
@@ -267,6 +309,10 @@ class Stack:
 
     def heal(self, case: Case) -> None:
         self.set_scenario(case, "ok")
+
+    def set_webhook_scenario(self, case: WebhookCase, name: str) -> None:
+        url = f"{self.sandbox_urls['stripe']}/_sandbox/webhook-scenarios/{case.key}"
+        http_json(url, "PUT", {"name": name})
 
     # -- Alertmanager and Prometheus --------------------------------------------------------
 

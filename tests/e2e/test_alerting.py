@@ -16,7 +16,16 @@ from typing import Any, Final
 
 import pytest
 
-from tests.e2e.stack import JOB, KEY_REVOKED, PROVIDER_DOWN, STEADY, STORM, Case, Stack
+from tests.e2e.stack import (
+    JOB,
+    KEY_REVOKED,
+    PROVIDER_DOWN,
+    STEADY,
+    STORM,
+    WEBHOOK,
+    Case,
+    Stack,
+)
 from tests.processes import POLL_SECONDS, eventually
 
 # Longer than any shortened `for` plus a scrape and an evaluation: an alert that was going to
@@ -150,6 +159,32 @@ def test_429_storm_fires_only_the_rate_limit_alert(stack: Stack, alert_delays: D
     assert about(stack.active_alerts(), STORM) == {"PingmonRateLimited"}, stack.diagnosis()
     assert seen == {"PingmonRateLimited"}, "pending or firing in Prometheus during the storm"
     assert ever == {"PingmonRateLimited"}, "in Prometheus's ALERTS series since the storm began"
+
+
+def test_webhooks_that_stop_arriving_fire_webhook_not_delivered_and_a_delivery_resolves_it(
+    stack: Stack, alert_delays: Delays, resolve_delays: Delays
+) -> None:
+    stack.ensure_pingmon_scraped()
+    assert stack.query(f'pingmon_webhook_delivered{{target="{WEBHOOK.target}"}} == 1')
+    try:
+        stack.set_webhook_scenario(WEBHOOK, "never")
+        stopped_at = time.monotonic()
+        alert = stack.wait_alert("PingmonWebhookNotDelivered", target=WEBHOOK.target)
+        alert_delays.append(("PingmonWebhookNotDelivered", time.monotonic() - stopped_at))
+    finally:
+        stack.set_webhook_scenario(WEBHOOK, "delivered")
+    healed_at = time.monotonic()
+    stack.wait_no_alert("PingmonWebhookNotDelivered", target=WEBHOOK.target)
+    resolve_delays.append(("PingmonWebhookNotDelivered", time.monotonic() - healed_at))
+    wanted = {
+        "alertname": "PingmonWebhookNotDelivered",
+        "severity": stack.rules["PingmonWebhookNotDelivered"]["labels"]["severity"],
+        "provider": WEBHOOK.provider,
+        "target": WEBHOOK.target,
+    }
+    assert picked(alert["labels"], wanted) == wanted
+    assert receivers(alert) == ["platform-page"]
+    assert stack.query(f'pingmon_check_success{{target="{WEBHOOK.target}"}} == 1')
 
 
 def test_stopping_pingmon_fires_pingmon_down(stack: Stack, alert_delays: Delays) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import pytest
 
-from tests.e2e.stack import CASES, JOB, QueryError, Stack
+from tests.e2e.stack import CASES, JOB, WEBHOOK, QueryError, Stack
 from tests.processes import eventually
 from tests.tools import REPO
 
@@ -40,6 +40,8 @@ CORE_PANELS: Final = frozenset(
         "Last check duration",
         "Check latency quantiles",
         "Checks by error class",
+        "Webhook delivered",
+        "Webhook round trip (last delivery)",
     }
 )
 
@@ -144,8 +146,8 @@ def test_template_variables_list_the_running_providers_and_targets(
     providers = set(variables["provider"].strip("()").split("|"))
     targets = set(variables["target"].strip("()").split("|"))
     assert variables["job"] == f"({JOB})"
-    assert providers == {case.provider for case in CASES}
-    assert targets == {case.target for case in CASES}
+    assert providers == {case.provider for case in CASES} | {WEBHOOK.provider}
+    assert targets == {case.target for case in CASES} | {WEBHOOK.target}
 
 
 def test_substitution_leaves_no_variable_behind(variables: dict[str, str]) -> None:
