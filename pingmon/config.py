@@ -141,6 +141,15 @@ class Settings(BaseSettings):
             split_listen(value)
         return value
 
+    @model_validator(mode="after")
+    def _webhook_listen_is_its_own(self) -> Settings:
+        if self.webhook_listen is not None and self.webhook_listen == self.listen:
+            raise ValueError(
+                "webhook_listen must differ from listen; leave it unset to receive webhooks "
+                "on listen"
+            )
+        return self
+
     @field_validator("webhook_path_prefix")
     @classmethod
     def _path_prefix(cls, value: str) -> str:

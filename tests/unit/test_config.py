@@ -741,6 +741,16 @@ def test_a_good_webhook_listen_is_kept(tmp_path: Path, listen: str) -> None:
 
 
 @pytest.mark.usefixtures("webhook_env")
+def test_webhook_listen_on_the_listen_address_is_refused(tmp_path: Path) -> None:
+    top = "listen: '127.0.0.1:9108'\nwebhook_listen: '127.0.0.1:9108'\n"
+    path = webhook_config(tmp_path, stripe_hook_target(), top=top)
+    assert refusal(path).lines() == [
+        f"{path}: webhook_listen must differ from listen; leave it unset to receive webhooks "
+        "on listen"
+    ]
+
+
+@pytest.mark.usefixtures("webhook_env")
 @pytest.mark.parametrize("prefix", ["pingmon/", "/a/", "pingmon", "/", "/a//b", "/a b"])
 def test_a_bad_webhook_path_prefix_is_refused(tmp_path: Path, prefix: str) -> None:
     path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_path_prefix: '{prefix}'\n")
