@@ -78,7 +78,7 @@ class _Closed:
     sent_at: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # found by identity: its timer refers back to it
 class _Early:
     received_at: float
     event_id: str | None
@@ -258,9 +258,14 @@ class WebhookTracker:
 
     @staticmethod
     def _unclaimed(state: WebhookState, early: _Early) -> Refused:
-        """Stripe's event ids say it all; a Simotel Ping is judged by the latest ping sent
-        before it arrived (already delivered: a duplicate; missed: late)."""
-        if early.event_id is None:
+        """Stripe's event ids say it all (a retry of an event delivered meanwhile is a
+        duplicate); a Simotel Ping is judged by the latest ping sent before it arrived
+        (already delivered: a duplicate; missed: late)."""
+        if early.event_id is not None:
+            closed = state.closed.get(early.event_id)
+            if closed is not None:
+                return _closed_refusal(state, closed, early.event_id)
+        else:
             before = [c for c in state.closed.values() if c.sent_at <= early.received_at]
             if before:
                 latest = max(before, key=lambda closed: closed.sent_at)
