@@ -47,19 +47,17 @@ def stripe_signature(body: bytes, secret: str, timestamp: int) -> str:
 
 
 def _signature_header(header: str) -> tuple[int, list[str]] | None:
-    """``t`` and every ``v1`` of a ``Stripe-Signature`` header, parsed as stripe-python does
-    (the first ``t`` wins; other schemes, such as ``v0``, are ignored); None if unparsable."""
-    items = [item.split("=", 1) for item in header.split(",")]
-    timestamps = [pair[1] for pair in items if len(pair) == 2 and pair[0] == "t"]
-    if not timestamps:
-        return None
+    """``t`` and every ``v1`` of a ``Stripe-Signature`` header, parsed exactly as stripe-python
+    does (items split at the first two ``=``, the first ``t`` wins, an item named ``t`` or
+    ``v1`` without a value makes the header unparsable, other schemes such as ``v0`` are
+    ignored); None when it is unparsable."""
+    items = [item.split("=", 2) for item in header.split(",")]
     try:
+        timestamps = [item[1] for item in items if item[0] == "t"]  # every one evaluated
         timestamp = int(timestamps[0])
-    except ValueError:
+        signatures = [item[1] for item in items if item[0] == STRIPE_SIGNATURE_SCHEME]
+    except (IndexError, ValueError):
         return None
-    signatures = [
-        pair[1] for pair in items if len(pair) == 2 and pair[0] == STRIPE_SIGNATURE_SCHEME
-    ]
     return timestamp, signatures
 
 
@@ -80,8 +78,9 @@ def verify_stripe(
     timestamp, signatures = parsed
     if not signatures:
         return Refused(Reason.BAD_SIGNATURE, "no signatures found with expected scheme v1")
-    expected = stripe_signature(body, secret, timestamp)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+    expected = stripe_signature(body, secret, timestamp).encode()
+    # As bytes: a header may carry non-ASCII text, which compare_digest refuses as str.
+    if not any(hmac.compare_digest(expected, c.encode("utf-8", "replace")) for c in signatures):
         return Refused(Reason.BAD_SIGNATURE, "no signature matches the payload")
     if tolerance and timestamp < now - tolerance:
         age = int(now - timestamp)
