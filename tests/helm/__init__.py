@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +186,47 @@ def config_text(manifests: list[Manifest]) -> str:
     text = one(manifests, "ConfigMap")["data"]["pingmon.yaml"]
     assert isinstance(text, str)
     return text
+
+
+def run_validate(
+    config: str, tmp_path: Path, env_names: set[str]
+) -> subprocess.CompletedProcess[str]:
+    """`pingmon config validate` on this text, with dummy values for the secrets it names."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PINGMON_")}
+    env.update({name: f"dummy-{name.lower()}" for name in env_names})
+    path = tmp_path / "pingmon.yaml"
+    path.write_text(config)
+    return subprocess.run(
+        [sys.executable, "-m", "pingmon", "config", "validate", "--config", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def with_local_secret_files(config: str, tmp_path: Path) -> tuple[str, set[str]]:
+    """The config with each {file: PATH} moved to a dummy file here, and the env names it reads."""
+    env_names: set[str] = set()
+    for index, (_, kind, value) in enumerate(secret_refs(yaml.safe_load(config))):
+        if kind == "env":
+            env_names.add(value)
+        else:
+            local = tmp_path / f"secret-{index}"
+            local.write_text("dummy\n")
+            config = config.replace(value, str(local))
+    return config, env_names
+
+
+def render_doc_values(helm: Helm, chart: Path, tmp_path: Path, name: str) -> list[Manifest]:
+    """The values file docs/kubernetes.md shows under ``# NAME``, rendered; the manifests,
+    once they passed kubernetes-validate."""
+    doc = (REPO / "docs" / "kubernetes.md").read_text()
+    start = doc.index(f"# {name}\n")
+    values = tmp_path / name
+    values.write_text(doc[start : doc.index("```", start)])
+    rendered = helm.template_text(chart, values)
+    done = kubernetes_validate(rendered)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [manifest for manifest in yaml.safe_load_all(rendered) if manifest]

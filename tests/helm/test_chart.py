@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -18,7 +15,6 @@ from tests.helm import (
     CHART,
     CI_VALUES,
     CRD_API,
-    REPO,
     Helm,
     chart_copy,
     config_text,
@@ -28,7 +24,10 @@ from tests.helm import (
     kubernetes_validate,
     names,
     one,
+    render_doc_values,
+    run_validate,
     secret_refs,
+    with_local_secret_files,
 )
 
 CI_IDS = [path.stem for path in CI_VALUES]
@@ -406,37 +405,6 @@ def test_config_changes_restart_pods_only_when_asked(helm: Helm, chart: Path) ->
     assert first != second
 
 
-def run_validate(
-    config: str, tmp_path: Path, env_names: set[str]
-) -> subprocess.CompletedProcess[str]:
-    """`pingmon config validate` on this text, with dummy values for the secrets it names."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PINGMON_")}
-    env.update({name: f"dummy-{name.lower()}" for name in env_names})
-    path = tmp_path / "pingmon.yaml"
-    path.write_text(config)
-    return subprocess.run(
-        [sys.executable, "-m", "pingmon", "config", "validate", "--config", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-
-
-def with_local_secret_files(config: str, tmp_path: Path) -> tuple[str, set[str]]:
-    """The config with each {file: PATH} moved to a dummy file here, and the env names it reads."""
-    env_names: set[str] = set()
-    for index, (_, kind, value) in enumerate(secret_refs(yaml.safe_load(config))):
-        if kind == "env":
-            env_names.add(value)
-        else:
-            local = tmp_path / f"secret-{index}"
-            local.write_text("dummy\n")
-            config = config.replace(value, str(local))
-    return config, env_names
-
-
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=["defaults", *CI_IDS])
 def test_the_rendered_configmap_passes_pingmon_config_validate(
     helm: Helm, chart: Path, tmp_path: Path, values: Path | None
@@ -476,14 +444,7 @@ def test_a_bad_values_config_renders_but_fails_pingmon_config_validate(
 def test_the_standalone_values_in_docs_kubernetes_md_render_valid_manifests_and_config(
     helm: Helm, chart: Path, tmp_path: Path
 ) -> None:
-    doc = (REPO / "docs" / "kubernetes.md").read_text()
-    start = doc.index("# my-values.yaml\n")
-    values = tmp_path / "my-values.yaml"
-    values.write_text(doc[start : doc.index("```", start)])
-    rendered = helm.template_text(chart, values)
-    done = kubernetes_validate(rendered)
-    assert done.returncode == 0, done.stdout + done.stderr
-    manifests = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    manifests = render_doc_values(helm, chart, tmp_path, "my-values.yaml")
     assert {"ServiceMonitor", "PrometheusRule"} <= {doc["kind"] for doc in manifests}
     config, env_names = with_local_secret_files(config_text(manifests), tmp_path)
     validated = run_validate(config, tmp_path, env_names)

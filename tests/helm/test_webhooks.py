@@ -10,7 +10,6 @@ import yaml
 
 from tests.helm import (
     CHART,
-    REPO,
     Helm,
     Manifest,
     chart_copy,
@@ -20,8 +19,10 @@ from tests.helm import (
     kinds,
     kubernetes_validate,
     one,
+    render_doc_values,
+    run_validate,
+    with_local_secret_files,
 )
-from tests.helm.test_chart import run_validate, with_local_secret_files
 
 WEBHOOKS = CHART / "ci" / "webhooks.yaml"
 ENABLED = ("webhooks.enabled=true",)
@@ -363,14 +364,7 @@ def test_pingmon_config_validate_accepts_what_the_chart_derives_from_other_value
 def test_the_webhook_values_in_docs_kubernetes_md_render_valid_manifests_and_config(
     helm: Helm, chart: Path, tmp_path: Path
 ) -> None:
-    doc = (REPO / "docs" / "kubernetes.md").read_text()
-    start = doc.index("# webhook-values.yaml\n")
-    values = tmp_path / "webhook-values.yaml"
-    values.write_text(doc[start : doc.index("```", start)])
-    rendered = helm.template_text(chart, values)
-    done = kubernetes_validate(rendered)
-    assert done.returncode == 0, done.stdout + done.stderr
-    manifests = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    manifests = render_doc_values(helm, chart, tmp_path, "webhook-values.yaml")
     path = one(manifests, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["path"]
     assert path == "/pingmon/webhooks"
     config, env_names = with_local_secret_files(config_text(manifests), tmp_path)
