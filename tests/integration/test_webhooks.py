@@ -66,6 +66,23 @@ async def start_with_webhooks(
     return running, f"http://{webhook_listen}{prefix}/webhooks"
 
 
+async def start_stripe_round_trip(
+    sandbox: Sandbox,
+    config_writer: ConfigWriter,
+    start_daemon: StartDaemon,
+    scenario: WebhookScenario | None = None,
+) -> tuple[RunningDaemon, int]:
+    """One Stripe target whose destination delivers to the daemon (as ``scenario`` says), on a
+    port chosen before the start, so the sandbox knows where to deliver from the first ping."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/orders"
+    sandbox.stripe.set_webhook(DESTINATION, url, SIGNING_SECRET)
+    if scenario is not None:
+        sandbox.stripe.set_webhook_scenario(DESTINATION, scenario)
+    config = config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
+    return await start_daemon(config), port
+
+
 def count(running: RunningDaemon, metric: str, target: str, **labels: str) -> float:
     """A counter or gauge that may not exist yet, as a number (0 while absent)."""
     return hook(running, metric, target, **labels) or 0.0
@@ -83,11 +100,7 @@ def hook(running: RunningDaemon, metric: str, target: str, **labels: str) -> flo
 async def test_a_stripe_ping_webhook_comes_back_and_gives_a_round_trip(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/webhooks"
-    sandbox.stripe.set_webhook(DESTINATION, f"{base}/orders", SIGNING_SECRET)
-    config = config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
-    running = await start_daemon(config)
+    running, _ = await start_stripe_round_trip(sandbox, config_writer, start_daemon)
 
     await eventually(
         lambda: count(running, "pingmon_webhooks_total", "orders", outcome="delivered") >= 2
@@ -127,13 +140,8 @@ async def test_a_simotel_ping_event_comes_back_in_both_v4_formats(
 async def test_a_webhook_that_never_comes_is_missed_while_the_ping_succeeds(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    sandbox.stripe.set_webhook(
-        DESTINATION, f"http://127.0.0.1:{port}/webhooks/orders", SIGNING_SECRET
-    )
-    sandbox.stripe.set_webhook_scenario(DESTINATION, WebhookScenario("never"))
-    running = await start_daemon(
-        config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
+    running, _ = await start_stripe_round_trip(
+        sandbox, config_writer, start_daemon, WebhookScenario("never")
     )
 
     await eventually(lambda: count(running, "pingmon_webhook_consecutive_misses", "orders") >= 2)
@@ -150,13 +158,8 @@ async def test_a_webhook_that_never_comes_is_missed_while_the_ping_succeeds(
 async def test_a_delayed_webhook_counts_within_the_timeout_and_is_late_after_it(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    sandbox.stripe.set_webhook(
-        DESTINATION, f"http://127.0.0.1:{port}/webhooks/orders", SIGNING_SECRET
-    )
-    sandbox.stripe.set_webhook_scenario(DESTINATION, WebhookScenario("delayed", delay=0.15))
-    running = await start_daemon(
-        config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
+    running, _ = await start_stripe_round_trip(
+        sandbox, config_writer, start_daemon, WebhookScenario("delayed", delay=0.15)
     )
 
     await eventually(lambda: hook(running, "pingmon_webhook_delivered", "orders") == 1.0)
@@ -201,13 +204,8 @@ async def test_a_badly_signed_webhook_is_refused_and_never_counted(
 async def test_a_replayed_stripe_webhook_is_refused_inside_and_outside_the_tolerance(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    sandbox.stripe.set_webhook(
-        DESTINATION, f"http://127.0.0.1:{port}/webhooks/orders", SIGNING_SECRET
-    )
-    sandbox.stripe.set_webhook_scenario(DESTINATION, WebhookScenario("replayed"))
-    running = await start_daemon(
-        config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
+    running, _ = await start_stripe_round_trip(
+        sandbox, config_writer, start_daemon, WebhookScenario("replayed")
     )
 
     await eventually(
@@ -321,13 +319,7 @@ async def test_no_webhook_secret_leaks_into_logs_status_or_metrics(
 async def test_a_reload_keeps_a_webhook_target_waiting_and_removing_it_drops_its_series(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    sandbox.stripe.set_webhook(
-        DESTINATION, f"http://127.0.0.1:{port}/webhooks/orders", SIGNING_SECRET
-    )
-    running = await start_daemon(
-        config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
-    )
+    running, port = await start_stripe_round_trip(sandbox, config_writer, start_daemon)
     await eventually(lambda: hook(running, "pingmon_webhook_delivered", "orders") == 1.0)
 
     config_writer.path.write_text("targets: [oops", encoding="utf-8")
@@ -355,12 +347,9 @@ async def test_a_reload_keeps_a_webhook_target_waiting_and_removing_it_drops_its
 async def test_a_failed_ping_restarts_the_count_of_missed_webhooks(
     sandbox: Sandbox, config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/webhooks/orders"
-    sandbox.stripe.set_webhook(DESTINATION, url, SIGNING_SECRET)
-    sandbox.stripe.set_webhook_scenario(DESTINATION, WebhookScenario("never"))
-    config = config_writer.load([stripe_hook_target()], listen=f"127.0.0.1:{port}")
-    running = await start_daemon(config)
+    running, _ = await start_stripe_round_trip(
+        sandbox, config_writer, start_daemon, WebhookScenario("never")
+    )
     await eventually(lambda: count(running, "pingmon_webhook_consecutive_misses", "orders") >= 1)
 
     # A 429 says nothing about the way back: the count stands.
