@@ -28,8 +28,6 @@ log = logging.getLogger("pingmon.webhooks")
 WEBHOOK_MAX_BODY_BYTES = 65536
 LOG_EVERY_SECONDS = 10.0
 
-TRACKER = web.AppKey("webhook_tracker", WebhookTracker)
-
 
 class RefusalLog:
     """One warning per target and reason every ``LOG_EVERY_SECONDS``, with how many were
@@ -61,7 +59,6 @@ class RefusalLog:
 
 def add_webhook_routes(app: web.Application, tracker: WebhookTracker, prefix: str) -> None:
     """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL."""
-    app[TRACKER] = tracker
     refusal_log = RefusalLog()
 
     async def receive(request: web.Request) -> web.Response:
