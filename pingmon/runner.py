@@ -15,12 +15,13 @@ from typing import Any
 import aiohttp
 
 from pingmon.backoff import RateLimitGate, TokenBucket
-from pingmon.client import send, ssl_context
+from pingmon.client import send
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import PreparedRequest, Verdict
 from pingmon.results import CheckResult
+from pingmon.route import DIRECT, TransportOptions, transport_options
 
 log = logging.getLogger("pingmon.runner")
 
@@ -32,15 +33,15 @@ class TargetPlan:
     target: Target
     provider: Provider[Any, Any]
     credential: str
-    tls: Any  # ssl.SSLContext | bool, as aiohttp takes it
     provider_slots: asyncio.Semaphore | None
     budget: TokenBucket | None
+    transport: TransportOptions = DIRECT
 
 
 def build_plans(
     config: Config, previous: dict[str, TargetPlan] | None = None
 ) -> dict[str, TargetPlan]:
-    """One plan per target. What a provider entry needs (its instance, TLS context and
+    """One plan per target. What a provider entry needs (its instance, transport options and
     slots) is built once and shared by its targets; targets of one credential share its
     token bucket, kept across reloads while the rate stays the same."""
     old_budgets = {p.credential: p.budget for p in (previous or {}).values() if p.budget}
@@ -70,11 +71,11 @@ def _provider_template(
         target=target,
         provider=provider,
         credential=credential,
-        tls=ssl_context(settings.tls),
         provider_slots=(
             asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
         ),
         budget=budgets.get(credential),
+        transport=transport_options(settings),
     )
 
 
@@ -154,7 +155,7 @@ class Runner:
                 request,
                 timeout=target.timeout,
                 max_body_bytes=target.max_body_bytes,
-                tls=plan.tls,
+                transport=plan.transport,
             )
         except TransportError as error:
             return Verdict(error.error_class, error.detail), None, None
