@@ -20,6 +20,7 @@ class Seen:
     path: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    server_name: str | None = None  # the SNI of the connection it came on
 
     def header_names(self) -> set[str]:
         return {name.lower() for name, _ in self.headers}
@@ -43,19 +44,24 @@ async def serve_origin(
     200: Simotel's ping path its documented pong, every other path ``{"status": "ok"}``."""
     origin = Origin("")
     context = None
+    by_connection: dict[int, str | None] = {}  # id(SSLObject) -> the SNI it was opened with
     if certificate is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         certificate.configure_cert(context)
 
-        def remember_server_name(_: object, name: str | None, __: ssl.SSLContext) -> None:
+        def remember_server_name(tls: object, name: str | None, _: ssl.SSLContext) -> None:
             origin.server_names.append(name)
+            by_connection[id(tls)] = name
 
         context.sni_callback = remember_server_name
 
     async def answer(request: web.Request) -> web.Response:
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
         body = await request.read()
-        origin.requests.append(Seen(request.method, request.path_qs, headers, body))
+        tls = request.transport.get_extra_info("ssl_object") if request.transport else None
+        server_name = by_connection.get(id(tls)) if tls is not None else None
+        seen = Seen(request.method, request.path_qs, headers, body, server_name)
+        origin.requests.append(seen)
         if request.path == "/api/v4/setting/ping/act":
             return web.json_response(SIMOTEL_PONG)
         return web.json_response({"status": "ok"})
