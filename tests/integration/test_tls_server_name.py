@@ -142,4 +142,4 @@ async def test_providers_sharing_an_address_never_share_a_connection_across_serv
     assert [(seen.path, seen.server_name) for seen in origin.requests] == [
         (f"/{provider}", names[provider]) for _ in range(3) for provider in names
     ]
-    assert sorted(origin.server_names) == ["pbx.internal", "pbx2.internal"]  # both reused
+    assert sorted(map(str, origin.server_names)) == sorted(names.values())  # one each, reused
