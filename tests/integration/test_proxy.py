@@ -4,7 +4,9 @@ NO_PROXY, a provider's own proxy_url, proxy_url: none, and proxy Basic auth from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -308,3 +310,61 @@ async def test_pingmon_check_honours_https_proxy_and_http_proxy_of_its_environme
     (result,) = json.loads(stdout)
     assert (result["error_class"], result["http_status"]) == ("none", 200)
     assert tinyproxy.requests() == [f"GET {origin.url}/healthz"]
+
+
+# An https:// proxy: TLS to the proxy itself (here a TLS front on tinyproxy).
+
+
+@pytest.fixture
+async def tls_front(tinyproxy: Tinyproxy, certificate_authority: trustme.CA) -> AsyncIterator[str]:
+    """``https://127.0.0.1:PORT``: TLS ends here, the bytes go on to tinyproxy."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", tinyproxy.port)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    yield f"https://127.0.0.1:{port}"
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_an_https_proxy_is_reached_over_tls_verified_like_the_provider(
+    tmp_path: Path,
+    tinyproxy: Tinyproxy,
+    tls_front: str,
+    origin: Origin,
+    tls_origin: Origin,
+    certificate_authority: trustme.CA,
+    scheme: str,
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(ca_file))
+    target = origin if scheme == "http" else tls_origin
+    tls: dict[str, Any] = {"ca_file": str(ca_file)}
+    if scheme == "https":
+        tls["server_name"] = "pbx.internal"
+    result = await check(tmp_path, target.url, proxy_url=tls_front, tls=tls)
+    assert (result.error_class, result.http_status) == (ErrorClass.NONE, 200)
+    assert len(tinyproxy.requests()) == 1
+    assert len(target.requests) == 1
+
+
+async def test_an_https_proxy_with_an_untrusted_certificate_fails_the_check_as_tls(
+    tmp_path: Path, tinyproxy: Tinyproxy, tls_front: str, origin: Origin
+) -> None:
+    result = await check(tmp_path, origin.url, proxy_url=tls_front)
+    assert result.error_class is ErrorClass.TLS
+    assert tinyproxy.requests() == []
