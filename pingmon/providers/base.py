@@ -31,6 +31,7 @@ class TLSSettings(BaseModel):
         default=None,
         description="The name for SNI and certificate verification when base_url reaches the "
         "server by an IP address or another name, e.g. pbx.internal.",
+        examples=["pbx.internal"],
     )
 
     @field_validator("server_name")
@@ -59,6 +60,7 @@ class ProviderSettings(BaseModel):
         validate_default=True,
         description="This provider's own proxy, e.g. http://proxy.internal:3128, or 'none' to "
         "go direct; unset, HTTP_PROXY/HTTPS_PROXY/NO_PROXY decide as curl reads them.",
+        examples=["http://proxy.internal:3128", "none"],
     )
     proxy_username: Secret | None = Field(default=None, description="Basic auth to proxy_url.")
     proxy_password: Secret | None = Field(
