@@ -71,7 +71,7 @@ class ProviderSettings(BaseModel):
     @classmethod
     def _server_name_needs_https(cls, tls: TLSSettings, info: ValidationInfo) -> TLSSettings:
         base_url = info.data.get("base_url")
-        if tls.server_name and isinstance(base_url, str) and base_url.startswith("http://"):
+        if tls.server_name and isinstance(base_url, str) and base_url.lower().startswith("http:"):
             raise ValueError("server_name applies to an https:// base_url only")
         return tls
 
