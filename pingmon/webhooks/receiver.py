@@ -6,12 +6,14 @@ reason, and the peer's address: never a header value, a signature or the body.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+from pingmon.throttle import LOG_EVERY_SECONDS, LogThrottle
 from pingmon.webhooks.reasons import STATUS, Reason
 from pingmon.webhooks.settings import (
     SimotelWebhookSettings,
@@ -26,7 +28,8 @@ log = logging.getLogger("pingmon.webhooks")
 # A thin Stripe event is under 1 KB and Simotel's Ping smaller still; nothing legitimate
 # comes near this, and nothing larger is read.
 WEBHOOK_MAX_BODY_BYTES = 65536
-LOG_EVERY_SECONDS = 10.0
+# The default wait for a body once its headers have come (the server's header_timeout).
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class RefusalLog:
@@ -34,42 +37,43 @@ class RefusalLog:
     left out meanwhile: a flood of forged requests must not flood the log."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._last: dict[tuple[str, Reason], tuple[float, int]] = {}
+        self._throttle = LogThrottle(LOG_EVERY_SECONDS, clock)
 
     def __call__(self, target: str, refused: Refused, peer: str | None) -> None:
-        key = (target, refused.reason)
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last[0] < LOG_EVERY_SECONDS:
-            self._last[key] = (last[0], last[1] + 1)
+        suppressed = self._throttle.admit((target, refused.reason))
+        if suppressed is None:
             return
-        self._last[key] = (now, 0)
         fields: dict[str, object] = {
             "target": target,
             "reason": refused.reason.value,
             "detail": refused.detail,
             "peer": peer,
         }
-        if last is not None and last[1]:
-            fields["suppressed"] = last[1]
+        if suppressed:
+            fields["suppressed"] = suppressed
         level = logging.INFO if STATUS[refused.reason] == 200 else logging.WARNING
         log.log(level, "webhook not counted", extra=fields)
 
 
-def add_webhook_routes(app: web.Application, tracker: WebhookTracker, prefix: str) -> None:
-    """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL."""
+def add_webhook_routes(
+    app: web.Application,
+    tracker: WebhookTracker,
+    prefix: str,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
+) -> None:
+    """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL.
+    A body that has not arrived ``body_timeout`` seconds after the headers is answered 408."""
     refusal_log = RefusalLog()
 
     async def receive(request: web.Request) -> web.Response:
-        return await _receive(request, tracker, refusal_log)
+        return await _receive(request, tracker, refusal_log, body_timeout)
 
     app.router.add_post(prefix + "/webhooks/{target}", receive)
     app.router.add_post(prefix + "/webhooks/{target}/{event}", receive)
 
 
 async def _receive(
-    request: web.Request, tracker: WebhookTracker, refusal_log: RefusalLog
+    request: web.Request, tracker: WebhookTracker, refusal_log: RefusalLog, body_timeout: float
 ) -> web.Response:
     name = request.match_info["target"]
     target = tracker.target(name)
@@ -79,7 +83,7 @@ async def _receive(
         refused = Refused(Reason.UNKNOWN_TARGET, f"no webhook target named {name[:64]!r}")
         refusal_log("", refused, request.remote)
         return _answer(refused)
-    outcome = await _judge(request, target, tracker)
+    outcome = await _judge(request, target, tracker, body_timeout)
     if isinstance(outcome, Refused):
         refusal_log(name, outcome, request.remote)
         return _answer(outcome)
@@ -94,13 +98,13 @@ async def _receive(
 
 
 async def _judge(
-    request: web.Request, target: WebhookTarget, tracker: WebhookTracker
+    request: web.Request, target: WebhookTarget, tracker: WebhookTracker, body_timeout: float
 ) -> Delivered | Held | Refused:
     if not source_allowed(request.remote, target.networks):
         refused = Refused(Reason.FORBIDDEN_SOURCE, "the peer address is not in allowed_sources")
         tracker.refuse(target.name, refused.reason)
         return refused
-    body = await _read_bounded(request)
+    body = await _read_bounded(request, body_timeout)
     if body is None:
         refused = Refused(Reason.TOO_LARGE, f"body above {WEBHOOK_MAX_BODY_BYTES} bytes")
         tracker.refuse(target.name, refused.reason)
@@ -134,18 +138,27 @@ def _verify(request: web.Request, target: WebhookTarget, body: bytes) -> Authent
     raise TypeError(f"no webhook verification for {type(settings).__name__}")
 
 
-async def _read_bounded(request: web.Request) -> bytes | None:
-    """The body, or None when it is larger than the limit (never read past it)."""
+async def _read_bounded(request: web.Request, timeout: float) -> bytes | None:
+    """The body, or None when it is larger than the limit (never read past it).
+
+    Raises HTTPRequestTimeout (408, and the connection is closed) when it has not all
+    arrived within ``timeout``: a body sent a byte at a time must not hold a connection."""
     length = request.content_length
     if length is not None and length > WEBHOOK_MAX_BODY_BYTES:
         return None
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(WEBHOOK_MAX_BODY_BYTES + 1 - size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > WEBHOOK_MAX_BODY_BYTES:
-            return None
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await request.content.read(WEBHOOK_MAX_BODY_BYTES + 1 - size):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > WEBHOOK_MAX_BODY_BYTES:
+                    return None
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text="the body did not arrive in time\n", headers={"Connection": "close"}
+        ) from None
     return b"".join(chunks)
 
 
