@@ -74,6 +74,32 @@ class WatchSettings(BaseModel):
     interval: Duration = Field(default=5.0, description="how often the files are looked at")
 
 
+class ServerSettings(BaseModel):
+    """Bounds on pingmon's own HTTP server, so that no client can hold it or starve the checks
+    (Go's ``http.Server`` ReadHeaderTimeout, IdleTimeout and WriteTimeout; nginx's
+    ``client_header_timeout`` and ``keepalive_timeout``). They take effect at the next start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header_timeout: Duration = Field(
+        default=10.0,
+        description="a request's line and headers must arrive within this of its first byte "
+        "(of the connection, for its first request); a webhook's body within this again",
+    )
+    idle_timeout: Duration = Field(
+        default=75.0, description="a keep-alive connection with no request is closed after this"
+    )
+    write_timeout: Duration = Field(
+        default=10.0,
+        description="a client that takes none of an answer for this long is disconnected",
+    )
+    max_connections: PositiveInt = Field(
+        default=256,
+        description="open connections to every listen address together; more are answered "
+        "503 and closed at once",
+    )
+
+
 class TargetSettings(BaseModel):
     """What every target has; its provider type adds its own parameters beside these."""
 
@@ -117,6 +143,7 @@ class Settings(BaseSettings):
     concurrency: PositiveInt = Field(default=100, description="checks in flight at once")
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
+    server: ServerSettings = ServerSettings()
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
 
 from pingmon.config import Config, split_listen
+from pingmon.connections import ConnectionCollector, ConnectionLimits, GuardedRunner
 from pingmon.daemon import Daemon
 from pingmon.server import make_app
+from pingmon.throttle import throttled
 from pingmon.watch import ConfigWatcher
 from pingmon.webhooks.receiver import add_webhook_routes
 
@@ -31,47 +36,77 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
-    finish within a bound, and return. SIGHUP reloads the configuration."""
+    finish within a bound, and return. SIGHUP reloads the configuration.
+
+    Every start is paired with its stop on every way out: a start-up that fails half-way
+    (a port taken, ``on_started`` raising), or this task being cancelled, stops what had
+    started, in reverse order. Only a requested stop waits for in-flight checks."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config)
     settings = config.settings
+    limits = ConnectionLimits(settings.server)
     app = make_app(daemon)
-    runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
     webhook_app = app if settings.webhook_listen is None else web.Application()
-    add_webhook_routes(webhook_app, daemon.webhooks, settings.webhook_path_prefix)
-    if settings.webhook_listen is not None:
-        runners.append(web.AppRunner(webhook_app, access_log=None, handle_signals=False))
-    watching: asyncio.Task[None] | None = None
-    try:
-        await _start_site(runners[0], settings.listen)
+    add_webhook_routes(
+        webhook_app, daemon.webhooks, settings.webhook_path_prefix, settings.server.header_timeout
+    )
+    async with AsyncExitStack() as stack:
+        stack.callback(_remove_signals)  # last: a second SIGTERM while stopping stays harmless
+        stack.enter_context(throttled())
+        stack.enter_context(_registered(daemon.metrics.own, ConnectionCollector(limits)))
+        address = await stack.enter_async_context(_site(app, settings.listen, limits))
         if settings.webhook_listen is not None:
-            await _start_site(runners[1], settings.webhook_listen)
-            log.info(
-                "receiving webhooks",
-                extra={"address": _bound_address(runners[1], settings.webhook_listen)},
+            hooks = await stack.enter_async_context(
+                _site(webhook_app, settings.webhook_listen, limits)
             )
+            log.info("receiving webhooks", extra={"address": hooks})
+
+        async def stop_daemon() -> None:
+            await daemon.stop(grace=_grace(daemon.config) if stop.is_set() else 0.0)
+
+        stack.push_async_callback(stop_daemon)  # also undoes a start that failed half-way
         await daemon.start()
         watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
+        stack.push_async_callback(_cancel, watching)
         _install_signals(daemon, stop)
-        address = _bound_address(runners[0], settings.listen)
         log.info("listening", extra={"address": address})
         if on_started is not None:
             await on_started(daemon, address)
         await stop.wait()
         log.info("shutting down: letting in-flight checks finish")
-        watching.cancel()
-        await daemon.stop(grace=_grace(daemon.config))
+
+
+@asynccontextmanager
+async def _site(app: web.Application, listen: str, limits: ConnectionLimits) -> AsyncIterator[str]:
+    """Serve ``app`` on ``listen`` within ``limits``; the address it is bound to."""
+    runner = GuardedRunner(
+        app, limits, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+    )
+    await runner.setup()
+    try:
+        await _start_site(runner, listen)
+        yield _bound_address(runner, listen)
     finally:
-        if watching is not None:
-            watching.cancel()
-        _remove_signals()
-        for runner in reversed(runners):
-            await runner.cleanup()
+        await runner.cleanup()
+
+
+@contextmanager
+def _registered(registry: CollectorRegistry, collector: Collector) -> Iterator[None]:
+    registry.register(collector)
+    try:
+        yield
+    finally:
+        registry.unregister(collector)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 async def _start_site(runner: web.AppRunner, listen: str) -> None:
-    await runner.setup()
     host, port = split_listen(listen)
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:

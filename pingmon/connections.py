@@ -1,0 +1,244 @@
+"""Bounds on pingmon's own HTTP server: a connection cap, and header, idle and write timeouts.
+
+aiohttp's server closes a connection that has no complete request ``keepalive_timeout``
+after it opened or after its last answer (the idle timeout), and bounds line and header sizes;
+it has no header-read deadline, no cap on connections and no write deadline. Those live here,
+at the lowest level that sees every connection: a protocol wrapped around aiohttp's own, made
+by the listening socket's protocol factory (``GuardedRunner.server``):
+
+- cap: a connection beyond ``max_connections`` is answered 503 and closed at once, before
+  aiohttp sees it, so excess connections never accumulate (nor do their file descriptors);
+- header timeout: a request's line and headers must arrive within ``header_timeout`` of its
+  first byte (for a connection's first request, of the connection), as Go's
+  ``ReadHeaderTimeout``; a half-sent request is closed then, whatever trickles in;
+- write timeout: the transport's buffer is bounded (``WRITE_BUFFER_BYTES``); a client that
+  leaves it full (reads nothing) for ``write_timeout`` is disconnected, which frees it.
+
+Everything runs on the event loop; the counts are plain integers read by the collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from pingmon.config import ServerSettings
+from pingmon.throttle import LogThrottle
+
+log = logging.getLogger("pingmon.server")
+
+# What a client that leaves an answer unread can pin: asyncio's default high-water mark,
+# written down because the write timeout relies on it (pause_writing above it).
+WRITE_BUFFER_BYTES = 65536
+_REFUSAL_BODY = b"pingmon has too many open connections; try again later\n"
+REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_REFUSAL_BODY)).encode() + b"\r\n"
+    b"Connection: close\r\n"
+    b"\r\n" + _REFUSAL_BODY
+)
+
+
+class Drop(StrEnum):
+    """Why pingmon closed a client's connection itself: a metric label."""
+
+    MAX_CONNECTIONS = "max_connections"
+    HEADER_TIMEOUT = "header_timeout"
+    WRITE_TIMEOUT = "write_timeout"
+
+
+class ConnectionLimits:
+    """The bounds of every listening site of one process, and what they did."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.open = 0
+        self.dropped: Counter[Drop] = Counter()
+        self._guards: dict[asyncio.BaseProtocol, _Guarded] = {}  # by aiohttp's protocol
+        self._log = LogThrottle()
+
+    def factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
+        """The protocol factory for a listening socket: aiohttp's protocol, guarded."""
+        return lambda: _Guarded(self, server())
+
+    def middleware(self) -> Middleware:
+        """Tells a connection when its request's headers are in (so the header timer stops)
+        and when its handler is done (so the next request's first byte starts it again)."""
+
+        @web.middleware
+        async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+            guard = self._guards.get(request.protocol)
+            if guard is not None:
+                guard.request_started()
+            try:
+                return await handler(request)
+            finally:
+                if guard is not None:
+                    guard.request_done()
+
+        return track
+
+    def admit(self, guard: _Guarded) -> bool:
+        if self.open >= self.settings.max_connections:
+            self.drop(Drop.MAX_CONNECTIONS)
+            return False
+        self.open += 1
+        self._guards[guard.inner] = guard
+        return True
+
+    def release(self, guard: _Guarded) -> None:
+        self.open -= 1
+        self._guards.pop(guard.inner, None)
+
+    def drop(self, reason: Drop) -> None:
+        """Count a connection pingmon closed itself, and say so at most every few seconds."""
+        self.dropped[reason] += 1
+        suppressed = self._log.admit(reason)
+        if suppressed is not None:
+            extra: dict[str, Any] = {"reason": reason.value, "open_connections": self.open}
+            if suppressed:
+                extra["suppressed"] = suppressed
+            log.warning("closed a client's connection", extra=extra)
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with the cap and the header and write timers."""
+
+    def __init__(self, limits: ConnectionLimits, inner: asyncio.Protocol) -> None:
+        self.inner = inner
+        self._limits = limits
+        self._transport: asyncio.Transport | None = None
+        self._admitted = False
+        self._busy = False  # a request's headers are in and its handler is running
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if not self._limits.admit(self):
+            transport.write(REFUSAL)
+            transport.close()
+            return
+        self._admitted = True
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        self._start_header_timer()
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._admitted:
+            return
+        if not self._busy and self._header_timer is None:  # a new request's first byte
+            self._start_header_timer()
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self._admitted else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._admitted:
+            return
+        self._admitted = False
+        self._cancel_timers()
+        self._limits.release(self)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if not self._admitted:
+            return
+        if self._write_timer is None:
+            loop = asyncio.get_running_loop()
+            timeout = self._limits.settings.write_timeout
+            self._write_timer = loop.call_later(timeout, self._expire, Drop.WRITE_TIMEOUT)
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if not self._admitted:
+            return
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self.inner.resume_writing()
+
+    def request_started(self) -> None:
+        self._busy = True
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def request_done(self) -> None:
+        self._busy = False
+
+    def _start_header_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self._limits.settings.header_timeout
+        self._header_timer = loop.call_later(timeout, self._expire, Drop.HEADER_TIMEOUT)
+
+    def _expire(self, reason: Drop) -> None:
+        """Close the connection now; abort() also discards what it could not send."""
+        if reason is Drop.HEADER_TIMEOUT:
+            self._header_timer = None
+        else:
+            self._write_timer = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._limits.drop(reason)
+            self._transport.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._header_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._write_timer = None
+
+
+class GuardedRunner(web.AppRunner):
+    """An AppRunner whose sites accept connections through ``limits``; aiohttp's own idle
+    timeout (``keepalive_timeout``) is the settings' ``idle_timeout``."""
+
+    __slots__ = ("_limits",)
+
+    def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
+        app.middlewares.insert(0, limits.middleware())  # outermost: before any other answers
+        super().__init__(app, keepalive_timeout=limits.settings.idle_timeout, **kwargs)
+        self._limits = limits
+
+    @property
+    def server(self) -> Callable[[], asyncio.Protocol] | None:  # type: ignore[override]
+        """What the sites pass to ``loop.create_server``: aiohttp's only use of it."""
+        server = super().server
+        return None if server is None else self._limits.factory(server)
+
+
+class ConnectionCollector(Collector):
+    """``pingmon_http_open_connections`` and ``pingmon_http_connections_dropped_total``."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        open_connections = GaugeMetricFamily(
+            "pingmon_http_open_connections",
+            "Client connections open to pingmon's HTTP server(s).",
+            value=self._limits.open,
+        )
+        dropped = CounterMetricFamily(
+            "pingmon_http_connections_dropped",
+            "Client connections pingmon closed itself: refused past max_connections, or "
+            "timed out sending a request's headers or not reading an answer.",
+            labels=["reason"],
+        )
+        for reason in Drop:
+            dropped.add_metric([reason.value], self._limits.dropped[reason])
+        yield open_connections
+        yield dropped
