@@ -8,6 +8,7 @@ the same table, because the generic renderer costs ~7 us a series (DESIGN.md, "S
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,6 +17,7 @@ from typing import cast
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
@@ -29,6 +31,7 @@ from prometheus_client.utils import floatToGoString
 from pingmon import __version__
 from pingmon.errors import ErrorClass
 from pingmon.results import LATENCY_BUCKETS, ResultStore, TargetState
+from pingmon.singleflight import SingleFlight
 
 # prometheus-client leaves these two untyped; their signatures, as we use them:
 go_float = cast(Callable[[float], str], floatToGoString)
@@ -39,6 +42,7 @@ generate_openmetrics = cast(
 CHUNK_LINES = 4096  # ~3 ms of rendering between two turns of the event loop
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ERROR_CLASSES = tuple(ErrorClass)
+EXHAUSTION_ERRNO_NAMES = ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
 
 Labels = tuple[tuple[str, str], ...]
 Sample = tuple[str, Labels, float]  # (name suffix, extra labels, value)
@@ -261,6 +265,16 @@ class Metrics:
             "When the configuration was last loaded successfully (Unix time).",
             registry=self.own,
         )
+        self.resource_exhaustion = Counter(
+            "pingmon_resource_exhaustion",
+            "Checks not made because pingmon itself ran out of a resource, by errno (EMFILE, "
+            "ENFILE: file descriptors; ENOBUFS, ENOMEM: kernel memory); never a target's "
+            "failure.",
+            ["errno"],
+            registry=self.own,
+        )
+        for name in EXHAUSTION_ERRNO_NAMES:
+            self.resource_exhaustion.labels(errno=name)
         self.scheduler_lag = Histogram(
             "pingmon_scheduler_lag_seconds",
             "How late checks started against their schedule.",
@@ -272,6 +286,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(self.own)
         self.registry.register(TargetCollector(self.snapshot, lambda: self.latency_histogram))
+        # Scrapes that arrive while one is rendered wait for it and get the same bytes.
+        self.scrapes: SingleFlight[bool, tuple[bytes, ...]] = SingleFlight(self._render_yielding)
 
     def snapshot(self) -> list[TargetView]:
         return views(self.store, self._backoff())
@@ -291,6 +307,20 @@ class Metrics:
         yield from render_target_chunks(snapshot, self.latency_histogram, openmetrics)
         if openmetrics:
             yield b"# EOF\n"
+
+    async def exposition(self, openmetrics: bool) -> tuple[bytes, ...]:
+        """The whole exposition of the current state, in chunks, rendered once for every
+        scrape that asks meanwhile (``scrapes``)."""
+        return await self.scrapes(openmetrics)
+
+    async def _render_yielding(self, openmetrics: bool) -> tuple[bytes, ...]:
+        """Rendered a chunk at a time, yielding to the event loop between chunks so that
+        checks go on (a worker thread would not help: the rendering holds the GIL)."""
+        chunks = []
+        for chunk in self.render_chunks(self.snapshot(), openmetrics):
+            chunks.append(chunk)
+            await asyncio.sleep(0)
+        return tuple(chunks)
 
     def render(self, snapshot: list[TargetView], openmetrics: bool) -> bytes:
         """The whole exposition for a snapshot, at once."""

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
 
 from aiohttp import web
 
 from pingmon import __version__
 from pingmon.daemon import Daemon
-from pingmon.results import TargetState
-from pingmon.webhooks.tracker import WebhookState
+from pingmon.status import StatusPages
 
 DAEMON = web.AppKey("daemon", Daemon)
+STATUS = web.AppKey("status", StatusPages)
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# What one write hands the transport; its buffer holds at most about two of these.
+WRITE_PIECE_BYTES = 65536
 
 LANDING_PAGE = f"""<!doctype html>
 <html><head><title>pingmon</title></head><body>
@@ -32,6 +34,7 @@ LANDING_PAGE = f"""<!doctype html>
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application()
     app[DAEMON] = daemon
+    app[STATUS] = StatusPages(daemon)
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
@@ -50,18 +53,28 @@ def wants_openmetrics(accept: str) -> bool:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """Rendered from a snapshot in chunks, yielding to the event loop between them, so a
-    scrape of many targets never stalls the checks (a worker thread would not help: the
-    rendering holds the GIL)."""
-    daemon = request.app[DAEMON]
+    """The exposition, rendered once for every scrape that arrives while it is rendered
+    (``Metrics.exposition``), so that extra scrapers cost bandwidth, not event-loop time."""
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    response = web.StreamResponse(
-        headers={"Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE}
-    )
+    body = await request.app[DAEMON].metrics.exposition(openmetrics)
+    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+    return await send_chunks(request, body, content_type)
+
+
+async def send_chunks(
+    request: web.Request, chunks: Sequence[bytes], content_type: str, status: int = 200
+) -> web.StreamResponse:
+    """Write a body made of ``chunks`` a piece at a time: each write waits for the client
+    to take the previous pieces (the server's write timeout bounds that wait), so a client
+    that reads slowly holds a bounded buffer, not its own copy of the body."""
+    response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+    response.content_length = sum(len(chunk) for chunk in chunks)
     await response.prepare(request)
-    for chunk in daemon.metrics.render_chunks(daemon.metrics.snapshot(), openmetrics):
-        await response.write(chunk)
-        await asyncio.sleep(0)
+    for chunk in chunks:
+        view = memoryview(chunk)
+        for start in range(0, len(view), WRITE_PIECE_BYTES):
+            await response.write(view[start : start + WRITE_PIECE_BYTES])
+        await asyncio.sleep(0)  # a fast reader's writes never wait: let the checks run
     await response.write_eof()
     return response
 
@@ -83,65 +96,15 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response({"status": "error", "problems": problems}, status=500)
 
 
-async def status(request: web.Request) -> web.Response:
-    """Every target's last result, next run and back-off; nothing secret is in the state."""
-    daemon = request.app[DAEMON]
-    webhooks = {state.target.name: webhook_status(state) for state in daemon.webhooks.states()}
-    targets = [target_status(daemon, state) for state in daemon.store.snapshot()]
-    for target in targets:
-        if target["target"] in webhooks:
-            target["webhook"] = webhooks[target["target"]]
-    return web.json_response(
-        {
-            "version": __version__,
-            "config": daemon.config.source,
-            "ready": daemon.ready,
-            "targets": targets,
-        }
-    )
-
-
-def target_status(daemon: Daemon, state: TargetState) -> dict[str, Any]:
-    info, last = state.info, state.last
-    next_run = daemon.scheduler.next_run(info.name)
-    return {
-        "target": info.name,
-        "provider": info.provider,
-        "provider_type": info.provider_type,
-        "interval_seconds": info.interval,
-        "success": None if last is None else last.success,
-        "error_class": None if last is None else last.error_class.value,
-        "http_status": None if last is None else last.http_status,
-        "duration_seconds": None if last is None else round(last.duration_seconds, 6),
-        "attempts": None if last is None else last.attempts,
-        "detail": None if last is None else last.detail,
-        "last_run": _iso(None if last is None else last.finished_at),
-        "last_success": _iso(state.last_success_at),
-        "consecutive_failures": state.consecutive_failures,
-        "next_run": None if next_run is None else next_run.isoformat(),
-        "backoff_seconds": round(daemon.gate.delay_in_force(info.credential), 3),
-        "backoff_remaining_seconds": round(daemon.gate.remaining(info.credential), 3),
-    }
-
-
-def webhook_status(state: WebhookState) -> dict[str, Any]:
-    """What became of the target's last pings' webhooks; nothing secret is in the state."""
-    return {
-        "timeout_seconds": state.target.settings.timeout,
-        "awaiting": len(state.pending),
-        "delivered": state.last_delivered,
-        "roundtrip_seconds": None
-        if state.last_roundtrip is None
-        else round(state.last_roundtrip, 6),
-        "last_received": _iso(state.last_received_at),
-        "consecutive_misses": state.consecutive_misses,
-        "delivered_total": state.delivered_total,
-        "missed_total": state.missed_total,
-        "rejected": {reason.value: count for reason, count in state.rejected.items() if count},
-    }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+async def status(request: web.Request) -> web.StreamResponse:
+    """Every target's last result, next run and back-off (at most a second old), or only
+    those named by ``?target=NAME`` (repeatable; current); 404 for a name not configured."""
+    pages = request.app[STATUS]
+    names = request.query.getall("target", [])
+    if not names:
+        return await send_chunks(request, await pages.everything(), JSON_CONTENT_TYPE)
+    body = pages.named(names)
+    if body is None:
+        unknown = next(name for name in names if request.app[DAEMON].store.get(name) is None)
+        return web.json_response({"error": f"no target named {unknown[:100]!r}"}, status=404)
+    return await send_chunks(request, body, JSON_CONTENT_TYPE)
