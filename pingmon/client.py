@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 
 import aiohttp
 
-from pingmon.errors import ErrorClass, TransportError
+from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
 
 READ_CHUNK_BYTES = 65_536
+# What the kernel says when pingmon itself, not the target, is out of something.
+EXHAUSTION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 async def send(
@@ -25,7 +28,8 @@ async def send(
 ) -> HttpResponse:
     """Send one request; the whole attempt (connect, headers, body) is bounded by ``timeout``.
 
-    Raises TransportError, classified, when no complete response arrived.
+    Raises TransportError, classified, when no complete response arrived; ResourceExhausted
+    (a TransportError) when pingmon itself had no file descriptor or buffer for it.
     """
     try:
         async with asyncio.timeout(timeout):
@@ -42,6 +46,8 @@ async def send(
                 body, truncated = await _read_bounded(response, max_body_bytes)
                 return HttpResponse(response.status, response.headers, body, truncated)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
+        if (code := exhausted_errno(error)) is not None:
+            raise ResourceExhausted(errno.errorcode[code], describe(error)) from None
         raise TransportError(classify_exception(error), describe(error)) from None
 
 
@@ -77,6 +83,20 @@ def classify_exception(error: BaseException) -> ErrorClass:
     if isinstance(error, aiohttp.InvalidURL):
         return ErrorClass.CLIENT_ERROR
     return ErrorClass.CONNECT
+
+
+def exhausted_errno(error: BaseException) -> int | None:
+    """EMFILE, ENFILE, ENOBUFS or ENOMEM when that is what failed the attempt, anywhere in
+    the exception's chain (aiohttp wraps the socket's OSError), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in EXHAUSTION_ERRNOS:
+            return current.errno
+        os_error = getattr(current, "os_error", None)
+        current = os_error if isinstance(os_error, OSError) else current.__cause__
+    return None
 
 
 def _caused_by_dns(error: BaseException) -> bool:

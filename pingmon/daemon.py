@@ -14,11 +14,12 @@ import aiohttp
 from pingmon import __version__
 from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, load_config
-from pingmon.errors import ConfigError, ErrorClass
+from pingmon.errors import ConfigError, ErrorClass, ResourceExhausted
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
 from pingmon.runner import Runner, TargetPlan, build_plans
 from pingmon.scheduler import CheckScheduler
+from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
 
@@ -81,6 +82,7 @@ class Daemon:
         self._session: aiohttp.ClientSession | None = None
         self._runner: Runner | None = None
         self._reload_lock = asyncio.Lock()
+        self._exhaustion_log = LogThrottle()
         self._stopping = False
 
     @property
@@ -89,7 +91,12 @@ class Daemon:
 
     async def start(self) -> None:
         self._session = new_session()
-        self._runner = Runner(self._session, self.gate, self.config.settings.concurrency)
+        self._runner = Runner(
+            self._session,
+            self.gate,
+            self.config.settings.concurrency,
+            on_exhausted=self._exhausted,
+        )
         self._apply(self.config)
         self.metrics.config_loaded(True)
         self.scheduler.start()
@@ -134,7 +141,7 @@ class Daemon:
                 return False, error.lines()
             for warning in config.warnings:
                 log.warning(warning)
-            for key in ("listen", "webhook_listen", "webhook_path_prefix"):
+            for key in ("listen", "webhook_listen", "webhook_path_prefix", "server"):
                 if getattr(config.settings, key) != getattr(self.config.settings, key):
                     log.warning(
                         f"{key} changed; it takes effect at the next restart",
@@ -177,6 +184,19 @@ class Daemon:
                 self.in_flight.discard(task)
         if result is not None:
             self._record(result)
+
+    def _exhausted(self, error: ResourceExhausted) -> None:
+        """A check pingmon had no file descriptor (or buffer) for: its own fault, not the
+        target's, so nothing is recorded (as during a back-off); counted, and said once in a
+        while rather than as a failure of every target."""
+        self.metrics.resource_exhaustion.labels(errno=error.errno_name).inc()
+        suppressed = self._exhaustion_log.admit(error.errno_name)
+        if suppressed is None:
+            return
+        fields: dict[str, Any] = {"errno": error.errno_name, "detail": error.detail}
+        if suppressed:
+            fields["suppressed"] = suppressed
+        log.error("pingmon ran out of resources: checks are skipped, not failed", extra=fields)
 
     def _record(self, result: CheckResult) -> None:
         change = self.store.record(result)

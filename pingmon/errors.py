@@ -92,3 +92,13 @@ class TransportError(PingmonError):
         self.error_class = error_class
         self.detail = detail
         super().__init__(f"{error_class}: {detail}")
+
+
+class ResourceExhausted(TransportError):
+    """pingmon's own process or host ran out of a resource for an attempt: file descriptors
+    (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM). Not the target's failure; a daemon
+    skips the check (``Runner(on_exhausted=...)``), ``pingmon check`` reports ``connect``."""
+
+    def __init__(self, errno_name: str, detail: str) -> None:
+        super().__init__(ErrorClass.CONNECT, detail)
+        self.errno_name = errno_name

@@ -17,7 +17,7 @@ import aiohttp
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
 from pingmon.config import Config, Target
-from pingmon.errors import ErrorClass, TransportError
+from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import PreparedRequest, Verdict
 from pingmon.results import CheckResult
@@ -95,15 +95,20 @@ class Runner:
         concurrency: int,
         rand: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_exhausted: Callable[[ResourceExhausted], None] | None = None,
     ) -> None:
         self.session = session
         self.gate = gate
         self.slots = asyncio.Semaphore(concurrency)
         self._rand = rand or random.Random()
         self._clock = clock
+        # Given: a check pingmon had no resources for is skipped and handed to it (a daemon
+        # must not page for its own fault); None: it is the target's `connect` failure.
+        self._on_exhausted = on_exhausted
 
     async def run(self, plan: TargetPlan) -> CheckResult | None:
-        """Check a target, or return None when its credential is backing off."""
+        """Check a target, or return None when its credential is backing off or (with
+        ``on_exhausted``) pingmon ran out of file descriptors for it."""
         if self.gate.is_closed(plan.credential):
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
@@ -114,7 +119,12 @@ class Runner:
                 await stack.enter_async_context(plan.provider_slots)
             if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
                 return None
-            result, retry_after = await self._check(plan)
+            try:
+                result, retry_after = await self._check(plan)
+            except ResourceExhausted as error:  # raised only when on_exhausted is given
+                if self._on_exhausted is not None:
+                    self._on_exhausted(error)
+                return None
         self._apply_backoff(plan, result, retry_after)
         return result
 
@@ -158,6 +168,8 @@ class Runner:
                 transport=plan.transport,
             )
         except TransportError as error:
+            if isinstance(error, ResourceExhausted) and self._on_exhausted is not None:
+                raise
             return Verdict(error.error_class, error.detail), None, None
         verdict = plan.provider.assess(target.params, request, response)
         return verdict, response.status, response.headers.get("Retry-After")
