@@ -6,8 +6,11 @@ it has no header-read deadline, no cap on connections and no write deadline. Tho
 at the lowest level that sees every connection: a protocol wrapped around aiohttp's own, made
 by the listening socket's protocol factory (``GuardedRunner.server``):
 
-- cap: a connection beyond ``max_connections`` is answered 503 and closed at once, before
-  aiohttp sees it, so excess connections never accumulate (nor do their file descriptors);
+- cap: at ``max_connections``, a new connection takes the place of the one that has waited
+  longest without being served (a request's headers still coming, an answer not read, an idle
+  keep-alive), which is closed; when every connection is being served it is answered 503 and
+  closed at once. Connections (and their file descriptors) never accumulate, and clients that
+  hold connections without using them cannot lock out a health probe or a scrape;
 - header timeout: a request's line and headers must arrive within ``header_timeout`` of its
   first byte (for a connection's first request, of the connection), as Go's
   ``ReadHeaderTimeout``; a half-sent request is closed then, whatever trickles in;
@@ -53,7 +56,8 @@ REFUSAL = (
 class Drop(StrEnum):
     """Why pingmon closed a client's connection itself: a metric label."""
 
-    MAX_CONNECTIONS = "max_connections"
+    MAX_CONNECTIONS = "max_connections"  # refused: at the cap, and every connection served
+    EVICTED = "evicted"  # closed at the cap to make room: it waited longest unserved
     HEADER_TIMEOUT = "header_timeout"
     WRITE_TIMEOUT = "write_timeout"
 
@@ -66,6 +70,9 @@ class ConnectionLimits:
         self.open = 0
         self.dropped: Counter[Drop] = Counter()
         self._guards: dict[asyncio.BaseProtocol, _Guarded] = {}  # by aiohttp's protocol
+        # Admitted connections not being served (waiting for a request's headers, for a
+        # client to read, or idle), the one unserved longest first: who makes room at the cap.
+        self._unserved: dict[_Guarded, None] = {}
         self._log = LogThrottle()
 
     def factory(self, server: web.Server) -> Callable[[], asyncio.Protocol]:
@@ -90,9 +97,14 @@ class ConnectionLimits:
         return track
 
     def admit(self, guard: _Guarded) -> bool:
+        """Count a new connection in, closing the longest unserved one at the cap; False
+        when every connection is being served (the new one is refused)."""
         if self.open >= self.settings.max_connections:
-            self.drop(Drop.MAX_CONNECTIONS)
-            return False
+            victim = next(iter(self._unserved), None)
+            if victim is None:
+                self.drop(Drop.MAX_CONNECTIONS)
+                return False
+            victim.close(Drop.EVICTED)
         self.open += 1
         self._guards[guard.inner] = guard
         return True
@@ -100,6 +112,14 @@ class ConnectionLimits:
     def release(self, guard: _Guarded) -> None:
         self.open -= 1
         self._guards.pop(guard.inner, None)
+        self._unserved.pop(guard, None)
+
+    def served(self, guard: _Guarded, served: bool) -> None:
+        """Note whether a connection is being served; an unserved one goes to the back of
+        the line (its wait starts now)."""
+        self._unserved.pop(guard, None)
+        if not served:
+            self._unserved[guard] = None
 
     def drop(self, reason: Drop) -> None:
         """Count a connection pingmon closed itself, and say so at most every few seconds."""
@@ -160,7 +180,8 @@ class _Guarded(asyncio.Protocol):
         if self._write_timer is None:
             loop = asyncio.get_running_loop()
             timeout = self._limits.settings.write_timeout
-            self._write_timer = loop.call_later(timeout, self._expire, Drop.WRITE_TIMEOUT)
+            self._write_timer = loop.call_later(timeout, self._write_timeout)
+            self._limits.served(self, False)
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
@@ -169,6 +190,7 @@ class _Guarded(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+            self._limits.served(self, self._busy)
         self.inner.resume_writing()
 
     def request_started(self) -> None:
@@ -176,24 +198,33 @@ class _Guarded(asyncio.Protocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        self._limits.served(self, self._write_timer is None)
 
     def request_done(self) -> None:
         self._busy = False
+        self._limits.served(self, False)
+
+    def close(self, reason: Drop) -> None:
+        """Close the connection now (abort() also discards what it could not send), and
+        count why."""
+        self._limits.served(self, True)  # not to be chosen again while it closes
+        if self._transport is not None and not self._transport.is_closing():
+            self._limits.drop(reason)
+            self._transport.abort()
 
     def _start_header_timer(self) -> None:
         loop = asyncio.get_running_loop()
         timeout = self._limits.settings.header_timeout
-        self._header_timer = loop.call_later(timeout, self._expire, Drop.HEADER_TIMEOUT)
+        self._header_timer = loop.call_later(timeout, self._header_timeout)
+        self._limits.served(self, False)
 
-    def _expire(self, reason: Drop) -> None:
-        """Close the connection now; abort() also discards what it could not send."""
-        if reason is Drop.HEADER_TIMEOUT:
-            self._header_timer = None
-        else:
-            self._write_timer = None
-        if self._transport is not None and not self._transport.is_closing():
-            self._limits.drop(reason)
-            self._transport.abort()
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        self.close(Drop.HEADER_TIMEOUT)
+
+    def _write_timeout(self) -> None:
+        self._write_timer = None
+        self.close(Drop.WRITE_TIMEOUT)
 
     def _cancel_timers(self) -> None:
         for timer in (self._header_timer, self._write_timer):
