@@ -40,6 +40,8 @@ generate_openmetrics = cast(
 )
 
 CHUNK_LINES = 4096  # ~3 ms of rendering between two turns of the event loop
+# A render is handed to scrapes arriving within this many times its cost after it was made.
+RENDER_REUSE = 4.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ERROR_CLASSES = tuple(ErrorClass)
 EXHAUSTION_ERRNO_NAMES = ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
@@ -286,8 +288,11 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(self.own)
         self.registry.register(TargetCollector(self.snapshot, lambda: self.latency_histogram))
-        # Scrapes that arrive while one is rendered wait for it and get the same bytes.
-        self.scrapes: SingleFlight[bool, tuple[bytes, ...]] = SingleFlight(self._render_yielding)
+        # Scrapes that arrive while one is rendered wait for it and get the same bytes, and so
+        # do those right after it: a flood of scrapes keeps rendering to a fifth of the loop.
+        self.scrapes: SingleFlight[bool, tuple[bytes, ...]] = SingleFlight(
+            self._render_yielding, reuse=RENDER_REUSE
+        )
 
     def snapshot(self) -> list[TargetView]:
         return views(self.store, self._backoff())

@@ -3,11 +3,17 @@
 Fifty scrapes arriving together cost one render, not fifty: a caller that arrives while the
 computation for its key runs waits for that run and gets the same result (or exception).
 A caller that goes away (cancelled) does not cancel the run the others wait for.
+
+With ``reuse`` > 0, a result is also handed to callers arriving within ``reuse`` times its
+cost after it was made: callers that follow one another without pause (a scrape flood) then
+keep the computation to at most ``1 / (1 + reuse)`` of the time, while a result is never
+older than a few times what it costs (milliseconds for a small configuration).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -19,16 +25,27 @@ T = TypeVar("T")
 class SingleFlight(Generic[K, T]):
     """``await flight(key)``: ``compute(key)``, run once for every caller meanwhile."""
 
-    def __init__(self, compute: Callable[[K], Awaitable[T]]) -> None:
+    def __init__(
+        self,
+        compute: Callable[[K], Awaitable[T]],
+        reuse: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._compute = compute
+        self._reuse = reuse
+        self._clock = clock
         self._running: dict[K, asyncio.Future[T]] = {}
+        self._made: dict[K, tuple[float, T]] = {}  # key -> (reusable until, result)
         self._waiting: Counter[K] = Counter()
         self.runs = 0  # computations started, for tests and benchmarks
 
     async def __call__(self, key: K) -> T:
+        made = self._made.get(key)
+        if made is not None and self._clock() < made[0]:
+            return made[1]
         flight = self._running.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._compute(key))
+            flight = asyncio.ensure_future(self._run(key))
             self.runs += 1
             self._running[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
@@ -43,6 +60,28 @@ class SingleFlight(Generic[K, T]):
     def waiting(self, key: K) -> int:
         """Callers now waiting for the run of ``key``."""
         return self._waiting[key]
+
+    def reusable(self, key: K) -> bool:
+        """Whether a caller now would get the last result without a run."""
+        made = self._made.get(key)
+        return made is not None and self._clock() < made[0]
+
+    async def _run(self, key: K) -> T:
+        started = self._clock()
+        result = await self._compute(key)
+        finished = self._clock()
+        window = self._reuse * (finished - started)
+        if window > 0:
+            made = (finished + window, result)
+            self._made[key] = made
+            # Not kept past its window: a large result must not stay in memory until the
+            # next caller comes.
+            asyncio.get_running_loop().call_later(window, self._forget, key, made)
+        return result
+
+    def _forget(self, key: K, made: tuple[float, T]) -> None:
+        if self._made.get(key) is made:
+            del self._made[key]
 
     def _land(self, key: K, done: asyncio.Future[T]) -> None:
         if self._running.get(key) is done:

@@ -75,3 +75,39 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_run_of_the_others() -
         await leaving
     render.release.set()
     assert await staying == "text#1"
+
+
+class Costly:
+    """A computation that takes ``cost`` seconds of a fake clock."""
+
+    def __init__(self, cost: float) -> None:
+        self.now = 100.0
+        self.cost = cost
+        self.runs = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, key: str) -> int:
+        self.runs += 1
+        self.now += self.cost
+        return self.runs
+
+
+async def test_a_result_is_reused_for_reuse_times_its_cost_after_it_was_made() -> None:
+    costly = Costly(cost=0.1)
+    flight: SingleFlight[str, int] = SingleFlight(costly, reuse=4.0, clock=costly.clock)
+    assert await flight("k") == 1  # made at 100.1, reusable until 100.5
+    costly.now = 100.45
+    assert flight.reusable("k")
+    assert await flight("k") == 1
+    costly.now = 100.5
+    assert not flight.reusable("k")
+    assert await flight("k") == 2
+
+
+async def test_without_reuse_every_call_after_a_run_runs_again() -> None:
+    costly = Costly(cost=0.1)
+    flight: SingleFlight[str, int] = SingleFlight(costly, clock=costly.clock)
+    assert [await flight("k") for _ in range(3)] == [1, 2, 3]
+    assert not flight.reusable("k")
