@@ -3,19 +3,21 @@
     python bench/bench_abuse.py                      # this checkout's pingmon
     python bench/bench_abuse.py --pingmon /work/main/.venv/bin/pingmon   # another build
 
-Each scenario starts a fresh ``pingmon run`` (a child process, ``--targets`` http targets at
-1 s, timeout 800 ms, on a minimal keep-alive target server: ``bench_daemon.py
---target-server``), waits ``--warmup`` seconds, then abuses its server for ``--duration``
-seconds while a prober asks ``/-/healthy`` every 0.25 s (a new connection each time, as a
-kubelet does):
+Each scenario starts a fresh ``pingmon run`` for each ``--pingmon`` build in turn (so that
+builds are compared under the same load of the machine): a child process with ``--targets``
+http targets (1,000) at ``--interval`` (1 s), timeout ``--timeout`` (800 ms), on a minimal
+keep-alive target server (``bench_daemon.py --target-server``). It waits ``--warmup``
+seconds, then abuses the daemon's server for ``--duration`` seconds while a prober asks
+``/-/healthy`` every 0.25 s (a new connection each time, as a kubelet does):
 
 - ``quiet``: no abuse, the noise floor of the machine;
 - ``slowloris``: ``--slowloris`` connections (1,100) each send half a request, then one
   byte every 5 s; the daemon runs under ``RLIMIT_NOFILE`` ``--nofile`` (1,024);
-- ``scrape-flood``: ``--scrapers`` (50) clients fetch ``/metrics`` in a loop (a child process);
+- ``scrape-flood``: ``--scrapers`` (50) clients fetch ``/metrics`` in a loop (``wrk`` when
+  installed, else aiohttp in a child process);
 - ``slow-readers``: ``--readers`` (500) clients ask for ``/metrics`` with a 4 KiB receive
   buffer and never read;
-- ``status-flood``: ``--status-clients`` (10) clients fetch ``/status`` in a loop (a child).
+- ``status-flood``: ``--status-clients`` (10) clients fetch ``/status`` in a loop (the same).
 
 Then the abusers leave, and after 2 s the daemon's own metrics say what the checks paid:
 checks and failures by class (deltas of ``pingmon_checks_total``), scheduler lag (deltas of
@@ -34,6 +36,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,6 +88,11 @@ class Daemon:
         except OSError:
             return None
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the daemon has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_bytes(self) -> int:
         return self.stderr.stat().st_size
 
@@ -106,16 +114,19 @@ def free_port() -> int:
         return port
 
 
-def write_config(directory: Path, targets: int, target_port: int, listen_port: int) -> Path:
-    """N http targets at 1 s on the target server; JSON is YAML. No ``server:`` section, so
-    that any build reads it (each uses its defaults)."""
+def write_config(
+    directory: Path, args: argparse.Namespace, target_port: int, listen_port: int
+) -> Path:
+    """N http targets on the target server; JSON is YAML. No ``server:`` section, so that
+    any build reads it (each uses its defaults)."""
     config = {
         "listen": f"127.0.0.1:{listen_port}",
         "watch": {"enabled": False},
-        "defaults": {"interval": "1s", "timeout": "800ms"},
+        "defaults": {"interval": args.interval, "timeout": args.timeout},
         "providers": {"loop": {"type": "http", "base_url": f"http://127.0.0.1:{target_port}"}},
         "targets": [
-            {"name": f"t{i:05d}", "provider": "loop", "path": f"/t{i}"} for i in range(targets)
+            {"name": f"t{i:05d}", "provider": "loop", "path": f"/t{i}"}
+            for i in range(args.targets)
         ],
     }
     path = directory / "pingmon-abuse.yaml"
@@ -340,18 +351,48 @@ async def slow_readers(daemon: Daemon, port: int, args: argparse.Namespace) -> d
 async def flood(
     daemon: Daemon, path: str, clients: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Clients in a child process (``--flooder``) fetching ``path`` in a loop."""
-    command = [sys.executable, __file__, "--flooder", daemon.url + path, str(clients)]
-    command.append(str(args.duration))
+    """Clients in a child process fetching ``path`` in a loop: ``wrk`` (C, one thread, so
+    the clients take little of the CPU the daemon needs), else this script's ``--flooder``."""
+    url, seconds = daemon.url + path, args.duration
+    if args.wrk:
+        command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout",
+                   "30s", url]  # fmt: skip
+    else:
+        command = [sys.executable, __file__, "--flooder", url, str(clients), str(seconds)]
     child = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     try:
-        seen, output = await asyncio.gather(watch(daemon, args.duration), child.communicate())
+        seen, output = await asyncio.gather(watch(daemon, seconds), child.communicate())
     finally:
         if child.returncode is None:
             child.kill()
             await child.wait()
-    report: dict[str, Any] = json.loads(output[0].decode().strip().splitlines()[-1])
-    return {**report, "watch": seen}
+    text = output[0].decode()
+    report = wrk_report(text, seconds) if args.wrk else json.loads(text.strip().splitlines()[-1])
+    return {"client": "wrk" if args.wrk else "aiohttp", **report, "watch": seen}
+
+
+_WRK_PERCENTILE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_WRK_REQUESTS = re.compile(r"^\s+(\d+) requests in", re.M)
+_WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def wrk_report(text: str, seconds: float) -> dict[str, Any]:
+    """The figures of ``wrk --latency``'s report, named as the aiohttp flooder names them."""
+    percentiles = {q: float(v) * _UNITS[u] for q, v, u in _WRK_PERCENTILE.findall(text)}
+    requests = _WRK_REQUESTS.search(text)
+    errors = _WRK_ERRORS.search(text)
+    non_2xx = _WRK_NON_2XX.search(text)
+    failed = sum(map(int, errors.groups())) if errors else 0
+    done = int(requests.group(1)) if requests else 0
+    return {
+        "requests": done,
+        "requests_failed": failed + (int(non_2xx.group(1)) if non_2xx else 0),
+        "requests_per_second": round(done / seconds, 1),
+        "response_p50_ms": ms(percentiles.get("50")),
+        "response_p99_ms": ms(percentiles.get("99")),
+    }
 
 
 async def run_flooder(url: str, clients: int, seconds: float) -> None:
@@ -419,19 +460,22 @@ def abuse_for(name: str) -> Abuse:
     return flooding
 
 
-async def scenario(name: str, args: argparse.Namespace, target_port: int) -> dict[str, Any]:
+async def scenario(
+    name: str, pingmon: str, args: argparse.Namespace, target_port: int
+) -> dict[str, Any]:
     abuse = abuse_for(name)
     nofile = args.nofile if name == "slowloris" else None
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pingmon-abuse-") as tmp:
         directory = Path(tmp)
-        config = write_config(directory, args.targets, target_port, port)
-        daemon = await start_daemon(args.pingmon, config, port, nofile, directory)
+        config = write_config(directory, args, target_port, port)
+        daemon = await start_daemon(pingmon, config, port, nofile, directory)
         try:
             await asyncio.sleep(args.warmup)
             before, rss_before = await read_counts(daemon.url), daemon.rss_mb()
-            logs_before = daemon.log_bytes()
+            logs_before, cpu_before, started = daemon.log_bytes(), daemon.cpu(), time.monotonic()
             found = await abuse(daemon, port, args)
+            cpu = (daemon.cpu() - cpu_before) / (time.monotonic() - started)
             await asyncio.sleep(SETTLE_SECONDS)
             after = await read_counts(daemon.url)
             logs = daemon.log_bytes() - logs_before
@@ -445,6 +489,7 @@ async def scenario(name: str, args: argparse.Namespace, target_port: int) -> dic
         **check_figures(before, after),
         **watch_figures(seen),
         "rss_mb_before": rss_before,
+        "daemon_cpu_percent": round(cpu * 100, 1),
         "log_bytes_written": logs,
     }
 
@@ -511,14 +556,16 @@ def target_server() -> Iterator[int]:
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every scenario, each with every build in turn: builds compared under the same load."""
     raise_own_nofile()
     results = []
     with target_server() as port:
         for name in args.scenarios:
-            result = await scenario(name, args, port)
-            results.append(result)
-            if not args.json:
-                print_table(result)
+            for pingmon in args.pingmon:
+                result = {"build": pingmon, **await scenario(name, pingmon, args, port)}
+                results.append(result)
+                if not args.json:
+                    print_table(result)
     return results
 
 
@@ -531,8 +578,15 @@ def print_table(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--pingmon", default=str(Path(sys.executable).parent / "pingmon"))
+    parser.add_argument("--pingmon", action="append",
+                        help="a pingmon executable (repeat to compare builds; default: this "
+                        "venv's)")  # fmt: skip
+    parser.add_argument("--wrk", action=argparse.BooleanOptionalAction,
+                        default=shutil.which("wrk") is not None,
+                        help="flood with wrk (default when installed)")  # fmt: skip
     parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--interval", default="1s", help="the targets' interval")
+    parser.add_argument("--timeout", default="800ms", help="the targets' timeout")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the abuse")
     parser.add_argument("--duration", type=float, default=20.0, help="abuse, seconds")
     parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(SCENARIOS))
@@ -545,6 +599,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flooder", nargs=3, metavar=("URL", "CLIENTS", "SECONDS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
+    args.pingmon = args.pingmon or [str(Path(sys.executable).parent / "pingmon")]
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {SCENARIOS}")
