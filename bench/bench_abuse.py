@@ -6,7 +6,9 @@
 Each scenario starts a fresh ``pingmon run`` for each ``--pingmon`` build in turn (so that
 builds are compared under the same load of the machine): a child process with ``--targets``
 http targets (1,000) at ``--interval`` (1 s), timeout ``--timeout`` (800 ms), on a minimal
-keep-alive target server (``bench_daemon.py --target-server``). It waits ``--warmup``
+keep-alive target server (a child process) that closes a connection after every
+``--close-every`` (100) answers, as servers do, so pingmon opens a socket now and then.
+It waits ``--warmup``
 seconds, then abuses the daemon's server for ``--duration`` seconds while a prober asks
 ``/-/healthy`` every 0.25 s (a new connection each time, as a kubelet does):
 
@@ -49,7 +51,6 @@ from typing import Any
 
 import aiohttp
 
-HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 60.0
 SETTLE_SECONDS = 2.0
 PROBE_EVERY = 0.25
@@ -539,11 +540,54 @@ def ms(seconds: float | None) -> float | None:
 # --- the run ---------------------------------------------------------------------------
 
 
+class Target(asyncio.Protocol):
+    """Answers every request ``200 {"status":"ok"}`` on a keep-alive connection, and closes
+    the connection after every ``close_every`` answers, as servers do (nginx's
+    ``keepalive_requests``): pingmon then needs a new socket, a file descriptor, now and
+    then. A request ends at a blank line (pingmon's http checks are GETs)."""
+
+    def __init__(self, close_every: int) -> None:
+        self._close_every = close_every
+        self._answered = 0
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while self._transport is not None and b"\r\n\r\n" in self._buffer:
+            self._buffer = self._buffer.split(b"\r\n\r\n", 1)[1]
+            self._answered += 1
+            last = self._answered % self._close_every == 0
+            self._transport.write(OK_CLOSE if last else OK)
+            if last:
+                self._transport.close()
+                self._transport = None
+
+
+OK = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+    b'{"status":"ok"}'
+)
+OK_CLOSE = OK.replace(b"Content-Length: 15\r\n", b"Content-Length: 15\r\nConnection: close\r\n")
+
+
+async def run_target(close_every: int) -> None:
+    """Child: serve on 127.0.0.1:0, print the port, run until terminated."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Target(close_every), "127.0.0.1", 0, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
 @contextlib.contextmanager
-def target_server() -> Iterator[int]:
-    """``bench_daemon.py --target-server`` in a child process; its port."""
+def target_server(close_every: int) -> Iterator[int]:
+    """This script's ``--target`` in a child process; its port."""
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "bench_daemon.py"), "--target-server"],
+        [sys.executable, __file__, "--target", str(close_every)],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     )
@@ -558,8 +602,10 @@ def target_server() -> Iterator[int]:
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every scenario, each with every build in turn: builds compared under the same load."""
     raise_own_nofile()
+    if args.nice is not None:  # inherited by every process the run starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     results = []
-    with target_server() as port:
+    with target_server(args.close_every) as port:
         for name in args.scenarios:
             for pingmon in args.pingmon:
                 result = {"build": pingmon, **await scenario(name, pingmon, args, port)}
@@ -595,7 +641,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scrapers", type=int, default=50)
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--status-clients", type=int, default=10)
+    parser.add_argument("--nice", type=int, help="run everything at this niceness (e.g. -10 "
+                        "as root on a shared machine: less noise from other work)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print only the JSON lines")
+    parser.add_argument("--close-every", type=int, default=100,
+                        help="the target closes a connection after this many answers")  # fmt: skip
+    parser.add_argument("--target", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--flooder", nargs=3, metavar=("URL", "CLIENTS", "SECONDS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
@@ -608,6 +659,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.target is not None:
+        asyncio.run(run_target(args.target))
+        return
     if args.flooder:
         url, clients, seconds = args.flooder
         asyncio.run(run_flooder(url, int(clients), float(seconds)))

@@ -41,7 +41,7 @@ generate_openmetrics = cast(
 
 CHUNK_LINES = 4096  # ~3 ms of rendering between two turns of the event loop
 # A render is handed to scrapes arriving within this many times its cost after it was made.
-RENDER_REUSE = 4.0
+RENDER_REUSE = 9.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ERROR_CLASSES = tuple(ErrorClass)
 EXHAUSTION_ERRNO_NAMES = ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
@@ -289,7 +289,7 @@ class Metrics:
         self.registry.register(self.own)
         self.registry.register(TargetCollector(self.snapshot, lambda: self.latency_histogram))
         # Scrapes that arrive while one is rendered wait for it and get the same bytes, and so
-        # do those right after it: a flood of scrapes keeps rendering to a fifth of the loop.
+        # do those right after it: a flood of scrapes keeps rendering to a tenth of the loop.
         self.scrapes: SingleFlight[bool, tuple[bytes, ...]] = SingleFlight(
             self._render_yielding, reuse=RENDER_REUSE
         )

@@ -74,7 +74,9 @@ async def send_chunks(
         view = memoryview(chunk)
         for start in range(0, len(view), WRITE_PIECE_BYTES):
             await response.write(view[start : start + WRITE_PIECE_BYTES])
-        await asyncio.sleep(0)  # a fast reader's writes never wait: let the checks run
+            # A fast reader's writes never wait, and many answers sent at once (a burst of
+            # scrapes sharing a render) would hold the loop: one piece each, in turn.
+            await asyncio.sleep(0)
     await response.write_eof()
     return response
 
