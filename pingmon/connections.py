@@ -14,8 +14,11 @@ by the listening socket's protocol factory (``GuardedRunner.server``):
 - header timeout: a request's line and headers must arrive within ``header_timeout`` of its
   first byte (for a connection's first request, of the connection), as Go's
   ``ReadHeaderTimeout``; a half-sent request is closed then, whatever trickles in;
-- write timeout: the transport's buffer is bounded (``WRITE_BUFFER_BYTES``); a client that
-  leaves it full (reads nothing) for ``write_timeout`` is disconnected, which frees it.
+- write timeout: what waits for a client is bounded, in pingmon (the transport's buffer,
+  ``WRITE_BUFFER_BYTES``) and in the kernel (``TCP_NOTSENT_LOWAT``: otherwise Linux grows
+  the send buffer to 4 MB and takes a whole ``/metrics`` for a client that reads nothing,
+  out of sight of the timeout and of RSS); a client that leaves it full for
+  ``write_timeout`` is disconnected, which frees both.
 
 Everything runs on the event loop; the counts are plain integers read by the collector.
 """
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -40,9 +45,13 @@ from pingmon.throttle import LogThrottle
 
 log = logging.getLogger("pingmon.server")
 
-# What a client that leaves an answer unread can pin: asyncio's default high-water mark,
-# written down because the write timeout relies on it (pause_writing above it).
-WRITE_BUFFER_BYTES = 65536
+# What a client that leaves an answer unread can pin in pingmon, about: the transport is
+# paused above it (and the write timeout starts); half of asyncio's default.
+WRITE_BUFFER_BYTES = 32768
+# Data not yet sent that the kernel queues for a connection before it stops taking more
+# (Linux's TCP_NOTSENT_LOWAT, tcp(7)); data in flight to a reading client is not bounded by it.
+UNSENT_KERNEL_BYTES = 131072
+TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _REFUSAL_BODY = b"pingmon has too many open connections; try again later\n"
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -153,6 +162,7 @@ class _Guarded(asyncio.Protocol):
             return
         self._admitted = True
         transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        _bound_unsent(transport)
         self._start_header_timer()
         self.inner.connection_made(transport)
 
@@ -205,12 +215,11 @@ class _Guarded(asyncio.Protocol):
         self._limits.served(self, False)
 
     def close(self, reason: Drop) -> None:
-        """Close the connection now (abort() also discards what it could not send), and
-        count why."""
+        """Close the connection now, discarding what was not sent, and count why."""
         self._limits.served(self, True)  # not to be chosen again while it closes
         if self._transport is not None and not self._transport.is_closing():
             self._limits.drop(reason)
-            self._transport.abort()
+            _reset(self._transport)
 
     def _start_header_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -231,6 +240,22 @@ class _Guarded(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._header_timer = self._write_timer = None
+
+
+def _bound_unsent(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)  # Linux, macOS
+    if sock is not None and option is not None and sock.family in TCP_FAMILIES:
+        sock.setsockopt(socket.IPPROTO_TCP, option, UNSENT_KERNEL_BYTES)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a reset (SO_LINGER 0): the kernel drops what it still holds for the
+    client at once, instead of keeping it for an orphaned socket that may never drain."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in TCP_FAMILIES:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class GuardedRunner(web.AppRunner):

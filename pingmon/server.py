@@ -17,8 +17,9 @@ STATUS = web.AppKey("status", StatusPages)
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
-# What one write hands the transport; its buffer holds at most about two of these.
-WRITE_PIECE_BYTES = 65536
+# What one write hands the transport; with the server's bounded buffers (connections.py) a
+# client that stops reading holds at most about two of these in pingmon.
+WRITE_PIECE_BYTES = 32768
 
 LANDING_PAGE = f"""<!doctype html>
 <html><head><title>pingmon</title></head><body>
@@ -74,6 +75,7 @@ async def send_chunks(
         view = memoryview(chunk)
         for start in range(0, len(view), WRITE_PIECE_BYTES):
             await response.write(view[start : start + WRITE_PIECE_BYTES])
+            await request.writer.drain()  # waits while the transport is above its high mark
             # A fast reader's writes never wait, and many answers sent at once (a burst of
             # scrapes sharing a render) would hold the loop: one piece each, in turn.
             await asyncio.sleep(0)
