@@ -71,6 +71,8 @@ async def send_chunks(
     response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
     response.content_length = sum(len(chunk) for chunk in chunks)
     await response.prepare(request)
+    if request.method == "HEAD":  # the headers only (RFC 9110 §9.3.2): aiohttp would send it
+        chunks = ()
     for chunk in chunks:
         view = memoryview(chunk)
         for start in range(0, len(view), WRITE_PIECE_BYTES):

@@ -161,3 +161,16 @@ async def test_the_whole_status_is_the_document_it_always_was(
     assert [t["target"] for t in body["targets"]] == [f"t{i}" for i in range(1200)]
     assert body["ready"] is True
     assert body["config"] == str(config_writer.path)
+
+
+async def test_head_answers_the_headers_of_get_and_no_body(
+    config_writer: ConfigWriter, start_daemon: StartDaemon
+) -> None:
+    running = await start_daemon(config_writer.load([ninepic_target("w")]))
+    for path in ("/metrics", "/status", "/status?target=w"):
+        async with running.http.head(running.url + path) as response:
+            assert response.status == 200
+            assert int(response.headers["Content-Length"]) > 0
+            assert await response.read() == b""
+        # the kept-alive connection still reads the next answer from its start
+        assert (await running.get_text("/-/healthy"))[0] == 200
