@@ -182,6 +182,10 @@ class BasicAuthUser:
     name_digest: bytes
     hashed: bytes
 
+    @classmethod
+    def of(cls, name: str, hashed: str) -> BasicAuthUser:
+        return cls(sha256(name.encode()).digest(), hashed.encode())
+
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
@@ -230,8 +234,7 @@ def load_web_config(path: str | Path) -> WebConfig:
         source=source,
         tls=tls,
         users=tuple(
-            BasicAuthUser(sha256(name.encode()).digest(), hashed.encode())
-            for name, hashed in model.basic_auth_users.items()
+            BasicAuthUser.of(name, hashed) for name, hashed in model.basic_auth_users.items()
         ),
         headers={name: value for name, value in model.http_server_config.headers.items() if value},
         exempt_paths=frozenset(model.pingmon.basic_auth_exempt_paths),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from hashlib import sha256
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -12,19 +11,12 @@ from multidict import CIMultiDict
 
 from pingmon import webauth
 from pingmon.webauth import BasicAuthVerifier, cross_site
-from pingmon.webconfig import BasicAuthUser, WebConfig, WebConfigModel
+from pingmon.webconfig import BasicAuthUser, WebConfig
 from tests.webfiles import bcrypt_hash
 
 
 def users(**passwords: str) -> tuple[BasicAuthUser, ...]:
-    """BasicAuthUser entries built as load_web_config builds them."""
-    model = WebConfigModel.model_validate(
-        {"basic_auth_users": {name: bcrypt_hash(pw) for name, pw in passwords.items()}}
-    )
-    return tuple(
-        BasicAuthUser(sha256(name.encode()).digest(), hashed.encode())
-        for name, hashed in model.basic_auth_users.items()
-    )
+    return tuple(BasicAuthUser.of(name, bcrypt_hash(pw)) for name, pw in passwords.items())
 
 
 def basic(user: str | bytes, password: str | bytes) -> str:
