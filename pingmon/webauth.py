@@ -9,6 +9,8 @@ bcrypt as a known one, and outcomes are cached so that a scrape every 15 s does 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import bcrypt
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from pingmon.webconfig import BasicAuthUser, LiveWebConfig
 
@@ -92,15 +94,17 @@ class BasicAuthVerifier:
 
 
 def _credentials(authorization: str | None) -> tuple[bytes, bytes] | None:
-    """The user and password bytes as sent (RFC 7617: base64 of ``user:password``), or None.
-    aiohttp decodes them as latin-1, which gives back every byte unchanged."""
-    if not authorization:
+    """The user and password bytes as sent, or None: RFC 7617 section 2, the base64 of
+    ``user:password`` after the case-insensitive scheme name ``Basic``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
         return None
     try:
-        decoded = BasicAuth.decode(authorization, encoding="latin1")
-    except ValueError:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
         return None
-    return decoded.login.encode("latin1"), decoded.password.encode("latin1")
+    user, colon, password = decoded.partition(b":")
+    return (user, password) if colon else None
 
 
 def _lookup(users: tuple[BasicAuthUser, ...], user: bytes) -> bytes | None:
