@@ -76,6 +76,14 @@ class Certs:
         return {"cert_file": str(self.server_cert), "key_file": str(self.server_key), **extra}
 
 
+def readme_yaml(first_line: str) -> dict[str, Any]:
+    """The YAML block of README.md that starts with this line (its examples are tested)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index(f"```yaml\n{first_line}\n") + len("```yaml\n")
+    loaded: dict[str, Any] = yaml.safe_load(readme[start : readme.index("```", start)])
+    return loaded
+
+
 def write_web_config(path: Path, document: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path

@@ -1,5 +1,6 @@
 """A real Prometheus scrapes pingmon over TLS with a client certificate and basic auth, as
 its web configuration demands: ``up`` is 1 with the right password and 0 with a wrong one.
+The web configuration and the scrape job are README's examples ("Securing pingmon").
 
 One Prometheus with two scrape jobs gives both answers in one warm-up (about 5.5 s, TOOLING.md).
 """
@@ -23,7 +24,7 @@ import yaml
 
 from tests.processes import Process, eventually, free_port, http_json, http_ok
 from tests.tools import require_tool
-from tests.webfiles import Certs, bcrypt_hash, write_web_config
+from tests.webfiles import Certs, bcrypt_hash, readme_yaml, write_web_config
 
 PASSWORD: Final = "scrape-s3cret"
 GOOD_JOB: Final = "pingmon-good-password"
@@ -46,15 +47,14 @@ def pingmon(root: Path, certs: Certs) -> Iterator[str]:
     address = f"127.0.0.1:{free_port()}"
     config = root / "pingmon.yaml"
     config.write_text(yaml.safe_dump({"listen": "127.0.0.1:1", "providers": {}, "targets": []}))
-    web = write_web_config(
-        root / "web.yml",
-        {
-            "tls_server_config": certs.tls_server_config(
-                client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(certs.ca_file)
-            ),
-            "basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD, cost=10)},
-        },
+    # README's complete example, with files of this test's CA and a hash of our password.
+    document = readme_yaml("# web.yml; relative file names are read from this file's directory")
+    document["tls_server_config"].update(
+        certs.tls_server_config(client_ca_file=str(certs.ca_file))
     )
+    assert document["tls_server_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    document["basic_auth_users"] = {"prometheus": bcrypt_hash(PASSWORD, cost=10)}
+    web = write_web_config(root / "web.yml", document)
     process = Process(
         "pingmon",
         [sys.executable, "-m", "pingmon", "run", "--config.file", str(config),
@@ -78,29 +78,32 @@ def ready(address: str, certs: Certs) -> bool:
         return bool(response.status == 200)
 
 
-def scrape_job(name: str, address: str, certs: Certs, password: str) -> dict[str, Any]:
-    return {
-        "job_name": name,
-        "scheme": "https",
-        "tls_config": {
-            "ca_file": str(certs.ca_file),
-            "cert_file": str(certs.client_cert),
-            "key_file": str(certs.client_key),
-        },
-        "basic_auth": {"username": "prometheus", "password": password},
-        "static_configs": [{"targets": [address]}],
-    }
+def scrape_job(name: str, address: str, certs: Certs, password_file: Path) -> dict[str, Any]:
+    """README's scrape job, with this test's files and address."""
+    [job] = readme_yaml("scrape_configs:")["scrape_configs"]
+    assert job["scheme"] == "https"
+    job["job_name"] = name
+    job["tls_config"].update(
+        ca_file=str(certs.ca_file),
+        cert_file=str(certs.client_cert),
+        key_file=str(certs.client_key),
+    )
+    job["basic_auth"]["password_file"] = str(password_file)
+    job["static_configs"] = [{"targets": [address]}]
+    return dict(job)
 
 
 @pytest.fixture(scope="module")
 def prometheus(root: Path, certs: Certs, pingmon: str) -> Iterator[str]:
     """Prometheus scraping pingmon every second with the right and a wrong password; its URL."""
     config = root / "prometheus.yml"
+    (root / "good-password").write_text(PASSWORD)
+    (root / "wrong-password").write_text("not-the-password")
     document = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [
-            scrape_job(GOOD_JOB, pingmon, certs, PASSWORD),
-            scrape_job(WRONG_JOB, pingmon, certs, "not-the-password"),
+            scrape_job(GOOD_JOB, pingmon, certs, root / "good-password"),
+            scrape_job(WRONG_JOB, pingmon, certs, root / "wrong-password"),
         ],
     }
     config.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -20,6 +20,7 @@ from tests.helm import (
     helm_in,
     kubernetes_validate,
     one,
+    render_doc_values,
 )
 from tests.webfiles import Certs
 
@@ -356,3 +357,16 @@ def test_mistyped_web_values_are_refused_by_the_schema(
     done = helm.run("template", "rel", chart, "--set", assignment, check=False)
     assert done.returncode == 1
     assert message in done.stderr
+
+
+def test_the_secure_values_of_docs_kubernetes_md_render_and_validate(
+    helm: Helm, chart: Path, tmp_path: Path
+) -> None:
+    manifests = render_doc_values(helm, chart, tmp_path, "secure-values.yaml")
+    assert probes(manifests) == (HTTPS_HEALTHY, HTTPS_READY)
+    found = endpoint(manifests, "ServiceMonitor")
+    assert (found["scheme"], found["basicAuth"]) == ("https", SCRAPE_AUTH)
+    assert web_yml(manifests)["tls_server_config"] == {
+        "cert_file": f"{TLS_DIR}/tls.crt",
+        "key_file": f"{TLS_DIR}/tls.key",
+    }
