@@ -11,7 +11,14 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from pingmon.errors import ConfigError
-from pingmon.webconfig import HEADER_VALUES, UNSUPPORTED, WebConfig, load_web_config
+from pingmon.webconfig import (
+    HEADER_VALUES,
+    UNSUPPORTED,
+    BasicAuthUser,
+    LiveWebConfig,
+    WebConfig,
+    load_web_config,
+)
 from pingmon.webtls import ClientAuth
 from tests.webfiles import Certs, bcrypt_hash, write_web_config
 
@@ -361,3 +368,30 @@ def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_reason(
     with pytest.raises(ConfigError) as caught:
         load_web_config(path)
     assert [str(problem) for problem in caught.value.problems] == [message]
+
+
+def test_the_live_config_adopts_a_changed_file_and_keeps_the_last_good_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_web_config(tmp_path / "web.yml", {"basic_auth_users": {"a": bcrypt_hash("1")}})
+    live = LiveWebConfig(load_web_config(path))
+    first = live.current()
+    assert live.current() is first  # unchanged: not read again
+    write_web_config(path, {"basic_auth_users": {"b": bcrypt_hash("2")}})
+    second = live.current()
+    assert second is not first
+    assert second.users[0] == BasicAuthUser.of("b", second.users[0].hashed.decode())
+    path.write_text("basic_auth_users: {c: plain}\n")
+    assert live.current() is second
+    assert "web configuration refused; the last good one stays" in caplog.text
+
+
+def test_the_live_config_refuses_turning_tls_on_without_a_restart(
+    tmp_path: Path, certs: Certs, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_web_config(tmp_path / "web.yml", {})
+    live = LiveWebConfig(load_web_config(path))
+    write_web_config(path, {"tls_server_config": certs.tls_server_config()})
+    assert live.current().tls is None
+    problems = [getattr(record, "problem", "") for record in caplog.records]
+    assert problems == [f"{path}: turning TLS on or off takes a restart"]
