@@ -233,7 +233,8 @@ def test_http_json_mismatch_detail_shows_expected_and_actual_values() -> None:
         (r"^ok$", b"ok", ErrorClass.NONE),
         (r"\bUP\b", b"service: DOWN", ErrorClass.BAD_RESPONSE),
         ("caf\u00e9", "menu: café".encode(), ErrorClass.NONE),
-        ("ok", b"\xff\xfe ok", ErrorClass.NONE),
+        # A UTF-16 byte order mark before bytes that are not UTF-16: undecodable.
+        ("ok", b"\xff\xfe ok", ErrorClass.BAD_RESPONSE),
     ],
 )
 def test_http_body_regex_is_searched_in_the_decoded_body(
