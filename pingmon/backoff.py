@@ -22,9 +22,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
     ``now`` is the wall-clock time in seconds since the epoch. Garbage (a date no calendar
     holds, such as the year 99999999999, included), negative values and dates in the past
-    give None, so the caller falls back to the exponential rule. A value beyond 2^31
-    seconds is read as 2^31 (RFC 9111 section 1.2.2), so the result is always finite; the
-    caller caps it at ``backoff.max``.
+    give None, so the caller falls back to the exponential rule. A delta-seconds beyond
+    2^31 is read as 2^31 (RFC 9111 section 1.2.2), and a date is at most the year 9999, so
+    the result is always finite; the caller caps it at ``backoff.max``.
     """
     if value is None:
         return None
@@ -41,7 +41,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if moment.tzinfo is None:  # the asctime form has no zone; every HTTP-date is GMT (RFC 9110)
         moment = moment.replace(tzinfo=UTC)
     delay = moment.timestamp() - now
-    return min(delay, LONGEST_DELAY) if delay > 0 else None
+    return delay if delay > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
