@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -181,8 +182,9 @@ def body_text(response: HttpResponse) -> str | None:
 
     The Encoding Standard's "decode" (WHATWG), which RFC 8259 section 8.1 allows for JSON:
     a byte order mark wins and is dropped; else the ``charset`` that Content-Type declares
-    (RFC 9110 section 8.3.2), looked up among the Standard's labels as browsers do; else
-    UTF-8. An unknown label or bytes invalid in the encoding give None, never a guess.
+    (RFC 9110 section 8.3.2), or for HTML without one its ``<meta>`` charset, looked up
+    among the Standard's labels as browsers do; else UTF-8. An unknown Content-Type label
+    or bytes invalid in the encoding give None, never a guess.
     """
     return _decode(response)[0]
 
@@ -190,6 +192,11 @@ def body_text(response: HttpResponse) -> str | None:
 def undecodable(response: HttpResponse) -> str:
     """Why ``body_text`` gave None, as a detail; it names the charset, never the body."""
     return _decode(response)[1]
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_PRESCAN_BYTES = 1024
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([-\w.:()+]+)""", re.I)
 
 
 def _decode(response: HttpResponse) -> tuple[str | None, str]:
@@ -212,13 +219,30 @@ def _chosen_by(response: HttpResponse, label: str | None) -> str:
 
 
 def _declared_charset(response: HttpResponse) -> str | None:
-    """Content-Type's ``charset`` parameter (quoted or RFC 2231 forms), None when absent."""
+    """Content-Type's ``charset`` parameter (quoted or RFC 2231 forms); for HTML without
+    one, the charset its ``<meta>`` declares; None when neither says."""
     content_type = header(response.headers, "Content-Type")
     if not content_type:
         return None
     message = Message()
     message["Content-Type"] = content_type
-    return message.get_content_charset() or None
+    charset = message.get_content_charset()
+    if charset:
+        return charset
+    if message.get_content_type() in _HTML_TYPES:
+        return _meta_charset(response.body[:_PRESCAN_BYTES])
+    return None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    """The charset a ``<meta charset>`` or ``<meta http-equiv content="...; charset=">``
+    declares in the first 1024 bytes: WHATWG HTML's prescan (13.2.3.2), simplified. As
+    there, an unknown label is ignored and UTF-16 is read as UTF-8 (ASCII bytes said it)."""
+    match = _META_CHARSET.search(head)
+    encoding = webencodings.lookup(match.group(1).decode("ascii")) if match else None
+    if encoding is None:
+        return None
+    return "utf-8" if encoding.name in ("utf-16le", "utf-16be") else str(encoding.name)
 
 
 def parse_body_json(response: HttpResponse) -> ParsedJson:

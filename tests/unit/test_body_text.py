@@ -93,6 +93,48 @@ def test_json_in_a_declared_or_marked_charset_is_parsed(encoded: bytes, content_
     assert judge_http(resp, {"json": expected})[0] is ErrorClass.NONE
 
 
+HTML_DECLARATIONS = [
+    pytest.param('<meta charset="windows-1251">', "cp1251", id="meta-charset"),
+    pytest.param("<META CHARSET=GBK>", "gbk", id="upper-case-unquoted"),
+    pytest.param(
+        '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">',
+        "koi8-r",
+        id="http-equiv",
+    ),
+]
+
+
+@pytest.mark.parametrize(("declaration", "codec"), HTML_DECLARATIONS)
+def test_html_without_a_content_type_charset_is_read_in_its_meta_charset(
+    declaration: str, codec: str
+) -> None:
+    text = "系统正常" if codec == "gbk" else "Статус: работает"
+    page = f"<html><head>{declaration}</head><body>{text}</body></html>"
+    resp = text_response(page.encode(codec), "text/html")
+
+    assert body_text(resp) == page
+
+
+@pytest.mark.parametrize(
+    ("content_type", "head", "expected"),
+    [
+        pytest.param("text/html; charset=utf-8", '<meta charset="windows-1251">', "utf-8",
+                     id="content-type-wins"),
+        pytest.param("text/plain", '<meta charset="windows-1251">', "utf-8", id="not-html"),
+        pytest.param("text/html", '<meta charset="x-klingon">', "utf-8", id="unknown-ignored"),
+        pytest.param("text/html", '<meta charset="utf-16">', "utf-8", id="utf-16-is-utf-8"),
+        pytest.param("text/html", " " * 1024 + '<meta charset="koi8-r">', "utf-8",
+                     id="after-1024-bytes"),
+    ],
+)  # fmt: skip
+def test_a_meta_charset_is_read_only_where_the_html_prescan_reads_it(
+    content_type: str, head: str, expected: str
+) -> None:
+    page = f"{head}état: ok"
+
+    assert body_text(text_response(page.encode(expected), content_type)) == page
+
+
 def test_a_providers_json_message_in_a_declared_charset_reaches_the_detail() -> None:
     provider = NinepicProvider(NinepicSettings(api_key="k"))
     params = NinepicParams(org_id=1, event_id=2)
