@@ -267,3 +267,35 @@ def test_stripe_error_message_is_quoted_whole_up_to_a_detail_length() -> None:
         "HTTP 400 (an identifier of 65 characters): (a message of 300 characters)"
         " (request (an identifier of 104 characters))"
     )
+
+
+# --- every judge is total ----------------------------------------------------------------------
+
+BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    ).map(lambda value: json.dumps(value).encode()),
+    st.integers(min_value=1, max_value=5000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(min_value=1, max_value=5000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+)
+CONTENT_TYPES = st.sampled_from(
+    ["", "application/json", "application/json; charset=utf-16", "text/html; charset=x-nope"]
+)
+
+
+@pytest.mark.parametrize("judge", JUDGES)
+@given(status=st.integers(min_value=100, max_value=599), body=BODIES, content_type=CONTENT_TYPES)
+def test_every_judge_is_total_over_any_status_and_body(
+    judge: Callable[..., Verdict], status: int, body: bytes, content_type: str
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+
+    verdict = judge(response(status, body, headers))
+
+    assert isinstance(verdict.error_class, ErrorClass)
+    # Bounded whatever the body: the runner cuts at 200 after masking; a judge never quotes
+    # more than a short scalar or a provider message of at most 200 characters.
+    assert len(verdict.detail) <= 300
