@@ -17,6 +17,7 @@ from pingmon.providers.base import (
     ProviderSettings,
     TargetParams,
     Verdict,
+    body_verdict,
     short,
     url_join,
 )
@@ -114,8 +115,8 @@ def _judge(expect: Expect, response: HttpResponse) -> Verdict:
         error_class = status_error_class(status) or ErrorClass.BAD_RESPONSE
         wanted = ", ".join(str(code) for code in expect.status)
         return Verdict(error_class, short(f"HTTP {status}, expected {wanted}"))
-    if response.truncated:
-        return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
+    if (unreadable := body_verdict(response)) is not None:
+        return unreadable
     if expect.json_subset is not None:
         failure = _json_failure(expect.json_subset, response.body)
         if failure is not None:
