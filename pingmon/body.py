@@ -73,7 +73,7 @@ def describe_body_error(error: BaseException) -> str:
     if isinstance(cause, http_exceptions.ContentLengthError):
         return "the connection closed before Content-Length bytes came"
     if isinstance(cause, http_exceptions.TransferEncodingError):
-        return "its chunked framing is broken"
+        return "its chunked framing is broken or cut short"
     if isinstance(cause, http_exceptions.HttpProcessingError):
         return f"its framing is broken ({type(cause).__name__})"
     if isinstance(error, aiohttp.ClientConnectionError | OSError):

@@ -57,6 +57,11 @@ BROKEN = [
         id="200-bad-chunk-size",
     ),
     pytest.param(
+        Reply((chunked(200), b"10\r\n" + OK + b"\r\n"), close=True),
+        (ErrorClass.BAD_RESPONSE, 200, "chunked"),
+        id="200-chunked-cut-short",
+    ),
+    pytest.param(
         Reply((head(200, JSON, ("Content-Encoding", "gzip")), gzip.compress(OK * 50)[:40])),
         (ErrorClass.BAD_RESPONSE, 200, ""),
         id="200-gzip-cut-short",
