@@ -140,8 +140,9 @@ def _unparsable(error: aiohttp.ClientResponseError) -> str:
     invention and its message quotes the server's bytes, so neither is repeated."""
     cause = http_cause(error)
     if isinstance(cause, http_exceptions.LineTooLong):
-        limit = cause.args[1] if len(cause.args) > 1 else "the limit of"
-        return f"invalid response: a status or header line longer than {limit} bytes"
+        limit = cause.args[1] if len(cause.args) > 1 else None  # (line, limit, actual size)
+        bound = f"{limit} bytes" if isinstance(limit, int) else "the limit"
+        return f"invalid response: a status or header line longer than {bound}"
     if isinstance(cause, http_exceptions.BadHttpMessage) and "Too many headers" in str(cause):
         return "invalid response: more response headers than the limit"
     if isinstance(cause, http_exceptions.BadStatusLine):
