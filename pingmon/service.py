@@ -11,6 +11,7 @@ from aiohttp import web
 
 from pingmon.config import Config, split_listen
 from pingmon.daemon import Daemon
+from pingmon.errors import describe_exception
 from pingmon.server import make_app
 from pingmon.watch import ConfigWatcher
 from pingmon.webhooks.receiver import add_webhook_routes
@@ -100,9 +101,16 @@ def _install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:
-        task = loop.create_task(daemon.reload())
+        task = loop.create_task(daemon.reload(), name="pingmon-sighup-reload")
         reloads.add(task)
-        task.add_done_callback(reloads.discard)
+        task.add_done_callback(_reloaded)
+
+    def _reloaded(task: asyncio.Task[object]) -> None:
+        """A reload reports its own failures; anything else is logged here, so nothing ends
+        as "Task exception was never retrieved"."""
+        reloads.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("reload on SIGHUP failed", extra={"error": describe_exception(error)})
 
     loop.add_signal_handler(signal.SIGHUP, reload)
 
