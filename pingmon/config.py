@@ -269,15 +269,22 @@ def _read_yaml(source: str) -> dict[str, Any]:
         raise ConfigError(
             source, [Problem("", f"cannot read the file: {error.strerror}")]
         ) from None
+    if _blank(text):
+        raise ConfigError(source, [Problem("", EMPTY_FILE)])
     try:
         raw = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         raise ConfigError(source, [_yaml_problem(text)]) from None
-    if raw is None:
-        raise ConfigError(source, [Problem("", EMPTY_FILE)])
     if not isinstance(raw, dict):
         raise ConfigError(source, [Problem("", "the file must hold a mapping of settings")])
     return raw
+
+
+def _blank(text: str) -> bool:
+    """Nothing but whitespace and comment lines (stops at the first line with content)."""
+    if text.isspace() or not text:
+        return True
+    return re.search(r"^[ \t\r\f\v]*[^\s#]", text, re.MULTILINE) is None
 
 
 def _yaml_problem(text: str) -> Problem:

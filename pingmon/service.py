@@ -35,6 +35,9 @@ async def serve(
     finish within a bound, and return. SIGHUP reloads the configuration."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config)
+    # The files' first look, as soon as possible after they were loaded: a change made while
+    # the daemon starts is then still a change.
+    watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
     settings = config.settings
     app = make_app(daemon)
     runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
@@ -52,7 +55,6 @@ async def serve(
                 extra={"address": _bound_address(runners[1], settings.webhook_listen)},
             )
         await daemon.start()
-        watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         _install_signals(daemon, stop)
         address = _bound_address(runners[0], settings.listen)
