@@ -103,8 +103,8 @@ def _check_cadence(name: str, cadence: Cadence) -> None:
                 raise ValueError("no next run time")
         except (ArithmeticError, ValueError, OSError) as error:
             reason = (
-                f"cannot be scheduled: runs every {format_duration(seconds)} fall outside the "
-                f"dates a timer can hold ({type(error).__name__}: {error})"
+                f"cannot be scheduled: runs {format_duration(seconds)} apart would fall past "
+                f"the last date a timer can hold ({type(error).__name__}: {error})"
             )
             raise ScheduleError(name, field, reason) from None
 
