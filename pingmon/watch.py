@@ -56,16 +56,18 @@ def file_digest(path: str) -> str | None:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with open(descriptor, "rb") as file:
+    try:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             return f"special {stat.S_IFMT(status.st_mode):o} {status.st_ino} {status.st_rdev}"
         if status.st_size > DIGEST_MAX_BYTES:
             return f"large {status.st_ino} {status.st_size} {status.st_mtime_ns}"
-        try:
+        with open(descriptor, "rb", closefd=False) as file:
             return hashlib.file_digest(file, "sha256").hexdigest()
-        except OSError:
-            return None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True, slots=True)

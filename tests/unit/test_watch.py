@@ -115,7 +115,7 @@ def test_a_file_replaced_whole_is_a_change_at_the_first_look(tmp_path: Path, way
     assert watch.changed([str(path)]) == [str(path)]
 
 
-def test_a_fifo_or_device_in_place_of_a_file_is_a_change_and_never_blocks_the_poll(
+def test_a_fifo_device_or_directory_in_place_of_a_file_is_a_change_and_never_blocks(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "key"
@@ -133,6 +133,9 @@ def test_a_fifo_or_device_in_place_of_a_file_is_a_change_and_never_blocks_the_po
     device.symlink_to("/dev/zero")
     os.replace(device, path)
     assert watch.changed([str(path)]) == [str(path)]
+    os.unlink(path)
+    path.mkdir()
+    assert watch.changed([str(path)]) == [str(path)]  # another file: replaced whole
 
 
 def targets(count: int) -> str:
