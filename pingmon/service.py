@@ -13,7 +13,7 @@ from pingmon.config import Config, split_listen
 from pingmon.daemon import Daemon
 from pingmon.errors import describe_exception
 from pingmon.server import make_app
-from pingmon.watch import ConfigWatcher
+from pingmon.watch import ConfigWatcher, FileWatch
 from pingmon.webhooks.receiver import add_webhook_routes
 
 log = logging.getLogger("pingmon")
@@ -30,14 +30,14 @@ async def serve(
     *,
     on_started: Callable[[Daemon, str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    first_look: FileWatch | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
-    finish within a bound, and return. SIGHUP reloads the configuration."""
+    finish within a bound, and return. SIGHUP reloads the configuration. ``first_look``: the
+    file as seen before ``config`` was loaded from it (else it is first looked at here)."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config)
-    # The files' first look, as soon as possible after they were loaded: a change made while
-    # the daemon starts is then still a change.
-    watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
+    watcher = ConfigWatcher(lambda: daemon.config, daemon.reload, first_look)
     settings = config.settings
     app = make_app(daemon)
     runners = [web.AppRunner(app, access_log=None, handle_signals=False)]

@@ -101,7 +101,14 @@ class FileWatch:
 
     def __init__(self, paths: Iterable[str] = ()) -> None:
         self._files: dict[str, _Watched] = {}
-        self.changed(paths)
+        self.add(paths)
+
+    def add(self, paths: Iterable[str]) -> None:
+        """Take a first look at the files not watched yet: remembered, never reported."""
+        for path in paths:
+            if path not in self._files:
+                seen = Seen(file_signature(path), file_digest(path))
+                self._files[path] = _Watched(seen, seen)
 
     def changed(self, paths: Iterable[str]) -> list[str]:
         """The files whose contents differ from the last ones reported, and are complete. A
@@ -143,10 +150,14 @@ class ConfigWatcher:
         self,
         current: Callable[[], Config],
         reload: Callable[[], Awaitable[tuple[bool, list[str]]]],
+        first_look: FileWatch | None = None,
     ) -> None:
+        """``first_look``: the configuration file as it was seen *before* it was loaded, so
+        that a change made while pingmon starts is still a change."""
         self._current = current
         self._reload = reload
-        self._watch = FileWatch(current().watched_files())
+        self._watch = first_look if first_look is not None else FileWatch()
+        self._watch.add(current().watched_files())
 
     @property
     def settings(self) -> WatchSettings:

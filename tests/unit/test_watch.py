@@ -190,3 +190,22 @@ async def test_the_watcher_outlives_a_reload_that_raises_and_retries_only_on_a_n
     os.replace(staged, path)
     await watcher.poll()
     assert calls == [1, 1]
+
+
+async def test_a_change_made_while_pingmon_starts_is_still_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "pingmon.yaml"
+    path.write_text("providers: {h: {type: http, base_url: 'http://127.0.0.1:9'}}\n")
+    first_look = FileWatch([str(path)])  # as `pingmon run` does before loading
+    config = load_config(path)
+    staged = tmp_path / "staged"
+    staged.write_text("providers: {h: {type: http, base_url: 'http://127.0.0.1:8'}}\n")
+    os.replace(staged, path)  # while the daemon starts
+    reloads: list[int] = []
+
+    async def reload() -> tuple[bool, list[str]]:
+        reloads.append(1)
+        return True, []
+
+    watcher = ConfigWatcher(lambda: config, reload, first_look)
+    await watcher.poll()
+    assert reloads == [1]
