@@ -163,7 +163,8 @@ class CheckScheduler:
         """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced.
 
         Every trigger was shown to work when the schedule was planned, and a job missing
-        from APScheduler is tolerated, so the timers always end up matching ``schedule``.
+        from APScheduler (removed when its trigger ran out) is tolerated and added again, so
+        the timers always end up matching ``schedule``.
         """
         wanted = schedule.cadences
         for name in set(self._cadences) - set(wanted):
@@ -171,7 +172,7 @@ class CheckScheduler:
             del self._cadences[name]
             self._failing.discard(name)
         for name, cadence in wanted.items():
-            if self._cadences.get(name) == cadence:
+            if self._cadences.get(name) == cadence and self._scheduler.get_job(name) is not None:
                 continue
             self._failing.discard(name)
             self._scheduler.add_job(

@@ -181,10 +181,10 @@ async def test_apply_ends_with_the_planned_timers_even_if_a_job_went_missing() -
     scheduler = CheckScheduler(nothing, lambda lag: None)
     scheduler.start()
     try:
-        scheduler.sync([make_target("a"), make_target("b")])
-        scheduler._scheduler.remove_job("a")
-        scheduler._scheduler.remove_job("b")
-        scheduler.sync([make_target("b", interval=30.0)])
-        assert [job.id for job in scheduler._scheduler.get_jobs()] == ["b"]
+        scheduler.sync([make_target("a"), make_target("b"), make_target("c")])
+        for name in ("a", "b", "c"):
+            scheduler._scheduler.remove_job(name)
+        scheduler.sync([make_target("b", interval=30.0), make_target("c")])
+        assert sorted(job.id for job in scheduler._scheduler.get_jobs()) == ["b", "c"]
     finally:
         scheduler.shutdown()
