@@ -14,6 +14,7 @@ from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
 from pingmon.logs import setup_logging
+from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -110,6 +111,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.listen)
     if args.command == "check":
         return _check(_load(args.config), args.target, args.json)
+    # Before loading: a change to the file while the daemon starts is then seen as one.
+    first_look = FileWatch([args.config]) if args.command == "run" else None
     config, web = _load_all(args)
     if args.command == "config":
         print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
@@ -117,7 +120,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if web.config is not None:
             print(f"{web.config.source}: ok")
         return EXIT_OK
-    return _run(config, web)
+    return _run(config, web, first_look)
 
 
 def _load(path: str) -> Config:
@@ -165,11 +168,11 @@ def _check(config: Config, names: list[str], as_json: bool) -> int:
     return EXIT_OK if all(result.success for result in results) else EXIT_FAILED
 
 
-def _run(config: Config, web: WebOptions) -> int:
+def _run(config: Config, web: WebOptions, first_look: FileWatch | None) -> int:
     from pingmon.service import ListenError, serve
 
     try:
-        asyncio.run(serve(config, web_options=web))
+        asyncio.run(serve(config, first_look=first_look, web_options=web))
     except ListenError as error:
         print(f"pingmon: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -12,8 +12,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
-
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
 from pingmon.config import Config, Target
@@ -22,8 +20,13 @@ from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import PreparedRequest, Verdict
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, transport_options
+from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
+
+# The class of a check ended by an unexpected exception: pingmon could not judge the answer
+# as the provider's documented success, which is what bad_response means to an alert.
+INTERNAL_ERROR_CLASS = ErrorClass.BAD_RESPONSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,24 +89,47 @@ def retry_delay(attempt: int, rand: random.Random) -> float:
 
 
 class Runner:
-    """Checks targets with one shared ClientSession, within the global and provider limits."""
+    """Checks targets on the shared client sessions, within the global and provider limits."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        sessions: Sessions,
         gate: RateLimitGate,
         concurrency: int,
         rand: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_internal_error: Callable[[], None] = lambda: None,
     ) -> None:
-        self.session = session
+        self.sessions = sessions
         self.gate = gate
         self.slots = asyncio.Semaphore(concurrency)
         self._rand = rand or random.Random()
         self._clock = clock
+        self._on_internal_error = on_internal_error
 
     async def run(self, plan: TargetPlan) -> CheckResult | None:
-        """Check a target, or return None when its credential is backing off."""
+        """Check a target, or return None when its credential is backing off.
+
+        Total: an unexpected exception anywhere in the check (a pingmon bug, never a
+        provider's answer) becomes this target's result instead of escaping, so no other
+        target's result is lost (``_internal_error``)."""
+        started = time.perf_counter()
+        try:
+            return await self._run(plan)
+        except Exception as error:  # noqa: BLE001 - the safety net; cancellation passes
+            verdict = self._internal_error(plan, error)
+            return CheckResult(
+                target=plan.target.name,
+                provider=plan.target.provider_name,
+                error_class=verdict.error_class,
+                http_status=None,
+                duration_seconds=time.perf_counter() - started,
+                attempts=0,
+                detail=verdict.detail,
+                finished_at=self._clock(),
+            )
+
+    async def _run(self, plan: TargetPlan) -> CheckResult | None:
         if self.gate.is_closed(plan.credential):
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
@@ -123,21 +149,22 @@ class Runner:
         target = plan.target
         request = plan.provider.request(target.params, uuid.uuid4().hex)
         started = time.perf_counter()
-        attempts = 0
+        tries = requests = 0  # pingmon's attempts; the requests they put on the wire
         while True:
-            attempts += 1
+            tries += 1
             sent_at = self._clock()
-            verdict, status, retry_after = await self._attempt(plan, request)
-            if not self._may_retry(verdict, attempts, target.retries):
+            verdict, status, retry_after, sent = await self._attempt(plan, request)
+            requests += sent
+            if not self._may_retry(verdict, tries, target.retries):
                 break
-            await asyncio.sleep(retry_delay(attempts, self._rand))
+            await asyncio.sleep(retry_delay(tries, self._rand))
         result = CheckResult(
             target=target.name,
             provider=target.provider_name,
             error_class=verdict.error_class,
             http_status=status,
             duration_seconds=time.perf_counter() - started,
-            attempts=attempts,
+            attempts=requests,
             detail=verdict.detail,
             finished_at=self._clock(),
             sent_at=sent_at,
@@ -147,20 +174,45 @@ class Runner:
 
     async def _attempt(
         self, plan: TargetPlan, request: PreparedRequest
-    ) -> tuple[Verdict, int | None, str | None]:
+    ) -> tuple[Verdict, int | None, str | None, int]:
+        """One attempt's verdict, status and Retry-After, and the requests it put on the
+        wire (at least one: an attempt that never reached the server still counts)."""
         target = plan.target
+        wire = WireTrace()
         try:
             response = await send(
-                self.session,
+                self.sessions,
                 request,
                 timeout=target.timeout,
                 max_body_bytes=target.max_body_bytes,
                 transport=plan.transport,
+                wire=wire,
             )
         except TransportError as error:
-            return Verdict(error.error_class, error.detail), None, None
-        verdict = plan.provider.assess(target.params, request, response)
-        return verdict, response.status, response.headers.get("Retry-After")
+            return Verdict(error.error_class, error.detail), None, None, max(1, wire.requests)
+        try:
+            verdict = plan.provider.assess(target.params, request, response)
+        except Exception as error:  # noqa: BLE001 - a judge's bug keeps the status it judged
+            verdict = self._internal_error(plan, error)
+        requests = max(1, wire.requests)
+        return verdict, response.status, response.headers.get("Retry-After"), requests
+
+    def _internal_error(self, plan: TargetPlan, error: Exception) -> Verdict:
+        """The verdict for an unexpected exception: logged once with its traceback, counted
+        in ``pingmon_internal_errors_total``. The detail names the exception's type only:
+        its message may quote a credential or a server's body."""
+        name = type(error).__name__
+        log.error(
+            f"internal error while checking a target, recorded as {INTERNAL_ERROR_CLASS}",
+            exc_info=error,
+            extra={
+                "target": plan.target.name,
+                "provider": plan.target.provider_name,
+                "exception_type": name,
+            },
+        )
+        self._on_internal_error()
+        return Verdict(INTERNAL_ERROR_CLASS, f"internal error: {name}", retry=False)
 
     @staticmethod
     def _may_retry(verdict: Verdict, attempts: int, retries: int) -> bool:
