@@ -15,7 +15,9 @@ basic auth, for kubelet probes (which cannot send a password without writing it 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -257,28 +259,55 @@ def _worded(problem: Problem) -> Problem:
     return problem
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without aliases: a web configuration has no use for them, and an alias bomb
+    ("billion laughs") would expand in memory."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed", mark)
+        return super().compose_node(parent, index)
+
+
 def _read_yaml(source: str) -> dict[str, Any]:
+    """The file's mapping: a regular file (never a FIFO or a device) of at most
+    MAX_FILE_BYTES, UTF-8 YAML without aliases; ConfigError says what it is instead."""
+    text = _read_text(source)
     try:
-        with open(source, "rb") as file:
-            content = file.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise ConfigError(
-            source, [Problem("", f"cannot read the file: {error.strerror}")]
-        ) from None
-    if len(content) > MAX_FILE_BYTES:
-        raise ConfigError(source, [Problem("", f"larger than {MAX_FILE_BYTES} bytes")])
-    try:
-        raw = yaml.safe_load(content.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader without aliases
+    except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = getattr(error, "problem", None) or "not valid UTF-8 YAML"
+        reason = getattr(error, "problem", None) or "not valid YAML"
         raise ConfigError(source, [Problem("", f"{where}{reason}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [Problem("", "nested too deeply")]) from None
     if raw is None:
         return {}  # an empty file: plain HTTP, no authentication (as exporter-toolkit)
     if not isinstance(raw, dict):
         raise ConfigError(source, [Problem("", "the file must hold a mapping of settings")])
     return raw
+
+
+def _read_text(source: str) -> str:
+    try:
+        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise ConfigError(
+            source, [Problem("", f"cannot read the file: {error.strerror}")]
+        ) from None
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(source, [Problem("", "cannot read the file: not a regular file")])
+        content = file.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise ConfigError(source, [Problem("", f"larger than {MAX_FILE_BYTES} bytes")])
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"not valid UTF-8 (byte {error.start})"
+        raise ConfigError(source, [Problem("", message)]) from None
 
 
 def _header_problems(headers: Mapping[str, str]) -> list[Problem]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -121,8 +122,7 @@ def server_context(tls: TLSSettings) -> ssl.SSLContext:
     """A server SSLContext from the files as they are now; TLSFileError names the bad one."""
     for key in ("cert_file", "key_file", "client_ca_file"):
         name = getattr(tls, key)
-        if name is not None and not os.access(name, os.R_OK):
-            reason = "no such file" if not os.path.exists(name) else "cannot be read"
+        if name is not None and (reason := _unreadable(name)):
             raise TLSFileError(key, f"{name}: {reason}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = tls.min_version
@@ -137,8 +137,25 @@ def server_context(tls: TLSSettings) -> ssl.SSLContext:
             raise TLSFileError(
                 "client_ca_file", f"{tls.client_ca_file}: holds no PEM certificate"
             ) from None
+        except OSError as error:  # replaced between the look and the read
+            raise TLSFileError(
+                "client_ca_file", f"{tls.client_ca_file}: {error.strerror}"
+            ) from None
     context.verify_mode = tls.client_auth.verify_mode
     return context
+
+
+def _unreadable(name: str) -> str | None:
+    """Why a certificate, key or CA file cannot be read, or None. Only a regular file is
+    read: OpenSSL would read a FIFO or a device such as /dev/zero without end."""
+    try:
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            return "is not a regular file"
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return str(error.strerror)
+    return None if os.access(name, os.R_OK) else "cannot be read"
 
 
 def _load_pair(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
@@ -156,6 +173,8 @@ def _load_pair(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
         if not _holds_certificate(cert_file):
             raise TLSFileError("cert_file", f"{cert_file}: holds no PEM certificate") from None
         raise TLSFileError("key_file", f"{key_file}: holds no PEM private key") from None
+    except OSError as error:  # replaced between the look and the read
+        raise TLSFileError("cert_file", f"{cert_file}: {error.strerror}") from None
 
 
 def _holds_certificate(cert_file: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,18 @@ def refused(tmp_path: Path, document: dict[str, Any] | str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_web_config(path)
     return caught.value.lines()
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_web_config_that_is_not_a_regular_file_is_refused_unread(
+    tmp_path: Path, special: str
+) -> None:
+    name = tmp_path / "fifo" if special == "fifo" else Path(special)
+    if special == "fifo":
+        os.mkfifo(name)
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(name)
+    assert caught.value.lines() == [f"{name}: cannot read the file: not a regular file"]
 
 
 def test_an_empty_file_serves_plain_http_without_authentication(tmp_path: Path) -> None:
@@ -171,6 +184,22 @@ def test_a_missing_certificate_or_key_file_names_its_path(
     assert lines == [
         f"{tmp_path / 'web.yml'}: tls_server_config.{key}: {tmp_path / 'gone.pem'}: no such file"
     ]
+
+
+@pytest.mark.parametrize("special", ["directory", "fifo", "/dev/zero"])
+def test_a_certificate_that_is_not_a_regular_file_is_refused_unread(
+    tmp_path: Path, certs: Certs, special: str
+) -> None:
+    if special == "directory":
+        name = tmp_path / "dir"
+        name.mkdir()
+    elif special == "fifo":
+        name = tmp_path / "fifo"
+        os.mkfifo(name)
+    else:
+        name = Path(special)
+    [line] = refused(tmp_path, {"tls_server_config": certs.tls_server_config(cert_file=str(name))})
+    assert line.endswith(f"tls_server_config.cert_file: {name}: is not a regular file")
 
 
 def test_tls_needs_both_cert_file_and_key_file(tmp_path: Path, certs: Certs) -> None:
@@ -357,7 +386,9 @@ def test_every_problem_of_every_section_is_listed_at_once(tmp_path: Path, certs:
             "line 1, column 21: expected the node content, but found '<stream end>'",
         ),
         ("- a list\n", "the file must hold a mapping of settings"),
-        (b"\xff\xfe".decode("latin1"), "not valid UTF-8 YAML"),
+        (b"\xff\xfe".decode("latin1"), "not valid UTF-8 (byte 0)"),
+        ("a: &x [1]\nb: *x\n", "line 2, column 4: aliases are not allowed"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
     ],
 )
 def test_a_file_that_is_not_a_yaml_mapping_is_refused_with_its_reason(
