@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
 from pingmon.errors import ConfigError
-from pingmon.logs import setup_logging
+from pingmon.logs import mask_secrets, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -78,7 +78,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pingmon.demo import run_demo
 
         return run_demo(args.listen)
-    config = _load(args.config)
+    config = _load(args.config, masked=args.command != "run")  # run: the daemon masks
     if args.command == "config":
         print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
               f"{len(config.targets)} targets)")  # fmt: skip
@@ -88,8 +88,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(config)
 
 
-def _load(path: str) -> Config:
+def _load(path: str, masked: bool) -> Config:
     config = load_config(path)
+    if masked:
+        from pingmon.runner import config_redactor
+
+        mask_secrets(config_redactor(config))
     for warning in config.warnings:
         log.warning(warning)
     return config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 
@@ -12,6 +13,8 @@ from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, TLSSettings, short
 
 READ_CHUNK_BYTES = 65_536
+# The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
 
 
 def ssl_context(tls: TLSSettings) -> ssl.SSLContext | bool:
@@ -97,4 +100,6 @@ def describe(error: BaseException) -> str:
         return short(f"{type(error).__name__}: {error.host}:{error.port}: {error.os_error}")
     if isinstance(error, aiohttp.ClientResponseError):
         return short(f"{type(error).__name__}: {error.status} {error.message}")
-    return short(f"{type(error).__name__}: {error}")
+    # InvalidURL and NonHttpUrlClientError print the whole URL, user:password@ included.
+    said = _USERINFO.sub(r"\1", str(error))
+    return short(f"{type(error).__name__}: {said}")

@@ -15,9 +15,10 @@ from pingmon import __version__
 from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, load_config
 from pingmon.errors import ConfigError, ErrorClass
+from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
-from pingmon.runner import Runner, TargetPlan, build_plans
+from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
@@ -139,6 +140,7 @@ class Daemon:
             return True, []
 
     def _apply(self, config: Config) -> None:
+        mask_secrets(config_redactor(config))
         settings = config.settings
         self.plans = build_plans(config, self.plans)
         self.store.configure([_info(plan) for plan in self.plans.values()])

@@ -19,10 +19,14 @@ from pingmon.client import send, ssl_context
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
-from pingmon.providers.base import PreparedRequest, Verdict
+from pingmon.providers.base import DETAIL_MAX_CHARS, PreparedRequest, Verdict, short
+from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 
 log = logging.getLogger("pingmon.runner")
+# A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
+# after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
+DETAIL_SCAN_CHARS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class TargetPlan:
     tls: Any  # ssl.SSLContext | bool, as aiohttp takes it
     provider_slots: asyncio.Semaphore | None
     budget: TokenBucket | None
+    # Masks every wire form of the provider's and the target's secrets in its details.
+    redactor: Redactor = NO_REDACTION
 
 
 def build_plans(
@@ -52,8 +58,31 @@ def build_plans(
         if template is None:
             template = _provider_template(target, old_budgets, budgets)
             shared[target.provider_name] = template
-        plans[target.name] = replace(template, target=target)
+        own = (secret.reveal() for secret in target.params.secrets())
+        plans[target.name] = replace(
+            template, target=target, redactor=template.redactor.extended(own)
+        )
     return plans
+
+
+def config_redactor(config: Config) -> Redactor:
+    """One redactor for every secret a configuration holds, in every form its providers
+    send it: the log filter's."""
+    providers = (PROVIDER_TYPES[s.type](s) for s in config.settings.providers.values())
+    values = [value for provider in providers for value in provider.wire_secrets()]
+    values.extend(
+        secret.reveal() for target in config.targets for secret in target.params.secrets()
+    )
+    return Redactor(values)
+
+
+def final_detail(redactor: Redactor, detail: str) -> str:
+    """What a result shows of a detail: on one line, every secret masked, and only then cut
+    to ``DETAIL_MAX_CHARS`` (cutting first would leave a secret across the cut unmasked)."""
+    masked = redactor.mask(short(detail[:DETAIL_SCAN_CHARS]))
+    if len(masked) <= DETAIL_MAX_CHARS:
+        return masked
+    return masked[: DETAIL_MAX_CHARS - 3] + "..."
 
 
 def _provider_template(
@@ -75,6 +104,7 @@ def _provider_template(
             asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
         ),
         budget=budgets.get(credential),
+        redactor=Redactor(provider.wire_secrets()),
     )
 
 
@@ -137,7 +167,7 @@ class Runner:
             http_status=status,
             duration_seconds=time.perf_counter() - started,
             attempts=attempts,
-            detail=verdict.detail,
+            detail=final_detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
             event_id=verdict.event_id,
