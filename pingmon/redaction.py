@@ -84,11 +84,17 @@ def _param_values(rest: str) -> set[str]:
 
 
 def encodings(text: str) -> set[str]:
-    """``text`` as servers and libraries quote it back: raw, percent-encoded (either hex
-    case, ``+`` for space), JSON-escaped (also with PHP's ``\\/``), HTML-escaped, and as the
-    Python reprs of the text and of its bytes (aiohttp's parser errors quote ``b'...'``)."""
+    """``text`` as a server or a library quotes it back (``echoes``), each also as pingmon
+    quotes a server's text in a detail (``quotes``: a Python repr, a JSON string)."""
+    return {quoted for echoed in echoes(text) for quoted in quotes(echoed)}
+
+
+def echoes(text: str) -> set[str]:
+    """``text`` raw, percent-encoded (either hex case, ``+`` for space), JSON-escaped (also
+    with PHP's ``\\/``), HTML-escaped, and as the repr of its bytes (aiohttp's parser errors
+    quote ``b'...'``)."""
     percent = quote(text, safe="")
-    forms = {text, html.escape(text), percent, quote_plus(text), repr(text)[1:-1]}
+    forms = {text, html.escape(text), percent, quote_plus(text)}
     forms.add(_PERCENT.sub(lambda m: m.group().lower(), percent))
     for ascii_only in (True, False):
         escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
@@ -96,6 +102,13 @@ def encodings(text: str) -> set[str]:
     for charset in ("utf-8", "latin-1"):
         with contextlib.suppress(UnicodeEncodeError):
             forms.add(repr(text.encode(charset))[2:-1])
+    return forms
+
+
+def quotes(text: str) -> set[str]:
+    """``text`` as it is, as ``{text!r}`` shows it, and inside a JSON string."""
+    forms = {text, repr(text)[1:-1]}
+    forms.update(json.dumps(text, ensure_ascii=flag)[1:-1] for flag in (True, False))
     return forms
 
 
