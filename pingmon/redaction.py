@@ -32,37 +32,48 @@ _PERCENT = re.compile(r"%[0-9A-F]{2}")
 
 
 def credentials(value: str) -> set[str]:
-    """The credentials a wire value carries: the value itself, or what follows its
-    auth-scheme (RFC 9110 §11.4: ``Bearer tok`` carries ``tok``). ``Basic <base64>`` also
-    carries its ``user:password`` pair and the password (RFC 7617); ``Digest a="x"`` its
-    parameter values. Percent-encoded (a URL's password as written) it carries its decoded
-    form; with runs of white space, the form a detail flattens it to."""
-    found = {value, " ".join(value.split())}
-    if "%" in value:
-        found.add(unquote(value))
+    """Every credential a wire value carries (``carried``'s two sets together)."""
+    secret, compound = carried(value)
+    return secret | compound
+
+
+def carried(value: str) -> tuple[set[str], set[str]]:
+    """What a wire value carries: its secrets, and the compounds that lead with a public
+    part (an auth-scheme, a Basic user name), masked whole but never by a piece of them.
+
+    ``Bearer tok`` carries ``tok`` (RFC 9110 §11.4: the credentials after the auth-scheme);
+    ``Basic <base64>`` also the password and the ``user:password`` pair (RFC 7617);
+    ``Digest a="x"`` the parameter values. Any other value is a secret itself: decoded too
+    when percent-encoded (a URL's password as written), and as a detail flattens its runs
+    of white space.
+    """
+    flat = {value, " ".join(value.split())}
     match = _CREDENTIALS.fullmatch(value.strip())
-    if match is not None:
-        scheme, rest = match.group(1), match.group(2).strip()
-        found.add(rest)
-        if scheme.lower() == "basic":
-            found.add(rest.rstrip("="))
-            found.update(basic_pair(rest))
-        found.update(_param_values(rest))
-    return found
+    if match is None:
+        return flat | ({unquote(value)} if "%" in value else set()), set()
+    scheme, rest = match.group(1), match.group(2).strip()
+    secret = {rest, *_param_values(rest)}
+    compound = set(flat)
+    if scheme.lower() == "basic":
+        secret.add(rest.rstrip("="))
+        pair = basic_pair(rest)
+        if pair is not None:
+            compound.add(pair)
+            secret.add(pair.partition(":")[2])
+    return secret, compound
 
 
-def basic_pair(token68: str) -> set[str]:
-    """``user:password`` and ``password`` from a Basic token (RFC 7617), or nothing."""
+def basic_pair(token68: str) -> str | None:
+    """The ``user:password`` a Basic token (RFC 7617) decodes to, or None."""
     try:
         raw = base64.b64decode(token68, validate=True)
     except (binascii.Error, ValueError):
-        return set()
+        return None
     try:
         pair = raw.decode("utf-8")
     except UnicodeDecodeError:
         pair = raw.decode("latin-1")  # aiohttp encodes Basic as latin-1
-    _, colon, password = pair.partition(":")
-    return {pair, password} if colon else {pair}
+    return pair if ":" in pair else None
 
 
 def basic_token(user: str, password: str) -> str:
@@ -115,10 +126,18 @@ def quotes(text: str) -> set[str]:
 def wire_forms(value: str) -> set[str]:
     """Every string to mask for one wire value: the value itself whatever its length, and
     every encoding of every credential it carries from ``MIN_FORM_CHARS`` characters on."""
+    return _forms(value)[0]
+
+
+def _forms(value: str) -> tuple[set[str], set[str]]:
+    """``wire_forms``, and those of them whose pieces are secret too (not compounds)."""
     if not value:
-        return set()
-    forms = {form for found in credentials(value) for form in encodings(found)}
-    return {form for form in forms if len(form) >= MIN_FORM_CHARS} | {value}
+        return set(), set()
+    secret, compound = carried(value)
+    pieces = {form for found in secret for form in encodings(found)}
+    every = pieces | {form for found in compound for form in encodings(found)}
+    kept = {form for form in every if len(form) >= MIN_FORM_CHARS} | {value}
+    return kept, pieces & kept
 
 
 class Redactor:
@@ -134,12 +153,18 @@ class Redactor:
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values = frozenset(value for value in values if value)
-        forms = {form for value in self._values for form in wire_forms(value)}
+        forms: set[str] = set()
+        pieces: set[str] = set()
+        for value in self._values:
+            every, secret = _forms(value)
+            forms |= every
+            pieces |= secret
         self._short = tuple(form for form in forms if len(form) < MIN_PIECE_CHARS)
         self._long = sorted(form for form in forms if len(form) >= MIN_PIECE_CHARS)
         self._longest = max(map(len, self._long), default=0)
-        self._heads = _Index(self._long)
-        self._tails = _Index(form[::-1] for form in self._long)  # reversed: tails as heads
+        self._heads = _Index(self._long, pieces)
+        # Reversed, so that the tail of a form is found as the head of its reverse.
+        self._tails = _Index([], {form[::-1] for form in pieces})
 
     @property
     def values(self) -> frozenset[str]:
@@ -218,27 +243,27 @@ class Redactor:
 
 
 class _Group:
-    """Forms sharing one key: a set to look whole forms up by length, and a sorted list to
-    tell whether a piece starts one of them."""
+    """Forms sharing one key: a set to look whole forms up by length, and the sorted forms
+    whose pieces are secret, to tell whether a piece starts one of them."""
 
-    __slots__ = ("_exact", "_lengths", "_sorted")
+    __slots__ = ("_exact", "_lengths", "_pieces")
 
-    def __init__(self, forms: list[str]) -> None:
+    def __init__(self, forms: list[str], pieces: list[str]) -> None:
         self._exact = frozenset(forms)
         self._lengths = tuple(sorted({len(form) for form in forms}, reverse=True))
-        self._sorted = sorted(forms)
+        self._pieces = sorted(pieces)
 
     def longest_in(self, text: str, start: int) -> int:
         """The length of the longest form found at ``text[start:]``, or 0."""
         return next((n for n in self._lengths if text[start : start + n] in self._exact), 0)
 
     def starts_some(self, piece: str) -> bool:
-        """Whether ``piece`` starts one of the forms (they sort right after it)."""
-        index = bisect.bisect_left(self._sorted, piece)
-        return index < len(self._sorted) and self._sorted[index].startswith(piece)
+        """Whether ``piece`` starts one of the piece forms (they sort right after it)."""
+        index = bisect.bisect_left(self._pieces, piece)
+        return index < len(self._pieces) and self._pieces[index].startswith(piece)
 
 
-_NO_GROUP = _Group([])
+_NO_GROUP = _Group([], [])
 
 
 class _Index:
@@ -247,11 +272,16 @@ class _Index:
 
     __slots__ = ("_automaton", "_groups")
 
-    def __init__(self, forms: Iterable[str]) -> None:
-        by_key: dict[str, list[str]] = {}
+    def __init__(self, forms: Iterable[str], pieces: set[str]) -> None:
+        wholes: dict[str, list[str]] = {}
         for form in forms:
-            by_key.setdefault(form[:MIN_PIECE_CHARS], []).append(form)
-        self._groups = {key: _Group(group) for key, group in by_key.items()}
+            wholes.setdefault(form[:MIN_PIECE_CHARS], []).append(form)
+        heads: dict[str, list[str]] = {}
+        for form in pieces:
+            if len(form) >= MIN_PIECE_CHARS:
+                heads.setdefault(form[:MIN_PIECE_CHARS], []).append(form)
+        keys = wholes.keys() | heads.keys()
+        self._groups = {key: _Group(wholes.get(key, []), heads.get(key, [])) for key in keys}
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_LENGTH)
         for key in self._groups:
             self._automaton.add_word(key)

@@ -3,9 +3,11 @@ server can: in a JSON error, a 200 body, a redirect's Location (percent-encoded)
 invalid status or header line (quoted back by aiohttp's parser errors), a header line too
 long to parse, and placed across the 200-character cut of a detail.
 
-The first path segment picks the behaviour: ``/echo``, ``/echo200``, ``/echo-status``,
-``/echo-header``, ``/echo-long``, ``/echo-redirect``, ``/echo-cut``; anything else is a
-healthy ``{"status": "ok"}``.
+The first path segment picks the behaviour: ``/echo`` (a 401 whose short message quotes
+the credentials), ``/echo-token`` (a 200 whose ``status`` is "token <credential> is
+expired", the README's example), ``/echo200`` (a 200 whose fields quote every header),
+``/echo-status``, ``/echo-header``, ``/echo-long``, ``/echo-redirect``, ``/echo-cut``;
+anything else is a healthy ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
@@ -58,9 +60,11 @@ def answer(case: str, headers: dict[str, str]) -> bytes:
     """The raw bytes of the answer to a request with these (lower-cased) headers."""
     said = echoed(headers)
     if case == "echo":
-        message = f"bad credentials: {said}"
+        message = f"bad credentials: {_credentials(headers)}"
         error = {"code": "x", "message": message, "type": "invalid_request_error"}
         return _response("401 Unauthorized", {"message": message, "error": error})
+    if case == "echo-token":
+        return _response("200 OK", {"status": f"token {first_credential(headers)} is expired"})
     if case == "echo200":
         fields = ("status", "responseType", "success", "object", "type", "message")
         return _response("200 OK", dict.fromkeys(fields, said))
@@ -77,7 +81,7 @@ def answer(case: str, headers: dict[str, str]) -> bytes:
         return f"HTTP/1.1 200 OK\r\n{line}\r\nContent-Length: 0\r\n\r\n".encode("latin-1")
     if case == "echo-redirect":
         location = "http://127.0.0.1/next?" + "&".join(
-            f"{name}={quote(value, safe='')}" for name, value in headers.items()
+            f"{name}={quote(value, safe='')}" for name, value in _ordered(headers)
         )
         return _response("302 Found", {}, extra=f"Location: {location}\r\n")
     if case == "echo-cut":
@@ -88,8 +92,7 @@ def answer(case: str, headers: dict[str, str]) -> bytes:
 def echoed(headers: dict[str, str]) -> str:
     """Every header as ``name=value``, credentials first; a Basic token decoded; every
     credential also percent-encoded and JSON-escaped as PHP does (``\\/``)."""
-    ordered = sorted(headers.items(), key=lambda item: item[0] not in SECRETISH)
-    said = " ".join(f"{name}={value}" for name, value in ordered)
+    said = " ".join(f"{name}={value}" for name, value in _ordered(headers))
     for name in SECRETISH:
         value = headers.get(name)
         if value is None:
@@ -100,6 +103,20 @@ def echoed(headers: dict[str, str]) -> str:
         if scheme.lower() == "basic":
             said += f" decoded={_decoded(token)}"
     return said
+
+
+def _ordered(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return sorted(headers.items(), key=lambda item: item[0] not in SECRETISH)
+
+
+def _credentials(headers: dict[str, str]) -> str:
+    """The credential headers as ``name=value``, a Basic token decoded: a short message, as
+    servers write it (a judge quotes a message whole only while it is short)."""
+    said = [f"{name}={headers[name]}" for name in SECRETISH if name in headers]
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        said.append(f"decoded={_decoded(token)}")
+    return " ".join(said)
 
 
 def first_credential(headers: dict[str, str]) -> str:

@@ -53,7 +53,7 @@ ENV = {
 PUBLIC_PREFIXES = ("sk_test_", "whsec_")
 MARKER = "**********"  # pingmon.redaction.MARKER, spelled out: the contract users see
 MIN_PIECE = 8
-CASES = ("echo", "echo200", "echo-status", "echo-header", "echo-long", "echo-cut")
+CASES = ("echo", "echo-token", "echo200", "echo-status", "echo-header", "echo-long", "echo-cut")
 
 
 def b64(text: str) -> str:
@@ -261,5 +261,12 @@ async def test_no_canary_in_any_output_after_every_kind_of_failure(
     results = json.loads(checked.stdout)
     assert len(results) == len(config.targets)
     masked = {r["target"] for r in results if MARKER in r["detail"]}
-    assert {"stripe-echo", "ninepic-echo", "simotel-echo", "stripe-echo-status"} <= masked
+    echoed = {
+        "stripe-echo",
+        "ninepic-echo",
+        "simotel-echo",
+        "http-echo-token",
+        "stripe-echo-status",
+    }
+    assert echoed <= masked
     assert not any(r["success"] for r in results if r["target"].split("-", 1)[1] in CASES)
