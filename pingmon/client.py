@@ -10,21 +10,12 @@ import ssl
 import aiohttp
 
 from pingmon.errors import ErrorClass, TransportError
-from pingmon.providers.base import HttpResponse, PreparedRequest, TLSSettings, short
+from pingmon.providers.base import HttpResponse, PreparedRequest, short
+from pingmon.route import DIRECT, TransportOptions
 
 READ_CHUNK_BYTES = 65_536
 # The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
-
-
-def ssl_context(tls: TLSSettings) -> ssl.SSLContext | bool:
-    """What to pass as aiohttp's ``ssl=``: True (verify with the system CAs), a context
-    trusting ``ca_file``, or False when verification is switched off on purpose."""
-    if tls.insecure_skip_verify:
-        return False
-    if tls.ca_file:
-        return ssl.create_default_context(cafile=tls.ca_file)
-    return True
 
 
 async def send(
@@ -33,7 +24,7 @@ async def send(
     *,
     timeout: float,
     max_body_bytes: int,
-    tls: ssl.SSLContext | bool = True,
+    transport: TransportOptions = DIRECT,
 ) -> HttpResponse:
     """Send one request; the whole attempt (connect, headers, body) is bounded by ``timeout``.
 
@@ -47,7 +38,9 @@ async def send(
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
-                ssl=tls,
+                ssl=transport.ssl,
+                server_hostname=transport.server_hostname,
+                proxy=transport.proxy_address,
             ) as response:
                 body, truncated = await _read_bounded(response, max_body_bytes)
                 return HttpResponse(response.status, response.headers, body, truncated)
@@ -78,6 +71,9 @@ def classify_exception(error: BaseException) -> ErrorClass:
         return ErrorClass.DNS
     if isinstance(error, aiohttp.ClientSSLError | ssl.SSLError):
         return ErrorClass.TLS
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        # The proxy refused the tunnel (CONNECT): the provider was never reached.
+        return ErrorClass.CONNECT
     if isinstance(error, aiohttp.ClientResponseError):
         # aiohttp could not parse what came back: not an HTTP answer we can judge.
         return ErrorClass.BAD_RESPONSE

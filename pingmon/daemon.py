@@ -28,7 +28,14 @@ log = logging.getLogger("pingmon")
 
 def new_session() -> aiohttp.ClientSession:
     """The one ClientSession: pooled keep-alive connections, no aiohttp default timeout
-    (each attempt is bounded by its target's timeout), no cookies, no proxy from env.
+    (each attempt is bounded by its target's timeout), no cookies.
+
+    Proxies come per provider (pingmon.route), not from ``trust_env``: that also reads
+    ``~/.netrc`` into an Authorization header nobody asked for (and refuses a request that
+    sets its own), skips NO_PROXY's CIDR ranges, and looks the environment up on every request.
+    No Content-Type of aiohttp's own: a body is sent with the type its provider or user gave
+    it, and a POST without one carries none (a strict API answers 415 to an invented
+    application/octet-stream).
 
     No connection limit here: the runner's semaphores bound checks in flight, and can
     change on reload, which a connector's limit cannot.
@@ -39,6 +46,8 @@ def new_session() -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": f"pingmon/{__version__}"},
+        skip_auto_headers=("Content-Type",),
+        trust_env=False,
         auto_decompress=True,
     )
 

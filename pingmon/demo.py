@@ -37,7 +37,7 @@ THROTTLED_PATH = "/throttled"
 def demo_document(sandbox: Sandbox, listen: str) -> dict[str, Any]:
     """A configuration for the sandbox: four healthy targets, one failing, one throttled."""
     urls = sandbox.urls()
-    return {
+    document: dict[str, Any] = {
         "listen": listen,
         "defaults": {"interval": "5s", "timeout": "2s"},
         "backoff": {"initial": "15s", "multiplier": 2, "max": "2m"},
@@ -70,6 +70,10 @@ def demo_document(sandbox: Sandbox, listen: str) -> dict[str, Any]:
             {"name": "throttled-status", "provider": "status-page", "path": THROTTLED_PATH},
         ],
     }  # fmt: skip
+    for provider in document["providers"].values():
+        # The sandbox is on loopback: a proxy in the user's environment must not take it over.
+        provider["proxy_url"] = "none"
+    return document
 
 
 def banner(daemon: Daemon, address: str, sandbox: Sandbox, config_path: Path) -> str:

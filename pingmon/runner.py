@@ -15,13 +15,21 @@ from typing import Any
 import aiohttp
 
 from pingmon.backoff import RateLimitGate, TokenBucket
-from pingmon.client import send, ssl_context
+from pingmon.client import send
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
-from pingmon.providers.base import DETAIL_MAX_CHARS, PreparedRequest, Verdict, short
+from pingmon.providers.base import (
+    DETAIL_MAX_CHARS,
+    PreparedRequest,
+    Verdict,
+    short,
+    url_credentials,
+)
+from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
+from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
 
 log = logging.getLogger("pingmon.runner")
 # A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
@@ -36,9 +44,9 @@ class TargetPlan:
     target: Target
     provider: Provider[Any, Any]
     credential: str
-    tls: Any  # ssl.SSLContext | bool, as aiohttp takes it
     provider_slots: asyncio.Semaphore | None
     budget: TokenBucket | None
+    transport: TransportOptions = DIRECT
     # Masks every wire form of the provider's and the target's secrets in its details.
     redactor: Redactor = NO_REDACTION
 
@@ -46,7 +54,7 @@ class TargetPlan:
 def build_plans(
     config: Config, previous: dict[str, TargetPlan] | None = None
 ) -> dict[str, TargetPlan]:
-    """One plan per target. What a provider entry needs (its instance, TLS context and
+    """One plan per target. What a provider entry needs (its instance, transport options and
     slots) is built once and shared by its targets; targets of one credential share its
     token bucket, kept across reloads while the rate stays the same."""
     old_budgets = {p.credential: p.budget for p in (previous or {}).values() if p.budget}
@@ -67,13 +75,23 @@ def build_plans(
 
 def config_redactor(config: Config) -> Redactor:
     """One redactor for every secret a configuration holds, in every form its providers
-    send it: the log filter's."""
-    providers = (PROVIDER_TYPES[s.type](s) for s in config.settings.providers.values())
-    values = [value for provider in providers for value in provider.wire_secrets()]
+    send it, their proxies' from the environment included: the log filter's."""
+    values: list[str] = []
+    for settings in config.settings.providers.values():
+        provider = PROVIDER_TYPES[settings.type](settings)
+        values.extend(wire_secrets(provider, provider_proxy(settings)))
     values.extend(
         secret.reveal() for target in config.targets for secret in target.params.secrets()
     )
     return Redactor(values)
+
+
+def wire_secrets(provider: Provider[Any, Any], proxy: Proxy | None) -> tuple[str, ...]:
+    """What a provider entry's requests carry: the provider's credentials, and those of the
+    proxy they go through (from proxy_username/password or the environment's proxy URL),
+    which aiohttp sends as ``Proxy-Authorization: Basic`` (RFC 9110 §11.7.2)."""
+    through = url_credentials(proxy.address) if proxy is not None else ()
+    return (*provider.wire_secrets(), *through)
 
 
 def final_detail(redactor: Redactor, detail: str) -> str:
@@ -90,6 +108,7 @@ def _provider_template(
 ) -> TargetPlan:
     settings = target.provider
     provider = PROVIDER_TYPES[settings.type](settings)
+    transport = transport_options(settings)
     credential = provider.credential_key()
     if settings.rate_limit and credential not in budgets:
         old = old_budgets.get(credential)
@@ -99,12 +118,12 @@ def _provider_template(
         target=target,
         provider=provider,
         credential=credential,
-        tls=ssl_context(settings.tls),
         provider_slots=(
             asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
         ),
         budget=budgets.get(credential),
-        redactor=Redactor(provider.wire_secrets()),
+        transport=transport,
+        redactor=Redactor(wire_secrets(provider, transport.proxy)),
     )
 
 
@@ -184,7 +203,7 @@ class Runner:
                 request,
                 timeout=target.timeout,
                 max_body_bytes=target.max_body_bytes,
-                tls=plan.tls,
+                transport=plan.transport,
             )
         except TransportError as error:
             return Verdict(error.error_class, error.detail), None, None

@@ -10,11 +10,21 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from pingmon.errors import ErrorClass, status_error_class
 from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
 from pingmon.redaction import MARKER, basic_token
+from pingmon.route import check_server_name
 from pingmon.webhooks.settings import WebhookSettings
 
 DETAIL_MAX_CHARS = 200
@@ -27,6 +37,17 @@ class TLSSettings(BaseModel):
 
     insecure_skip_verify: bool = False
     ca_file: str | None = None
+    server_name: str | None = Field(
+        default=None,
+        description="The name for SNI and certificate verification when base_url reaches the "
+        "server by an IP address or another name, e.g. pbx.internal.",
+        examples=["pbx.internal"],
+    )
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_server_name(value)
 
 
 class ProviderSettings(BaseModel):
@@ -44,10 +65,67 @@ class ProviderSettings(BaseModel):
         default=None, description="A request budget per credential, e.g. 5/s."
     )
     tls: TLSSettings = TLSSettings()
+    proxy_url: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="This provider's own proxy, e.g. http://proxy.internal:3128, or 'none' to "
+        "go direct; unset, HTTP_PROXY/HTTPS_PROXY/NO_PROXY decide as curl reads them.",
+        examples=["http://proxy.internal:3128", "none"],
+    )
+    proxy_username: Secret | None = Field(default=None, description="Basic auth to proxy_url.")
+    proxy_password: Secret | None = Field(
+        default=None, validate_default=True, description="Basic auth to proxy_url."
+    )
+
+    @field_validator("tls")
+    @classmethod
+    def _server_name_needs_https(cls, tls: TLSSettings, info: ValidationInfo) -> TLSSettings:
+        base_url = info.data.get("base_url")
+        if tls.server_name and isinstance(base_url, str) and base_url.lower().startswith("http:"):
+            raise ValueError("server_name applies to an https:// base_url only")
+        return tls
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            return check_proxy_url(value)
+        base_url = info.data.get("base_url")
+        if isinstance(base_url, str):
+            try:
+                environment_proxy(base_url)
+            except ValueError as error:
+                raise ValueError(f"unset, so the environment applies, but {error}") from None
+        return None
+
+    @field_validator("proxy_username")
+    @classmethod
+    def _proxy_username(cls, value: Secret | None) -> Secret | None:
+        if value is not None:
+            check_basic_credentials(value.reveal(), "")
+        return value
+
+    @field_validator("proxy_password")
+    @classmethod
+    def _proxy_credentials(cls, value: Secret | None, info: ValidationInfo) -> Secret | None:
+        if "proxy_username" not in info.data or "proxy_url" not in info.data:
+            return value  # the user name or the URL was refused on its own
+        username: Secret | None = info.data["proxy_username"]
+        if (username is None) != (value is None):
+            raise ValueError("proxy_username and proxy_password go together")
+        if value is not None and info.data["proxy_url"] in (None, PROXY_NONE):
+            raise ValueError("proxy credentials need a proxy_url to be sent to")
+        if value is not None:
+            check_basic_credentials("", value.reveal())
+        return value
 
     def secrets(self) -> tuple[Secret, ...]:
         """Every credential these settings hold (their values never leave the process)."""
         return secrets_in(self)
+
+    def proxy_secrets(self) -> tuple[Secret, ...]:
+        """The proxy's credentials: secrets, but not the provider account's."""
+        return tuple(s for s in (self.proxy_username, self.proxy_password) if s is not None)
 
     # A base_url may carry user:password@ (sent as HTTP Basic): its password is shown
     # nowhere, neither in repr() nor in a dump.
@@ -160,9 +238,11 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
         and never the secret itself.
         """
         digest = hashlib.sha256(self.settings.type.encode())
-        for secret in self._secrets:
+        proxy = self.settings.proxy_secrets()
+        account = [secret for secret in self._secrets if all(secret is not p for p in proxy)]
+        for secret in account:
             digest.update(b"\0" + secret.reveal().encode())
-        if not self._secrets:
+        if not account:
             digest.update(b"\0" + self.settings.base_url.encode())
         return digest.hexdigest()[:16]
 
@@ -209,7 +289,7 @@ def url_credentials(url: str) -> tuple[str, ...]:
     if parts is None or parts.username is None:
         return ()
     user, password = parts.username, parts.password
-    secret = password if password is not None else user
+    secret = password or user  # "user:" (as aiohttp writes a proxy's) is a lone user too
     if not secret:
         return ()
     pair = (unquote(user), unquote(password or ""))

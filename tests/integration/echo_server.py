@@ -7,7 +7,8 @@ The first path segment picks the behaviour: ``/echo`` (a 401 whose short message
 the credentials), ``/echo-token`` (a 200 whose ``status`` is "token <credential> is
 expired", the README's example), ``/echo200`` (a 200 whose fields quote every header),
 ``/echo-status``, ``/echo-header``, ``/echo-long``, ``/echo-redirect``, ``/echo-cut``;
-anything else is a healthy ``{"status": "ok"}``.
+anything else is a healthy ``{"status": "ok"}``. Used as a forward proxy for http:// URLs,
+it answers the same way, and echoes ``Proxy-Authorization`` too.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import binascii
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 # Headers that carry a credential, the one placed at a cut first.
-SECRETISH = ("authorization", "x-api-key", "x-apikey", "x-k")
+SECRETISH = ("authorization", "x-api-key", "x-apikey", "x-k", "proxy-authorization")
 # Longer than any header line limit a client sets (aiohttp's 8190 bytes; 64 KiB in curl).
 LONG_LINE_BYTES = 80_000
 
@@ -47,7 +48,8 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             headers[name.strip().lower()] = value.strip()
         if length := int(headers.get("content-length", "0") or 0):
             await reader.readexactly(length)
-        path = request_line.split(" ")[1] if " " in request_line else "/"
+        target = request_line.split(" ")[1] if " " in request_line else "/"
+        path = urlsplit(target).path or "/"  # absolute-form when it serves as a proxy
         writer.write(answer(path.split("/")[1], headers))
         await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError, ValueError):

@@ -15,9 +15,12 @@ from tests.integration.conftest import eventually
 
 
 async def test_demo_shows_success_failure_and_backoff() -> None:
+    # A proxy in the user's environment (here a dead one) must not take the loopback sandbox.
+    dead_proxy = {"HTTP_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pingmon", "demo", "--listen", "127.0.0.1:0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **dead_proxy},
     )  # fmt: skip
     assert process.stdout is not None
     try:

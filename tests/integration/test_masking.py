@@ -160,6 +160,41 @@ async def test_a_base_url_password_sent_as_basic_and_echoed_back_is_masked(
     assert f"authorization={MARKER}" in result.detail.replace("Basic ", "")
 
 
+async def test_the_credentials_of_a_provider_proxy_echoed_by_the_proxy_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("M_PROXY_USER", "proxyuser")
+    monkeypatch.setenv("M_PROXY_PASSWORD", "CANARYproxypass0123")
+    async with echo_server() as proxy:
+        entry = {
+            "type": "http", "base_url": "http://provider.invalid/echo-status",
+            "proxy_url": proxy, "proxy_username": {"env": "M_PROXY_USER"},
+            "proxy_password": {"env": "M_PROXY_PASSWORD"},
+        }  # fmt: skip
+        path = write(tmp_path, {"t": entry}, {"t": "http"})
+        (result,) = await check_once(load_config(path), [])
+
+    token = base64.b64encode(b"proxyuser:CANARYproxypass0123").decode()
+    assert "proxy-authorization=" in result.detail
+    assert token not in result.detail
+    assert "CANARY" not in result.detail
+
+
+async def test_the_credentials_of_an_environment_proxy_echoed_by_the_proxy_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with echo_server() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("://", "://envuser:CANARYenvpass%2F0@"))
+        entry = {"type": "http", "base_url": "http://provider.invalid/echo-status"}
+        path = write(tmp_path, {"t": entry}, {"t": "http"})
+        (result,) = await check_once(load_config(path), [])
+
+    token = base64.b64encode(b"envuser:CANARYenvpass/0").decode()
+    assert "proxy-authorization=" in result.detail
+    assert token not in result.detail
+    assert "CANARY" not in result.detail
+
+
 def test_a_target_masks_its_own_webhook_secret_and_the_log_filter_every_secret(
     tmp_path: Path,
 ) -> None:
