@@ -39,6 +39,8 @@ CANARIES = {
     "stripe webhook secret": "whsec_CANARYwhsec0123456789abcdef",
     "simotel webhook username": "CANARYwhuser0123456789",
     "simotel webhook password": "CANARYwhpass0123456789",
+    "proxy_password": "CANARYproxypass/0123456789",
+    "environment proxy password": "CANARYenvproxypass0123456789",
 }
 ENV = {
     "C_STRIPE": CANARIES["stripe api_key"],
@@ -48,6 +50,8 @@ ENV = {
     "C_WHSEC": CANARIES["stripe webhook secret"],
     "C_WH_USER": CANARIES["simotel webhook username"],
     "C_WH_PASSWORD": CANARIES["simotel webhook password"],
+    "C_PROXY_USER": "proxyuser",
+    "C_PROXY_PASSWORD": CANARIES["proxy_password"],
 }
 # Not secret: a piece of a canary made only of these is no leak.
 PUBLIC_PREFIXES = ("sk_test_", "whsec_")
@@ -70,6 +74,8 @@ def wire_forms() -> dict[str, str]:
         "base_url basic base64": b64(f"u:{CANARIES['base_url password']}"),
         "base_url token base64": b64(f"{CANARIES['base_url token']}:"),
         "base_url password as written": url_password,
+        "proxy basic base64": b64(f"proxyuser:{CANARIES['proxy_password']}"),
+        "environment proxy basic base64": b64(f"envuser:{CANARIES['environment proxy password']}"),
     }
     for label, canary in CANARIES.items():
         forms[label] = canary
@@ -138,6 +144,15 @@ def configuration(directory: Path, server: str, listen: str) -> Path:
             "type": "http",
             "base_url": f"http://u:{password}@{host}/{case}",
         }
+        providers[f"proxied-{case}"] = {
+            "type": "http", "base_url": f"http://provider.invalid/{case}", "proxy_url": server,
+            "proxy_username": {"env": "C_PROXY_USER"},
+            "proxy_password": {"env": "C_PROXY_PASSWORD"},
+        }  # fmt: skip
+        # Through HTTP_PROXY, which holds credentials: loopback is exempt by NO_PROXY.
+        providers[f"envproxied-{case}"] = {
+            "type": "http", "base_url": f"http://provider.invalid/{case}",
+        }  # fmt: skip
         providers[f"usertoken-{case}"] = {
             "type": "http", "base_url": f"http://{CANARIES['base_url token']}@{host}/{case}",
         }  # fmt: skip
@@ -155,6 +170,10 @@ def configuration(directory: Path, server: str, listen: str) -> Path:
                 {"name": f"userinfo-{case}", "provider": f"userinfo-{case}", "path": "/x",
                  "expect": {"json": {"status": "ok"}}},
                 {"name": f"usertoken-{case}", "provider": f"usertoken-{case}", "path": "/x",
+                 "expect": {"json": {"status": "ok"}}},
+                {"name": f"proxied-{case}", "provider": f"proxied-{case}", "path": "/x",
+                 "expect": {"json": {"status": "ok"}}},
+                {"name": f"envproxied-{case}", "provider": f"envproxied-{case}", "path": "/x",
                  "expect": {"json": {"status": "ok"}}},
             ]
         )  # fmt: skip
@@ -231,6 +250,9 @@ async def test_no_canary_in_any_output_after_every_kind_of_failure(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     async with echo_server() as server:
+        password = CANARIES["environment proxy password"]
+        monkeypatch.setenv("HTTP_PROXY", server.replace("://", f"://envuser:{password}@"))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         listen = f"127.0.0.1:{free_port()}"
         path = configuration(tmp_path, server, listen)
         checked = await pingmon("check", "--json", "--config", str(path))
