@@ -145,8 +145,10 @@ class Redactor:
 
     Built once per provider entry and once per configuration; ``mask`` is then cheap and
     may be called from any thread. Forms are found through an Aho-Corasick automaton of
-    their first ``MIN_PIECE_CHARS`` characters, so the cost is linear in the text however
-    many secrets a configuration holds, and the memory a few bytes per form.
+    their first ``MIN_PIECE_CHARS`` characters (then looked up whole by length), so the cost
+    stays linear in the text however many secrets a configuration holds, and the automaton
+    small: about 30 µs for a 300-character detail with one provider's forms, 150 µs with
+    30,000 secrets' (on this project's CI machine).
     """
 
     __slots__ = ("_heads", "_long", "_longest", "_short", "_tails", "_values")
