@@ -90,7 +90,12 @@ class Daemon:
 
     async def start(self) -> None:
         self._session = new_session()
-        self._runner = Runner(self._session, self.gate, self.config.settings.concurrency)
+        self._runner = Runner(
+            self._session,
+            self.gate,
+            self.config.settings.concurrency,
+            on_internal_error=self.metrics.internal_errors.inc,
+        )
         self._apply(self.config)
         self.metrics.config_loaded(True)
         self.scheduler.start()
@@ -170,10 +175,7 @@ class Daemon:
         if task is not None:
             self.in_flight.add(task)
         try:
-            result = await self._runner.run(plan)
-        except Exception:  # a provider bug must not stop the scheduler
-            log.exception("check crashed", extra={"target": name})
-            return
+            result = await self._runner.run(plan)  # total: a bug ends as the target's result
         finally:
             if task is not None:
                 self.in_flight.discard(task)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,18 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float as None: JSON has no Infinity or NaN
+    (RFC 8259 section 6), and strict parsers (Loki, Go, jq) refuse the whole line."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
@@ -79,7 +92,7 @@ class JsonFormatter(logging.Formatter):
         exception = _exception(self, record)
         if exception:
             entry["exception"] = exception
-        return json.dumps(entry, default=str)
+        return json.dumps(_finite(entry), default=str, allow_nan=False)
 
 
 class TextFormatter(logging.Formatter):

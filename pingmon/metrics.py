@@ -16,6 +16,7 @@ from typing import cast
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     disable_created_metrics,
@@ -259,6 +260,12 @@ class Metrics:
         self.reload_success_time = Gauge(
             "pingmon_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully (Unix time).",
+            registry=self.own,
+        )
+        self.internal_errors = Counter(
+            "pingmon_internal_errors",
+            "Checks ended by an unexpected exception in pingmon; each is its target's "
+            "bad_response, with its traceback in the log.",
             registry=self.own,
         )
         self.scheduler_lag = Histogram(

@@ -36,6 +36,10 @@ log = logging.getLogger("pingmon.runner")
 # after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
 DETAIL_SCAN_CHARS = 65_536
 
+# The class of a check ended by an unexpected exception: pingmon could not judge the answer
+# as the provider's documented success, which is what bad_response means to an alert.
+INTERNAL_ERROR_CLASS = ErrorClass.BAD_RESPONSE
+
 
 @dataclass(frozen=True, slots=True)
 class TargetPlan:
@@ -143,15 +147,38 @@ class Runner:
         concurrency: int,
         rand: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_internal_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.session = session
         self.gate = gate
         self.slots = asyncio.Semaphore(concurrency)
         self._rand = rand or random.Random()
         self._clock = clock
+        self._on_internal_error = on_internal_error
 
     async def run(self, plan: TargetPlan) -> CheckResult | None:
-        """Check a target, or return None when its credential is backing off."""
+        """Check a target, or return None when its credential is backing off.
+
+        Total: an unexpected exception anywhere in the check (a pingmon bug, never a
+        provider's answer) becomes this target's result instead of escaping, so no other
+        target's result is lost (``_internal_error``)."""
+        started = time.perf_counter()
+        try:
+            return await self._run(plan)
+        except Exception as error:  # noqa: BLE001 - the safety net; cancellation passes
+            verdict = self._internal_error(plan, error)
+            return CheckResult(
+                target=plan.target.name,
+                provider=plan.target.provider_name,
+                error_class=verdict.error_class,
+                http_status=None,
+                duration_seconds=time.perf_counter() - started,
+                attempts=0,
+                detail=final_detail(plan.redactor, verdict.detail),
+                finished_at=self._clock(),
+            )
+
+    async def _run(self, plan: TargetPlan) -> CheckResult | None:
         if self.gate.is_closed(plan.credential):
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
@@ -207,8 +234,28 @@ class Runner:
             )
         except TransportError as error:
             return Verdict(error.error_class, error.detail), None, None
-        verdict = plan.provider.assess(target.params, request, response)
+        try:
+            verdict = plan.provider.assess(target.params, request, response)
+        except Exception as error:  # noqa: BLE001 - a judge's bug keeps the status it judged
+            verdict = self._internal_error(plan, error)
         return verdict, response.status, response.headers.get("Retry-After")
+
+    def _internal_error(self, plan: TargetPlan, error: Exception) -> Verdict:
+        """The verdict for an unexpected exception: logged once with its traceback, counted
+        in ``pingmon_internal_errors_total``. The detail names the exception's type only:
+        its message may quote a credential or a server's body."""
+        name = type(error).__name__
+        log.error(
+            f"internal error while checking a target, recorded as {INTERNAL_ERROR_CLASS}",
+            exc_info=error,
+            extra={
+                "target": plan.target.name,
+                "provider": plan.target.provider_name,
+                "exception_type": name,
+            },
+        )
+        self._on_internal_error()
+        return Verdict(INTERNAL_ERROR_CLASS, f"internal error: {name}", retry=False)
 
     @staticmethod
     def _may_retry(verdict: Verdict, attempts: int, retries: int) -> bool:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import webencodings
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,6 +25,12 @@ from pydantic import (
 
 from pingmon.errors import ErrorClass, status_error_class
 from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.jsonvalue import (
+    SCALAR_MAX_CHARS,
+    ParsedJson as ParsedJson,
+    parse_json,
+    shown as shown,
+)
 from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
 from pingmon.redaction import MARKER, basic_token
 from pingmon.route import check_server_name
@@ -266,13 +275,108 @@ def judge_status(response: HttpResponse, detail: str = "") -> Verdict | None:
     return None
 
 
-def parse_json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
+def body_text(response: HttpResponse) -> str | None:
+    """The body as text, or None when it cannot be decoded (``undecodable`` says why).
+
+    The Encoding Standard's "decode" (WHATWG), which RFC 8259 section 8.1 allows for JSON:
+    a byte order mark wins and is dropped; else the ``charset`` that Content-Type declares
+    (RFC 9110 section 8.3.2), or for HTML without one its ``<meta>`` charset, looked up
+    among the Standard's labels as browsers do; else UTF-8. An unknown Content-Type label
+    or bytes invalid in the encoding give None, never a guess.
+    """
+    return _decode(response)[0]
+
+
+def undecodable(response: HttpResponse) -> str:
+    """Why ``body_text`` gave None, as a detail; it names the charset, never the body."""
+    return _decode(response)[1]
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_PRESCAN_BYTES = 1024
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([-\w.:()+]+)""", re.I)
+
+
+def _decode(response: HttpResponse) -> tuple[str | None, str]:
+    label = _declared_charset(response)
+    encoding = webencodings.UTF8 if label is None else webencodings.lookup(label)
+    if encoding is None or encoding.name == "replacement":
+        # "replacement" is the Standard's decoder for labels unsafe to decode (ISO-2022-KR...).
+        return None, f"body charset {shown(label)} is not one pingmon can decode"
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        text: str = webencodings.decode(response.body, encoding, errors="strict")[0]
+    except UnicodeDecodeError as error:
+        return None, f"body is not valid {error.encoding} text ({_chosen_by(response, label)})"
+    return text, ""
+
+
+def _chosen_by(response: HttpResponse, label: str | None) -> str:
+    if response.body.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "as its byte order mark says"
+    return f"charset {shown(label)}" if label else "no charset declared, so UTF-8"
+
+
+def _declared_charset(response: HttpResponse) -> str | None:
+    """Content-Type's ``charset`` parameter (quoted or RFC 2231 forms); for HTML without
+    one, the charset its ``<meta>`` declares; None when neither says."""
+    content_type = header(response.headers, "Content-Type")
+    if not content_type:
         return None
+    message = Message()
+    message["Content-Type"] = content_type
+    charset = message.get_content_charset()
+    if charset:
+        return charset
+    if message.get_content_type() in _HTML_TYPES:
+        return _meta_charset(response.body[:_PRESCAN_BYTES])
+    return None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    """The charset a ``<meta charset>`` or ``<meta http-equiv content="...; charset=">``
+    declares in the first 1024 bytes: WHATWG HTML's prescan (13.2.3.2), simplified. As
+    there, an unknown label is ignored and UTF-16 is read as UTF-8 (ASCII bytes said it)."""
+    match = _META_CHARSET.search(head)
+    encoding = webencodings.lookup(match.group(1).decode("ascii")) if match else None
+    if encoding is None:
+        return None
+    return "utf-8" if encoding.name in ("utf-16le", "utf-16be") else str(encoding.name)
+
+
+def parse_body_json(response: HttpResponse) -> ParsedJson:
+    """The body decoded (``body_text``) and parsed as any JSON value; never raises.
+
+    ``problem`` is a detail (``body is not JSON``, ``body is JSON nested too deeply``,
+    ``body is ambiguous JSON: duplicate key "status"``, or why it did not decode).
+    """
+    text, problem = _decode(response)
+    if text is None:
+        return ParsedJson(problem=problem)
+    parsed = parse_json(text)
+    return parsed if parsed.problem is None else ParsedJson(problem=f"body is {parsed.problem}")
+
+
+def parse_json_object(response: HttpResponse) -> dict[str, Any] | None:
+    """The body as a JSON object (``parse_body_json``), or None when it is not one."""
+    value = parse_body_json(response).value
     return value if isinstance(value, dict) else None
+
+
+def shown_token(value: str) -> str:
+    """A server's identifier (an error code, a request or event id) as a detail shows it:
+    bare while short, as providers' identifiers are, else named by its length only."""
+    if len(value) <= SCALAR_MAX_CHARS:
+        return value
+    return f"(an identifier of {len(value)} characters)"
+
+
+def shown_message(message: str) -> str:
+    """A provider's documented human-readable message, quoted whole up to the detail's
+    length (the runner cuts details after masking; judges never cut server text), else
+    named by its length only."""
+    if len(message) <= DETAIL_MAX_CHARS:
+        return message
+    return f"(a message of {len(message)} characters)"
 
 
 def short(text: str) -> str:

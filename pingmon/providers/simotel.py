@@ -19,8 +19,10 @@ from pingmon.providers.base import (
     Verdict,
     header,
     judge_status,
-    parse_json_object,
+    parse_body_json,
     short,
+    shown,
+    shown_message,
     url_join,
 )
 from pingmon.webhooks.settings import SimotelWebhookSettings
@@ -91,11 +93,12 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
     def judge(
         self, params: SimotelParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
-        body = parse_json_object(response.body)
+        parsed = parse_body_json(response)
+        body = parsed.value if isinstance(parsed.value, dict) else None
         message = body.get("message") if body else None
         verdict = _judge_status(response, message if isinstance(message, str) else None)
         if verdict is None:
-            verdict = _judge_envelope(response, body)
+            verdict = _judge_envelope(response, body, parsed.problem)
         return verdict
 
 
@@ -124,9 +127,11 @@ def _required_credentials(auth: AuthMode) -> tuple[str, ...]:
 def _judge_status(response: HttpResponse, message: str | None) -> Verdict | None:
     """Status first; Simotel's documented ``message`` only enriches the detail."""
     status = response.status
-    said = f": {message}" if message else ""
+    said = f": {shown_message(message)}" if message else ""
     if 300 <= status < 400:
-        location = _without_userinfo(header(response.headers, "Location") or "(none)")
+        location = shown_message(
+            _without_userinfo(header(response.headers, "Location") or "(none)")
+        )
         return Verdict(
             ErrorClass.CLIENT_ERROR,
             short(f"HTTP {status} redirect not followed (a POST must not turn GET): {location}"),
@@ -142,20 +147,22 @@ def _judge_status(response: HttpResponse, message: str | None) -> Verdict | None
     return judge_status(response, f"HTTP {status}{said}")
 
 
-def _judge_envelope(response: HttpResponse, body: dict[str, Any] | None) -> Verdict:
+def _judge_envelope(
+    response: HttpResponse, body: dict[str, Any] | None, problem: str | None
+) -> Verdict:
     if response.status != 200:
         return Verdict(ErrorClass.BAD_RESPONSE, f"HTTP {response.status}, expected 200")
     if body is None:
-        return Verdict(ErrorClass.BAD_RESPONSE, "body is not a JSON object")
+        return Verdict(ErrorClass.BAD_RESPONSE, problem or "body is not a JSON object")
     if "success" not in body:
         return Verdict(ErrorClass.BAD_RESPONSE, "no success key in the body")
     success, message = body["success"], body.get("message")
     if _is_number(success, 0) or success is False:
         # The service ran and its operation failed: retrying the same call will not help.
-        said = message if isinstance(message, str) else "(no message)"
+        said = shown_message(message) if isinstance(message, str) else "(no message)"
         return Verdict(ErrorClass.SERVER_ERROR, short(f"app_failure: {said}"), retry=False)
     if not (_is_number(success, 1) or success is True):
-        return Verdict(ErrorClass.BAD_RESPONSE, short(f"success is {success!r}, expected 1"))
+        return Verdict(ErrorClass.BAD_RESPONSE, f"success is {shown(success)}, expected 1")
     if not isinstance(message, str):
         return Verdict(ErrorClass.BAD_RESPONSE, "message is missing or not a string")
     if "data" not in body:

@@ -92,6 +92,14 @@ INVALID: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "invalid-http-status-class.yaml",
+        [
+            f"targets[0].expect.status[{index}]: must be a status code from 100 to 599 "
+            "or a class from 1xx to 5xx"
+            for index in (2, 3)
+        ],
+    ),
+    (
         "invalid-secret-env-unset.yaml",
         [
             "providers.stripe-live.api_key: "
@@ -478,6 +486,21 @@ def test_json_schema_has_a_target_definition_per_provider_type() -> None:
 def test_valid_file_conforms_to_the_json_schema() -> None:
     document = yaml.safe_load((TESTDATA / "valid.yaml").read_text(encoding="utf-8"))
     jsonschema.validate(document, json_schema())
+
+
+@pytest.mark.parametrize(
+    ("status", "valid"),
+    [([200, "2xx", "3XX"], True), (["6xx"], False), (["2x"], False), ([600], False)],
+)
+def test_json_schema_takes_status_codes_and_classes(status: list[object], valid: bool) -> None:
+    document = yaml.safe_load((TESTDATA / "valid.yaml").read_text(encoding="utf-8"))
+    http_target = next(t for t in document["targets"] if "expect" in t)
+    http_target["expect"]["status"] = status
+    if valid:
+        jsonschema.validate(document, json_schema())
+    else:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(document, json_schema())
 
 
 # The example the lead ships.
