@@ -22,13 +22,27 @@ from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
+from pingmon.wire import Sessions, trace_config
 
 log = logging.getLogger("pingmon")
 
 
-def new_session() -> aiohttp.ClientSession:
-    """The one ClientSession: pooled keep-alive connections, no aiohttp default timeout
-    (each attempt is bounded by its target's timeout), no cookies.
+# Response header limits. aiohttp's defaults (8190 bytes a line, 128 headers) refuse healthy
+# answers real APIs send: a 10 kB Content-Security-Policy, a 9 kB cookie, 150 headers.
+# 64 KiB a line is Python's http.client limit (_MAXLINE), between nginx's 8 kB buffers and
+# curl's 100 kB a header; 2000 headers is Node's client default (maxHeadersCount). aiohttp has
+# no bound on the header section as a whole, so these two also bound it: a hostile server can
+# make one check hold at most 2000 x 64 KiB while its headers are read (curl stops at 300 kB
+# in all, browsers at ~256 kB, counting no headers). Beyond them: bad_response (client.py).
+MAX_RESPONSE_LINE_BYTES = 65_536  # the status line and each header line (name: value)
+MAX_RESPONSE_HEADERS = 2_000
+
+
+def new_session(*, fresh_connections: bool = False) -> aiohttp.ClientSession:
+    """A ClientSession for checks: pooled keep-alive connections (or, with
+    ``fresh_connections``, a new connection for every request), no aiohttp default timeout
+    (each attempt is bounded by its target's timeout), no cookies, the response header
+    limits above, and the trace that ``wire.WireTrace`` reads.
 
     Proxies come per provider (pingmon.route), not from ``trust_env``: that also reads
     ``~/.netrc`` into an Authorization header nobody asked for (and refuses a request that
@@ -40,7 +54,9 @@ def new_session() -> aiohttp.ClientSession:
     No connection limit here: the runner's semaphores bound checks in flight, and can
     change on reload, which a connector's limit cannot.
     """
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60)
+    connector = aiohttp.TCPConnector(
+        limit=0, limit_per_host=0, ttl_dns_cache=60, force_close=fresh_connections
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
@@ -49,7 +65,16 @@ def new_session() -> aiohttp.ClientSession:
         skip_auto_headers=("Content-Type",),
         trust_env=False,
         auto_decompress=True,
+        max_line_size=MAX_RESPONSE_LINE_BYTES,
+        max_field_size=MAX_RESPONSE_LINE_BYTES,
+        max_headers=MAX_RESPONSE_HEADERS,
+        trace_configs=[trace_config()],
     )
+
+
+def new_sessions() -> Sessions:
+    """The pooled session and its fresh-connection twin for the keep-alive re-send."""
+    return Sessions(new_session(), new_session(fresh_connections=True))
 
 
 def settle_heap() -> None:
@@ -79,7 +104,7 @@ class Daemon:
         self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
         self.plans: dict[str, TargetPlan] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: Sessions | None = None
         self._runner: Runner | None = None
         self._reload_lock = asyncio.Lock()
         self._stopping = False
@@ -89,9 +114,9 @@ class Daemon:
         return self._runner is not None and self.scheduler.running
 
     async def start(self) -> None:
-        self._session = new_session()
+        self._sessions = new_sessions()
         self._runner = Runner(
-            self._session,
+            self._sessions,
             self.gate,
             self.config.settings.concurrency,
             on_internal_error=self.metrics.internal_errors.inc,
@@ -120,8 +145,8 @@ class Daemon:
                 await asyncio.wait(pending)
         self.scheduler.shutdown()
         self.webhooks.close()
-        if self._session is not None:
-            await self._session.close()
+        if self._sessions is not None:
+            await self._sessions.close()
 
     async def reload(self) -> tuple[bool, list[str]]:
         """Load the file again; a bad file keeps the running configuration."""

@@ -142,7 +142,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("pingmon_checks_total", "counter",
            "Checks by error class (none = success).", _checks_total),
     Family("pingmon_check_attempts_total", "counter",
-           "HTTP attempts, retries included.", _one(lambda v: float(v.state.attempts_total))),
+           "Requests sent, retries included.", _one(lambda v: float(v.state.attempts_total))),
     LATENCY,
     Family("pingmon_rate_limited_total", "counter",
            "Checks answered with 429.", _one(lambda v: float(v.state.rate_limited_total))),

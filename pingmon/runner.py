@@ -12,8 +12,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
-
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
 from pingmon.config import Config, Target
@@ -30,6 +28,7 @@ from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
 # A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
@@ -138,18 +137,18 @@ def retry_delay(attempt: int, rand: random.Random) -> float:
 
 
 class Runner:
-    """Checks targets with one shared ClientSession, within the global and provider limits."""
+    """Checks targets on the shared client sessions, within the global and provider limits."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        sessions: Sessions,
         gate: RateLimitGate,
         concurrency: int,
         rand: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         on_internal_error: Callable[[], None] = lambda: None,
     ) -> None:
-        self.session = session
+        self.sessions = sessions
         self.gate = gate
         self.slots = asyncio.Semaphore(concurrency)
         self._rand = rand or random.Random()
@@ -198,21 +197,22 @@ class Runner:
         target = plan.target
         request = plan.provider.request(target.params, uuid.uuid4().hex)
         started = time.perf_counter()
-        attempts = 0
+        tries = requests = 0  # pingmon's attempts; the requests they put on the wire
         while True:
-            attempts += 1
+            tries += 1
             sent_at = self._clock()
-            verdict, status, retry_after = await self._attempt(plan, request)
-            if not self._may_retry(verdict, attempts, target.retries):
+            verdict, status, retry_after, sent = await self._attempt(plan, request)
+            requests += sent
+            if not self._may_retry(verdict, tries, target.retries):
                 break
-            await asyncio.sleep(retry_delay(attempts, self._rand))
+            await asyncio.sleep(retry_delay(tries, self._rand))
         result = CheckResult(
             target=target.name,
             provider=target.provider_name,
             error_class=verdict.error_class,
             http_status=status,
             duration_seconds=time.perf_counter() - started,
-            attempts=attempts,
+            attempts=requests,
             detail=final_detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
@@ -222,23 +222,28 @@ class Runner:
 
     async def _attempt(
         self, plan: TargetPlan, request: PreparedRequest
-    ) -> tuple[Verdict, int | None, str | None]:
+    ) -> tuple[Verdict, int | None, str | None, int]:
+        """One attempt's verdict, status and Retry-After, and the requests it put on the
+        wire (at least one: an attempt that never reached the server still counts)."""
         target = plan.target
+        wire = WireTrace()
         try:
             response = await send(
-                self.session,
+                self.sessions,
                 request,
                 timeout=target.timeout,
                 max_body_bytes=target.max_body_bytes,
                 transport=plan.transport,
+                wire=wire,
             )
         except TransportError as error:
-            return Verdict(error.error_class, error.detail), None, None
+            return Verdict(error.error_class, error.detail), None, None, max(1, wire.requests)
         try:
             verdict = plan.provider.assess(target.params, request, response)
         except Exception as error:  # noqa: BLE001 - a judge's bug keeps the status it judged
             verdict = self._internal_error(plan, error)
-        return verdict, response.status, response.headers.get("Retry-After")
+        requests = max(1, wire.requests)
+        return verdict, response.status, response.headers.get("Retry-After"), requests
 
     def _internal_error(self, plan: TargetPlan, error: Exception) -> Verdict:
         """The verdict for an unexpected exception: logged once with its traceback, counted

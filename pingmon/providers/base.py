@@ -176,12 +176,20 @@ class PreparedRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """What came back: the body is at most ``max_body_bytes``; ``truncated`` says if more came."""
+    """What came back: the body, decoded from its content coding, is at most
+    ``max_body_bytes``; ``truncated`` says if more came.
+
+    ``body_error`` says why the body could not be read whole or decoded after the status
+    line arrived (broken framing, a bad content coding, the connection closed or the timeout
+    struck mid-body); ``body`` then holds what was read. Bodiless answers (HEAD, 1xx, 204,
+    304) have an empty body whatever their Content-Length says.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     truncated: bool = False
+    body_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,12 +272,23 @@ def url_join(base_url: str, path: str) -> str:
 def judge_status(response: HttpResponse, detail: str = "") -> Verdict | None:
     """The verdict the status alone decides, or None when a 2xx body must be judged.
 
-    Status first (PROVIDERS.md 0.2): a non-2xx keeps its status class whatever the body;
-    a 2xx body larger than ``max_body_bytes`` is a bad_response, never parsed.
+    Status first (PROVIDERS.md 0.2): a non-2xx keeps its status class whatever the body,
+    even one that broke off; a 2xx whose body broke off or is larger than
+    ``max_body_bytes`` is a bad_response, never parsed.
     """
     status_class = status_error_class(response.status)
     if status_class is not None:
         return Verdict(status_class, short(detail or f"HTTP {response.status}"))
+    return body_verdict(response)
+
+
+def body_verdict(response: HttpResponse) -> Verdict | None:
+    """bad_response when the body cannot be judged: it broke off or is too large."""
+    if response.body_error is not None:
+        return Verdict(
+            ErrorClass.BAD_RESPONSE,
+            short(f"HTTP {response.status} with a broken body: {response.body_error}"),
+        )
     if response.truncated:
         return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
     return None

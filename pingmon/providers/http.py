@@ -18,6 +18,7 @@ from pingmon.providers.base import (
     TargetParams,
     Verdict,
     body_text,
+    body_verdict,
     parse_body_json,
     short,
     shown,
@@ -156,8 +157,8 @@ def _judge(expect: Expect, response: HttpResponse) -> Verdict:
         error_class = status_error_class(status) or ErrorClass.BAD_RESPONSE
         wanted = ", ".join(str(entry) for entry in expect.status)
         return Verdict(error_class, short(f"HTTP {status}, expected {wanted}"))
-    if response.truncated:
-        return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
+    if (unreadable := body_verdict(response)) is not None:
+        return unreadable
     if expect.json_subset is not None:
         failure = _json_failure(expect.json_subset, response)
         if failure is not None:

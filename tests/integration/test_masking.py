@@ -77,21 +77,22 @@ async def check(tmp_path: Path, kind: str, case: str) -> CheckResult:
     return result
 
 
-async def test_an_invalid_status_line_quoting_the_stripe_key_is_masked(tmp_path: Path) -> None:
+async def test_an_invalid_status_line_quoting_the_stripe_key_shows_none_of_it(
+    tmp_path: Path,
+) -> None:
     # transport-detail-unredacted: aiohttp's parser error quoted the full key into /status.
     result = await check(tmp_path, "stripe", "echo-status")
 
     assert result.http_status is None
-    assert "Bad status line" in result.detail
-    assert f"Bearer {MARKER}" in result.detail
     assert "CANARY" not in result.detail
 
 
-async def test_an_invalid_header_line_quoting_the_stripe_key_is_masked(tmp_path: Path) -> None:
+async def test_an_invalid_header_line_quoting_the_stripe_key_shows_none_of_it(
+    tmp_path: Path,
+) -> None:
     result = await check(tmp_path, "stripe", "echo-header")
 
     assert "CANARY" not in result.detail
-    assert MARKER in result.detail
 
 
 async def test_a_too_long_header_quoting_half_a_key_leaves_no_piece_of_it(tmp_path: Path) -> None:
@@ -150,14 +151,14 @@ async def test_a_base_url_password_sent_as_basic_and_echoed_back_is_masked(
     tmp_path: Path,
 ) -> None:
     async with echo_server() as server:
-        base_url = server.replace("http://", f"http://u:{URL_PASSWORD}@") + "/echo-status"
+        base_url = server.replace("http://", f"http://u:{URL_PASSWORD}@") + "/echo-token"
         path = write(tmp_path, {"t": {"type": "http", "base_url": base_url}}, {"t": "http"})
         (result,) = await check_once(load_config(path), [])
 
     token = base64.b64encode(f"u:{URL_PASSWORD}".encode()).decode()
     assert token not in result.detail
     assert URL_PASSWORD not in result.detail
-    assert f"authorization={MARKER}" in result.detail.replace("Basic ", "")
+    assert f"token {MARKER} is expired" in result.detail
 
 
 async def test_the_credentials_of_a_provider_proxy_echoed_by_the_proxy_are_masked(
@@ -167,7 +168,7 @@ async def test_the_credentials_of_a_provider_proxy_echoed_by_the_proxy_are_maske
     monkeypatch.setenv("M_PROXY_PASSWORD", "CANARYproxypass0123")
     async with echo_server() as proxy:
         entry = {
-            "type": "http", "base_url": "http://provider.invalid/echo-status",
+            "type": "http", "base_url": "http://provider.invalid/echo-token",
             "proxy_url": proxy, "proxy_username": {"env": "M_PROXY_USER"},
             "proxy_password": {"env": "M_PROXY_PASSWORD"},
         }  # fmt: skip
@@ -175,7 +176,7 @@ async def test_the_credentials_of_a_provider_proxy_echoed_by_the_proxy_are_maske
         (result,) = await check_once(load_config(path), [])
 
     token = base64.b64encode(b"proxyuser:CANARYproxypass0123").decode()
-    assert "proxy-authorization=" in result.detail
+    assert f"token {MARKER} is expired" in result.detail
     assert token not in result.detail
     assert "CANARY" not in result.detail
 
@@ -185,12 +186,12 @@ async def test_the_credentials_of_an_environment_proxy_echoed_by_the_proxy_are_m
 ) -> None:
     async with echo_server() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.replace("://", "://envuser:CANARYenvpass%2F0@"))
-        entry = {"type": "http", "base_url": "http://provider.invalid/echo-status"}
+        entry = {"type": "http", "base_url": "http://provider.invalid/echo-token"}
         path = write(tmp_path, {"t": entry}, {"t": "http"})
         (result,) = await check_once(load_config(path), [])
 
     token = base64.b64encode(b"envuser:CANARYenvpass/0").decode()
-    assert "proxy-authorization=" in result.detail
+    assert f"token {MARKER} is expired" in result.detail
     assert token not in result.detail
     assert "CANARY" not in result.detail
 

@@ -224,6 +224,35 @@ def test_http_truncated_body_with_an_unexpected_status_keeps_the_status_class() 
     assert judge(resp).error_class is ErrorClass.SERVER_ERROR
 
 
+BROKEN_BODY_CASES = [
+    pytest.param(200, {}, ErrorClass.BAD_RESPONSE, id="200-no-body-rules"),
+    pytest.param(200, {"json": {"status": "ok"}}, ErrorClass.BAD_RESPONSE, id="200-json-whole"),
+    pytest.param(204, {"status": [204]}, ErrorClass.BAD_RESPONSE, id="listed-2xx"),
+    pytest.param(503, {"status": [503]}, ErrorClass.BAD_RESPONSE, id="listed-503"),
+    pytest.param(503, {}, ErrorClass.SERVER_ERROR, id="503"),
+    pytest.param(429, {}, ErrorClass.RATE_LIMITED, id="429"),
+    pytest.param(401, {}, ErrorClass.AUTH, id="401"),
+    pytest.param(404, {}, ErrorClass.NOT_FOUND, id="404"),
+]
+
+
+@pytest.mark.parametrize(("status", "expect", "expected"), BROKEN_BODY_CASES)
+def test_http_broken_body_is_bad_response_when_its_status_is_expected_else_the_status_class(
+    status: int, expect: dict[str, Any], expected: ErrorClass
+) -> None:
+    resp = HttpResponse(
+        status, CIMultiDict(), b'{"status": "ok"}', body_error="its chunked framing is broken"
+    )
+
+    verdict = judge(resp, expect=expect)
+
+    assert verdict.error_class is expected
+    if expected is ErrorClass.BAD_RESPONSE:
+        assert verdict.detail == (
+            f"HTTP {status} with a broken body: its chunked framing is broken"
+        )
+
+
 HEALTHY = {"status": "ok", "version": "1.2", "checks": {"db": "ok", "queue": ["a", "b"]}}
 
 JSON_CASES = [

@@ -268,6 +268,19 @@ def test_simotel_unparsable_redirect_location_is_not_quoted() -> None:
     assert "(unparsable Location)" in verdict.detail
 
 
+def test_simotel_whole_pong_whose_body_then_broke_off_is_bad_response() -> None:
+    body = json.dumps(DOC_PONG).encode()
+    resp = HttpResponse(200, CIMultiDict(), body, body_error="its chunked framing is broken")
+
+    assert judge(resp).error_class is ErrorClass.BAD_RESPONSE
+
+
+def test_simotel_401_whose_body_broke_off_keeps_its_status_class() -> None:
+    resp = HttpResponse(401, CIMultiDict(), b"{", body_error="connection closed")
+
+    assert judge(resp).error_class is ErrorClass.AUTH
+
+
 def test_simotel_truncated_200_is_bad_response() -> None:
     resp = HttpResponse(200, CIMultiDict(), json.dumps(DOC_PONG).encode()[:10], truncated=True)
 

@@ -251,6 +251,22 @@ def test_stripe_truncated_200_is_bad_response_without_parsing() -> None:
     assert judge(resp).error_class is ErrorClass.BAD_RESPONSE
 
 
+def test_stripe_whole_pong_whose_body_then_broke_off_is_bad_response() -> None:
+    body = json.dumps(SEED_PONG).encode()
+    resp = HttpResponse(200, CIMultiDict(), body, body_error="its chunked framing is broken")
+
+    verdict = judge(resp)
+
+    assert verdict.error_class is ErrorClass.BAD_RESPONSE
+    assert "its chunked framing is broken" in verdict.detail
+
+
+def test_stripe_503_whose_body_broke_off_keeps_its_status_class() -> None:
+    resp = HttpResponse(503, CIMultiDict(), b'{"err', body_error="connection closed")
+
+    assert judge(resp).error_class is ErrorClass.SERVER_ERROR
+
+
 @pytest.mark.parametrize("spelling", ["Stripe-Should-Retry", "stripe-should-retry"])
 def test_stripe_should_retry_false_vetoes_the_retry(spelling: str) -> None:
     verdict = judge(response(503, error("api_error", "Busy"), {spelling: "false"}))
