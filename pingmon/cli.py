@@ -14,6 +14,7 @@ from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
 from pingmon.errors import ConfigError
 from pingmon.logs import mask_secrets, setup_logging
+from pingmon.watch import FileWatch
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -78,6 +79,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pingmon.demo import run_demo
 
         return run_demo(args.listen)
+    # Before loading: a change to the file while the daemon starts is then seen as one.
+    first_look = FileWatch([args.config]) if args.command == "run" else None
     config = _load(args.config, masked=args.command != "run")  # run: the daemon masks
     if args.command == "config":
         print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
@@ -85,7 +88,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "check":
         return _check(config, args.target, args.json)
-    return _run(config)
+    return _run(config, first_look)
 
 
 def _load(path: str, masked: bool) -> Config:
@@ -113,11 +116,11 @@ def _check(config: Config, names: list[str], as_json: bool) -> int:
     return EXIT_OK if all(result.success for result in results) else EXIT_FAILED
 
 
-def _run(config: Config) -> int:
+def _run(config: Config, first_look: FileWatch | None) -> int:
     from pingmon.service import ListenError, serve
 
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, first_look=first_look))
     except ListenError as error:
         print(f"pingmon: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -92,3 +92,11 @@ class TransportError(PingmonError):
         self.error_class = error_class
         self.detail = detail
         super().__init__(f"{error_class}: {detail}")
+
+
+def describe_exception(error: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception nobody planned for, on one line and at most ``limit``
+    characters: for a problem line or a log field, never a traceback."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from pingmon.config import Config, split_listen
 from pingmon.daemon import Daemon
+from pingmon.errors import describe_exception
 from pingmon.server import make_app
-from pingmon.watch import ConfigWatcher
+from pingmon.watch import ConfigWatcher, FileWatch
 from pingmon.webhooks.receiver import add_webhook_routes
 
 log = logging.getLogger("pingmon")
@@ -29,11 +30,14 @@ async def serve(
     *,
     on_started: Callable[[Daemon, str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    first_look: FileWatch | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
-    finish within a bound, and return. SIGHUP reloads the configuration."""
+    finish within a bound, and return. SIGHUP reloads the configuration. ``first_look``: the
+    file as seen before ``config`` was loaded from it (else it is first looked at here)."""
     stop = stop or asyncio.Event()
     daemon = Daemon(config)
+    watcher = ConfigWatcher(lambda: daemon.config, daemon.reload, first_look)
     settings = config.settings
     app = make_app(daemon)
     runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
@@ -51,7 +55,6 @@ async def serve(
                 extra={"address": _bound_address(runners[1], settings.webhook_listen)},
             )
         await daemon.start()
-        watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         _install_signals(daemon, stop)
         address = _bound_address(runners[0], settings.listen)
@@ -100,9 +103,16 @@ def _install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:
-        task = loop.create_task(daemon.reload())
+        task = loop.create_task(daemon.reload(), name="pingmon-sighup-reload")
         reloads.add(task)
-        task.add_done_callback(reloads.discard)
+        task.add_done_callback(_reloaded)
+
+    def _reloaded(task: asyncio.Task[object]) -> None:
+        """A reload reports its own failures; anything else is logged here, so nothing ends
+        as "Task exception was never retrieved"."""
+        reloads.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("reload on SIGHUP failed", extra={"error": describe_exception(error)})
 
     loop.add_signal_handler(signal.SIGHUP, reload)
 

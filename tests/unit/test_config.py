@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from pingmon.config import Config, Settings, json_schema, load_config
+from pingmon.config import EMPTY_FILE, Config, Settings, json_schema, load_config
 from pingmon.errors import ConfigError
 from pingmon.providers import PROVIDER_TYPES
 
@@ -156,6 +156,8 @@ INVALID: list[tuple[str, list[str]]] = [
     ),
     ("invalid-yaml-syntax.yaml", ["line 5, column 12: expected ',' or '}', but got ':'"]),
     ("invalid-not-a-mapping.yaml", ["the file must hold a mapping of settings"]),
+    ("invalid-empty.yaml", [EMPTY_FILE]),
+    ("invalid-whitespace-only.yaml", [EMPTY_FILE]),
     ("invalid-missing-file.yaml", ["cannot read the file: No such file or directory"]),
     (
         "invalid-several-problems.yaml",
@@ -233,8 +235,22 @@ def test_a_file_with_several_problems_reports_each_on_its_own_line_naming_its_pa
     ]
 
 
-def test_an_empty_file_gives_the_built_in_defaults(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path, ""))
+@pytest.mark.parametrize("text", ["", "\n", "  \n\t\n", "# just a comment\n\n  # another\n"])
+def test_a_file_without_settings_is_refused_as_empty_not_run_without_targets(
+    tmp_path: Path, text: str
+) -> None:
+    path = write_config(tmp_path, text)
+    assert refusal(path).lines() == [f"{path}: {EMPTY_FILE}"]
+
+
+@pytest.mark.parametrize("text", ["---\n", "null\n", "~\n"])
+def test_a_null_document_is_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = write_config(tmp_path, text)
+    assert refusal(path).lines() == [f"{path}: the file must hold a mapping of settings"]
+
+
+def test_an_explicit_empty_mapping_gives_the_built_in_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{}\n"))
     assert (config.settings, config.targets) == (Settings(), ())
 
 
