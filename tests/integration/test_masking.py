@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from pingmon.config import load_config
+from pingmon.logs import SECRET_FILTER, mask_secrets
 from pingmon.oneshot import check_once
-from pingmon.redaction import MARKER
+from pingmon.redaction import MARKER, NO_REDACTION
 from pingmon.results import CheckResult
 from pingmon.runner import build_plans, config_redactor
+from tests.integration.conftest import StartDaemon
 from tests.integration.echo_server import echo_server
 
 STRIPE_KEY = "sk_test_CANARY0123456789"
@@ -215,3 +217,19 @@ def test_a_target_masks_its_own_webhook_secret_and_the_log_filter_every_secret(
     assert plans["n"].redactor.mask(STRIPE_KEY) == STRIPE_KEY  # another entry's business
     for secret in (STRIPE_KEY, NINEPIC_KEY, "whsec_CANARYsigning0123"):
         assert everything.mask(secret) == MARKER
+
+
+async def test_the_log_filter_holds_the_running_configuration_s_secrets_across_a_reload(
+    tmp_path: Path, start_daemon: StartDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, {"s": provider("stripe", "http://127.0.0.1:1")}, {"s": "stripe"})
+    try:
+        running = await start_daemon(load_config(path))
+        assert SECRET_FILTER.redactor.mask(STRIPE_KEY) == MARKER
+        monkeypatch.setenv("M_STRIPE", "sk_test_CANARYrotated0123456789")
+        ok, _ = await running.daemon.reload()
+
+        assert ok
+        assert SECRET_FILTER.redactor.mask("sk_test_CANARYrotated0123456789") == MARKER
+    finally:
+        mask_secrets(NO_REDACTION)
