@@ -50,7 +50,7 @@ ENV = {
     "C_WHSEC": CANARIES["stripe webhook secret"],
     "C_WH_USER": CANARIES["simotel webhook username"],
     "C_WH_PASSWORD": CANARIES["simotel webhook password"],
-    "C_PROXY_USER": "proxyuser",
+    "C_PROXY_USER": "pu",
     "C_PROXY_PASSWORD": CANARIES["proxy_password"],
 }
 # Not secret: a piece of a canary made only of these is no leak.
@@ -74,8 +74,8 @@ def wire_forms() -> dict[str, str]:
         "base_url basic base64": b64(f"u:{CANARIES['base_url password']}"),
         "base_url token base64": b64(f"{CANARIES['base_url token']}:"),
         "base_url password as written": url_password,
-        "proxy basic base64": b64(f"proxyuser:{CANARIES['proxy_password']}"),
-        "environment proxy basic base64": b64(f"envuser:{CANARIES['environment proxy password']}"),
+        "proxy basic base64": b64(f"pu:{CANARIES['proxy_password']}"),
+        "environment proxy basic base64": b64(f"eu:{CANARIES['environment proxy password']}"),
     }
     for label, canary in CANARIES.items():
         forms[label] = canary
@@ -251,7 +251,7 @@ async def test_no_canary_in_any_output_after_every_kind_of_failure(
         monkeypatch.setenv(name, value)
     async with echo_server() as server:
         password = CANARIES["environment proxy password"]
-        monkeypatch.setenv("HTTP_PROXY", server.replace("://", f"://envuser:{password}@"))
+        monkeypatch.setenv("HTTP_PROXY", server.replace("://", f"://eu:{password}@"))
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         listen = f"127.0.0.1:{free_port()}"
         path = configuration(tmp_path, server, listen)
@@ -283,11 +283,7 @@ async def test_no_canary_in_any_output_after_every_kind_of_failure(
     results = json.loads(checked.stdout)
     assert len(results) == len(config.targets)
     masked = {r["target"] for r in results if MARKER in r["detail"]}
-    echoed = {
-        "stripe-echo",
-        "ninepic-echo",
-        "simotel-echo",
-        "http-echo-token",
-    }
+    echoed = {"stripe-echo", "ninepic-echo", "simotel-echo", "http-echo-token"}
+    echoed |= {"userinfo-echo-token", "proxied-echo-token", "envproxied-echo-token"}
     assert echoed <= masked
     assert not any(r["success"] for r in results if r["target"].split("-", 1)[1] in CASES)
