@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
-from pingmon.logs import setup_logging
+from pingmon.logs import mask_secrets, setup_logging
 from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
 
@@ -110,7 +110,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.listen)
     if args.command == "check":
-        return _check(_load(args.config), args.target, args.json)
+        return _check(_load(args.config, masked=True), args.target, args.json)
     # Before loading: a change to the file while the daemon starts is then seen as one.
     first_look = FileWatch([args.config]) if args.command == "run" else None
     config, web = _load_all(args)
@@ -123,8 +123,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(config, web, first_look)
 
 
-def _load(path: str) -> Config:
+def _load(path: str, masked: bool) -> Config:
     config = load_config(path)
+    if masked:
+        from pingmon.runner import config_redactor
+
+        mask_secrets(config_redactor(config))
     for warning in config.warnings:
         log.warning(warning)
     return config
@@ -136,7 +140,7 @@ def _load_all(args: argparse.Namespace) -> tuple[Config, WebOptions]:
     config = web = None
     listen = getattr(args, "listen_address", None)
     try:
-        config = _load(args.config)
+        config = _load(args.config, masked=args.command != "run")  # run: the daemon masks
     except ConfigError as error:
         lines += error.lines()
     if listen is not None:
