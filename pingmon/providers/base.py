@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from pingmon.errors import ErrorClass, status_error_class
 from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.outbound import check_base_url, check_ca_file
 from pingmon.webhooks.settings import WebhookSettings
 
 DETAIL_MAX_CHARS = 200
@@ -25,6 +26,11 @@ class TLSSettings(BaseModel):
 
     insecure_skip_verify: bool = False
     ca_file: str | None = None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _holds_certificates(cls, path: str | None) -> str | None:
+        return None if path is None else check_ca_file(path)
 
 
 class ProviderSettings(BaseModel):
@@ -42,6 +48,11 @@ class ProviderSettings(BaseModel):
         default=None, description="A request budget per credential, e.g. 5/s."
     )
     tls: TLSSettings = TLSSettings()
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str) -> str:
+        return check_base_url(url)
 
     def secrets(self) -> tuple[Secret, ...]:
         """Every credential these settings hold (their values never leave the process)."""

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import Secret
+from pingmon.fields import MAX_NESTING, Secret
+from pingmon.outbound import HeaderName, HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
     PreparedRequest,
@@ -30,7 +31,7 @@ class HttpSettings(ProviderSettings):
 
     type: Literal["http"] = "http"
     base_url: str = Field(description="The server, e.g. https://status.example.com.")
-    headers: dict[str, Secret] = Field(
+    headers: dict[HeaderName, Secret] = Field(
         default_factory=dict, description="e.g. {Authorization: {env: STATUS_TOKEN}}."
     )
 
@@ -51,6 +52,15 @@ class Expect(BaseModel):
         default=None, description="A regular expression searched for in the decoded body."
     )
 
+    @field_validator("json_subset")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The file's nesting is bounded when it is parsed; this bounds the model whatever
+        # built it (an environment variable, a test), so subset_mismatch never recurses past it.
+        if value is not None and json_depth(value, MAX_NESTING) > MAX_NESTING:
+            raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+        return value
+
     @field_validator("body_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
@@ -67,7 +77,9 @@ class HttpParams(TargetParams):
 
     method: Method = "GET"
     path: str = Field(default="/", description="Appended to base_url; may carry a query.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Not secret; per target.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Not secret; per target."
+    )
     body: str | None = None
     expect: Expect = Expect()
 
@@ -170,6 +182,21 @@ def json_equal(left: object, right: object) -> bool:
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
     return left == right
+
+
+def json_depth(value: object, limit: int) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), counted no further
+    than ``limit + 1``; iterative, so any depth is measured without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending and deepest <= limit:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _json_text(value: object) -> str:
