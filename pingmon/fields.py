@@ -61,8 +61,10 @@ def parse_duration(value: object) -> float:
     if math.isinf(seconds):
         raise ValueError("must be a finite duration")
     if seconds > MAX_DURATION_SECONDS:
-        given = value.strip() if isinstance(value, str) else format_duration(seconds)
-        raise ValueError(f"{given} is longer than {MAX_DURATION_TEXT}, the longest duration taken")
+        given = value.strip() if isinstance(value, str) else f"{seconds:g}s"
+        raise ValueError(
+            f"{given} is longer than {MAX_DURATION_TEXT}, the longest duration pingmon accepts"
+        )
     return seconds
 
 

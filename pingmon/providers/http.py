@@ -186,17 +186,20 @@ def json_equal(left: object, right: object) -> bool:
 
 def json_depth(value: object, limit: int) -> int:
     """How deeply objects and arrays nest in ``value`` (a scalar is 0), counted no further
-    than ``limit + 1``; iterative, so any depth is measured without recursion."""
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 0)]
-    while pending and deepest <= limit:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth + 1)
-            pending.extend((child, depth + 1) for child in item)
-    return deepest
+    than ``limit + 1``. Level by level over distinct objects, so a value that shares its
+    parts (a YAML alias graph of 10^9 paths) costs its distinct objects, not its paths."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        distinct = {id(item): item for item in level if isinstance(item, dict | list)}
+        if not distinct:
+            break
+        depth += 1
+        level = [
+            child
+            for item in distinct.values()
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
 
 
 def _json_text(value: object) -> str:
