@@ -85,9 +85,9 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _DURATION_PATTERN},
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
             ],
-            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds).",
+            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), at most 7d.",
         }
     ),
 ]

@@ -11,6 +11,7 @@ import ssl
 from typing import Annotated
 
 from pydantic import AfterValidator
+from pydantic.json_schema import WithJsonSchema
 from yarl import URL
 
 from pingmon.fields import control_name
@@ -47,7 +48,11 @@ def check_header_value(value: str) -> str:
     return value
 
 
-HeaderName = Annotated[str, AfterValidator(check_header_name)]
+HeaderName = Annotated[
+    str,
+    AfterValidator(check_header_name),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TOKEN.pattern}$"}),
+]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 
 
