@@ -12,7 +12,7 @@ import trustme
 import yarl
 
 from pingmon.config import load_config
-from pingmon.errors import ConfigError
+from pingmon.errors import ConfigError, ErrorClass
 from pingmon.outbound import (
     check_base_url,
     check_ca_file,
@@ -20,7 +20,16 @@ from pingmon.outbound import (
     check_header_value,
     has_userinfo,
 )
+from pingmon.providers import Provider
+from pingmon.providers.base import (
+    HttpResponse,
+    PreparedRequest,
+    ProviderSettings,
+    TargetParams,
+    Verdict,
+)
 from pingmon.providers.http import HttpParams
+from pingmon.targetrules import request_problems
 
 ABSOLUTE = "must be an absolute http:// or https:// URL with a host, e.g. https://api.example.com"
 
@@ -280,3 +289,52 @@ def test_an_expect_json_of_64_levels_is_kept() -> None:
         deep = {"a": deep}
     params = HttpParams.model_validate({"expect": {"json": deep}})
     assert params.expect.json_subset == deep
+
+
+# The request built at load catches what a provider type from another package would send.
+
+
+class _Plain(ProviderSettings):
+    type: str = "plain"
+
+
+class _Sends(Provider[_Plain, TargetParams]):
+    """A provider type that sends whatever headers it was made with, or cannot build at all."""
+
+    type_name = "plain"
+    settings_model = _Plain
+    params_model = TargetParams
+
+    def __init__(self, settings: _Plain, headers: dict[str, str] | None) -> None:
+        super().__init__(settings)
+        self.headers = headers
+
+    def request(self, params: TargetParams, check_id: str) -> PreparedRequest:
+        if self.headers is None:
+            raise KeyError("hunter2")
+        return PreparedRequest("GET", self.settings.base_url + "/", self.headers)
+
+    def judge(
+        self, params: TargetParams, request: PreparedRequest, response: HttpResponse
+    ) -> Verdict:
+        return Verdict(ErrorClass.NONE)
+
+
+@pytest.mark.parametrize(
+    ("headers", "problems"),
+    [
+        ({"X-Ok": "1"}, []),
+        ({"X A": "1"}, ["targets[0]: its request header 'X A': 'X A' is not a header name"]),
+        ({"X-B": "1\r\n"}, ["targets[0]: its request header 'X-B': holds a control character"]),
+        (None, ["targets[0]: its request cannot be built (KeyError)"]),
+    ],
+)
+def test_the_request_built_at_load_is_checked_whatever_the_provider_type(
+    headers: dict[str, str] | None, problems: list[str]
+) -> None:
+    provider = _Sends(_Plain(base_url="https://h"), headers)
+    found = [str(p) for p in request_problems(provider, "p", TargetParams(), "targets[0]")]
+    assert len(found) == len(problems)
+    for line, start in zip(found, problems, strict=True):
+        assert line.startswith(start)
+        assert "hunter2" not in line
