@@ -31,6 +31,7 @@ from pingmon.jsonvalue import (
     parse_json,
     shown as shown,
 )
+from pingmon.outbound import check_base_url, check_ca_file
 from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
 from pingmon.redaction import MARKER, basic_token
 from pingmon.route import check_server_name
@@ -57,6 +58,11 @@ class TLSSettings(BaseModel):
     @classmethod
     def _server_name(cls, value: str | None) -> str | None:
         return None if value is None else check_server_name(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _holds_certificates(cls, path: str | None) -> str | None:
+        return None if path is None else check_ca_file(path)
 
 
 class ProviderSettings(BaseModel):
@@ -127,6 +133,11 @@ class ProviderSettings(BaseModel):
         if value is not None:
             check_basic_credentials("", value.reveal())
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str) -> str:
+        return check_base_url(url)
 
     def secrets(self) -> tuple[Secret, ...]:
         """Every credential these settings hold (their values never leave the process)."""

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validat
 from pydantic.json_schema import WithJsonSchema
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import Secret
+from pingmon.fields import MAX_NESTING, Secret
+from pingmon.outbound import HeaderName, HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
     PreparedRequest,
@@ -61,7 +62,7 @@ class HttpSettings(ProviderSettings):
 
     type: Literal["http"] = "http"
     base_url: str = Field(description="The server, e.g. https://status.example.com.")
-    headers: dict[str, Secret] = Field(
+    headers: dict[HeaderName, Secret] = Field(
         default_factory=dict, description="e.g. {Authorization: {env: STATUS_TOKEN}}."
     )
 
@@ -94,6 +95,15 @@ class Expect(BaseModel):
         """Whether ``status`` is listed, itself or by its class."""
         return status in self.status or f"{status // 100}xx" in self.status
 
+    @field_validator("json_subset")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The file's nesting is bounded when it is parsed; this bounds the model whatever
+        # built it (an environment variable, a test), so subset_mismatch never recurses past it.
+        if value is not None and json_depth(value, MAX_NESTING) > MAX_NESTING:
+            raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+        return value
+
     @field_validator("body_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
@@ -110,7 +120,9 @@ class HttpParams(TargetParams):
 
     method: Method = "GET"
     path: str = Field(default="/", description="Appended to base_url; may carry a query.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Not secret; per target.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Not secret; per target."
+    )
     body: str | None = None
     expect: Expect = Expect()
 
@@ -223,6 +235,24 @@ def json_equal(left: object, right: object) -> bool:
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
     return left == right
+
+
+def json_depth(value: object, limit: int) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), counted no further
+    than ``limit + 1``. Level by level over distinct objects, so a value that shares its
+    parts (a YAML alias graph of 10^9 paths) costs its distinct objects, not its paths."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        distinct = {id(item): item for item in level if isinstance(item, dict | list)}
+        if not distinct:
+            break
+        depth += 1
+        level = [
+            child
+            for item in distinct.values()
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
 
 
 PROVIDER = HttpProvider

@@ -6,7 +6,7 @@ import base64
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pingmon.errors import ErrorClass
 from pingmon.fields import Secret
@@ -45,6 +45,13 @@ class SimotelSettings(ProviderSettings):
     api_key: Secret | None = Field(default=None, description="Sent as X-APIKEY.")
     username: Secret | None = None
     password: Secret | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, username: Secret | None) -> Secret | None:
+        if username is not None and ":" in username.reveal():
+            raise ValueError("holds a colon, which a Basic user-id cannot carry (RFC 7617 2)")
+        return username
 
     @model_validator(mode="after")
     def _has_credentials_for_auth(self) -> SimotelSettings:

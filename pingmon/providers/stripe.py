@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from pingmon.errors import ErrorClass
 from pingmon.fields import Secret
+from pingmon.outbound import HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
     ParsedJson,
@@ -47,7 +48,7 @@ class StripeSettings(ProviderSettings):
     type: Literal["stripe"] = "stripe"
     base_url: str = DEFAULT_BASE_URL
     api_key: Secret
-    stripe_version: str = Field(
+    stripe_version: HeaderValue = Field(
         default=DEFAULT_STRIPE_VERSION, min_length=1, description="Sent as Stripe-Version."
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pingmon.config import EMPTY_FILE
+from pingmon.loading import EMPTY_FILE
 from pingmon.sandbox import Sandbox, Scenario
 from tests.integration.conftest import (
     SECRET_VALUES,

@@ -309,9 +309,10 @@ async def test_a_raising_request_builder_under_check_still_reports_every_target(
             raise KeyError("s3cr3t")
         return original(self, params, check_id)
 
+    config = boom_config(tmp_path, hostile)  # loading builds each request once: not yet
     monkeypatch.setattr(HttpProvider, "request", request)
 
-    results = by_target(await check_once(boom_config(tmp_path, hostile), []))
+    results = by_target(await check_once(config, []))
 
     assert results["healthy"].success
     broken = results["broken"]

@@ -12,9 +12,11 @@ import jsonschema
 import pytest
 import yaml
 
-from pingmon.config import EMPTY_FILE, Config, Settings, json_schema, load_config
+from pingmon.config import Config, Settings, json_schema, load_config
 from pingmon.errors import ConfigError
+from pingmon.loading import EMPTY_FILE
 from pingmon.providers import PROVIDER_TYPES
+from tests.unit.refusals import BOUNDED_LOADING, UNWORKABLE_VALUES
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pingmon.example.yaml"
@@ -174,6 +176,11 @@ INVALID: list[tuple[str, list[str]]] = [
 ]
 
 
+INVALID += BOUNDED_LOADING + UNWORKABLE_VALUES
+# A secret that is two lines, as a file and as a variable (refusals.py).
+TWO_LINES = "first line\nsecond line\n"
+
+
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No stray PINGMON_* override, the testdata secrets set, and the file secret in place."""
@@ -183,8 +190,13 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in ENV_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TEST_UNSET_STRIPE_API_KEY", raising=False)
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "simotel-password").write_text(f"{FILE_SECRET}\n", encoding="utf-8")
+    monkeypatch.setenv("TEST_TWO_LINE_SECRET", TWO_LINES)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "simotel-password").write_text(f"{FILE_SECRET}\n", encoding="utf-8")
+    (secrets / "two-lines").write_text(TWO_LINES, encoding="utf-8")
+    (secrets / "large").write_bytes(b"k" * (64 * 1024 + 1))
+    os.mkfifo(secrets / "fifo")
     monkeypatch.chdir(tmp_path)
 
 
