@@ -14,6 +14,7 @@ from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
 from pingmon.errors import ConfigError
 from pingmon.logs import setup_logging
+from pingmon.standby import start_refused
 from pingmon.watch import FileWatch
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -34,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon")
     _config_option(run)
+    run.add_argument(
+        "--config.allow-invalid-at-start",
+        dest="allow_invalid",
+        action="store_true",
+        help="start even when the file is refused: no targets, /metrics with "
+        "pingmon_config_last_reload_successful 0 and /-/ready 503 until the fixed file is "
+        "reloaded (a sidecar that must not crash-loop)",
+    )
     check = commands.add_parser("check", help="check targets once; exit 1 if any failed")
     _config_option(check)
     check.add_argument("--target", action="append", default=[], metavar="NAME",
@@ -81,7 +90,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.listen)
     # Before loading: a change to the file while the daemon starts is then seen as one.
     first_look = FileWatch([args.config]) if args.command == "run" else None
-    config = _load(args.config)
+    config = _load(args.config, allow_invalid=getattr(args, "allow_invalid", False))
     if args.command == "config":
         print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
               f"{len(config.targets)} targets)")  # fmt: skip
@@ -91,8 +100,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(config, first_look)
 
 
-def _load(path: str) -> Config:
-    config = load_config(path)
+def _load(path: str, allow_invalid: bool = False) -> Config:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        if not allow_invalid:
+            raise
+        return start_refused(error)
     for warning in config.warnings:
         log.warning(warning)
     return config
