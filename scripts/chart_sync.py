@@ -166,6 +166,8 @@ def _row(key: str, part: dict[str, Any], default: Any) -> str:
 def _type(part: dict[str, Any]) -> str:
     if "enum" in part:
         return " or ".join(json.dumps(value) for value in part["enum"])
+    if "anyOf" in part:
+        return " or ".join(dict.fromkeys(_type(branch) for branch in part["anyOf"]))
     kind = part.get("type", "any")
     return " or ".join(kind) if isinstance(kind, list) else str(kind)
 
