@@ -63,12 +63,13 @@ def test_helm_lint_strict_passes_with_each_ci_values_file(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("kube_version", ["1.28.0", "1.30.0"])
 @pytest.mark.parametrize("values", [None, *CI_VALUES], ids=["defaults", *CI_IDS])
-def test_rendered_manifests_pass_kubernetes_validate_strict_for_1_30(
-    helm: Helm, chart: Path, values: Path | None
+def test_rendered_manifests_pass_kubernetes_validate_strict_for_1_28_and_1_30(
+    helm: Helm, chart: Path, values: Path | None, kube_version: str
 ) -> None:
-    rendered = helm.template_text(chart, *([values] if values else []))
-    done = kubernetes_validate(rendered)
+    rendered = helm.template_text(chart, *([values] if values else []), kube_version=kube_version)
+    done = kubernetes_validate(rendered, kube_version)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -96,11 +97,13 @@ def test_standalone_full_renders_every_optional_object(helm: Helm, chart: Path) 
         "ConfigMap",
         "Deployment",
         "Service",
+        "ServiceAccount",
         "ServiceMonitor",
         "PodDisruptionBudget",
         "NetworkPolicy",
         "PrometheusRule",
     }
+    assert len(kinds(manifests, "ConfigMap")) == 2  # the configuration and the dashboard
     monitor = one(manifests, "ServiceMonitor")
     service = one(manifests, "Service")
     assert (
