@@ -72,7 +72,8 @@ def test_the_service_account_name_follows_create_and_name(
 def test_extra_env_volumes_and_mounts_reach_the_standalone_pod(helm: Helm, chart: Path) -> None:
     spec = pod(helm.template(chart, FULL))["spec"]
     pingmon = container(spec)
-    assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in pingmon["env"]
+    proxy = {"configMapKeyRef": {"name": "proxy-settings", "key": "https-proxy"}}
+    assert {"name": "HTTPS_PROXY", "valueFrom": proxy} in pingmon["env"]
     assert pingmon["env"][0]["name"] == "STRIPE_API_KEY"  # the secrets first
     assert {"name": "corp-ca", "mountPath": "/etc/pingmon-ca", "readOnly": True} in pingmon[
         "volumeMounts"
