@@ -14,6 +14,7 @@ from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
 from pingmon.logs import mask_secrets, setup_logging
+from pingmon.standby import start_refused
 from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
 
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     _web_config_option(run)
     run.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
                      help="let POST /-/reload reload (SIGHUP always does)")  # fmt: skip
+    run.add_argument(
+        "--config.allow-invalid-at-start",
+        dest="allow_invalid",
+        action="store_true",
+        help="start even when the file is refused: no targets, /metrics with "
+        "pingmon_config_last_reload_successful 0 and /-/ready 503 until the fixed file is "
+        "reloaded (a sidecar that must not crash-loop)",
+    )
     check = commands.add_parser("check", help="check targets once; exit 1 if any failed")
     _config_option(check)
     check.add_argument("--target", action="append", default=[], metavar="NAME",
@@ -123,8 +132,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run(config, web, first_look)
 
 
-def _load(path: str, masked: bool) -> Config:
-    config = load_config(path)
+def _load(path: str, masked: bool, allow_invalid: bool = False) -> Config:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        if not allow_invalid:
+            raise
+        return start_refused(error)
     if masked:
         from pingmon.runner import config_redactor
 
@@ -140,7 +154,11 @@ def _load_all(args: argparse.Namespace) -> tuple[Config, WebOptions]:
     config = web = None
     listen = getattr(args, "listen_address", None)
     try:
-        config = _load(args.config, masked=args.command != "run")  # run: the daemon masks
+        config = _load(
+            args.config,
+            masked=args.command != "run",  # run: the daemon masks
+            allow_invalid=getattr(args, "allow_invalid", False),
+        )
     except ConfigError as error:
         lines += error.lines()
     if listen is not None:

@@ -31,6 +31,7 @@ from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
 from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler, Schedule, ScheduleError, plan_schedule
+from pingmon.standby import StandbyConfig
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
 from pingmon.wire import Sessions, trace_config
@@ -206,8 +207,13 @@ class Daemon:
         return {} if self.runtime is None else self.runtime.plans
 
     @property
+    def standby(self) -> bool:
+        """Running no targets in place of a refused file (``pingmon.standby``)."""
+        return isinstance(self.config, StandbyConfig)
+
+    @property
     def ready(self) -> bool:
-        return self._runner is not None and self.scheduler.running
+        return self._runner is not None and self.scheduler.running and not self.standby
 
     async def start(self) -> None:
         """Adopt the configuration and start the timers; ConfigError if it cannot run."""
@@ -220,7 +226,7 @@ class Daemon:
             on_internal_error=self.metrics.internal_errors.inc,
         )
         self._commit(runtime)
-        self.metrics.config_loaded(True)
+        self.metrics.config_loaded(not self.standby)
         self.scheduler.start()
         settle_heap()
         log.info(

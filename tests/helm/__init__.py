@@ -182,8 +182,10 @@ def secret_refs(node: object, path: str = "config") -> Iterator[tuple[str, str, 
 
 
 def config_text(manifests: list[Manifest]) -> str:
-    """The pingmon.yaml the ConfigMap carries."""
-    text = one(manifests, "ConfigMap")["data"]["pingmon.yaml"]
+    """The pingmon.yaml the ConfigMap carries (not the dashboard's ConfigMap)."""
+    configs = [doc for doc in kinds(manifests, "ConfigMap") if "pingmon.yaml" in doc["data"]]
+    assert len(configs) == 1, names(manifests)
+    text = configs[0]["data"]["pingmon.yaml"]
     assert isinstance(text, str)
     return text
 

@@ -13,6 +13,7 @@ import yaml
 
 from tests.helm import (
     CHART,
+    CRD_API,
     Helm,
     Manifest,
     chart_copy,
@@ -279,8 +280,8 @@ def test_sidecar_mode_mounts_the_tls_secret_in_the_app_pod_and_its_pod_monitor_u
         'container:\n  {{- include "pingmon.container" . | nindent 2 }}\n'
     )
     path = tmp_path / "values.yaml"
-    text = helm.run("template", "rel", chart, "--values", path, "--show-only",
-                    "templates/web-sidecar-test.yaml").stdout  # fmt: skip
+    text = helm.run("template", "rel", chart, "--values", path, "--api-versions", CRD_API,
+                    "--show-only", "templates/web-sidecar-test.yaml").stdout  # fmt: skip
     rendered = yaml.safe_load(text)
     assert {"name": "pingmon-tls", "secret": {"secretName": "shop-pingmon-tls"}} in rendered[
         "volumes"
