@@ -12,19 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from pingmon.config import SAFE_LOADER, Config, Settings, WatchSettings, split_listen
+from pingmon.config import Config, Settings, WatchSettings, split_listen
 from pingmon.errors import ConfigError
+from pingmon.loading import load_yaml
 
 log = logging.getLogger("pingmon")
-
-# Bigger than any configuration file; a larger one is not read again just to find `listen`.
-RAW_READ_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +81,12 @@ def _settings(overrides: dict[str, Any]) -> Settings:
 
 
 def _raw_mapping(source: str) -> dict[str, Any]:
-    """The file as plain YAML, or {} when it cannot be read as a mapping."""
+    """The file as plain YAML, within the loading bounds, or {} when it cannot be read as a
+    mapping."""
     try:
-        path = Path(source)
-        if not path.is_file() or path.stat().st_size > RAW_READ_MAX_BYTES:
-            return {}
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return load_yaml(source)
+    except ConfigError:
         return {}
-    return raw if isinstance(raw, dict) else {}
 
 
 def _valid_listen(listen: object) -> bool:

@@ -63,17 +63,8 @@ async def check(config: Path, env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-# {env: NAME} keeps its newline until the daemon drops one from every secret source (issue 11,
-# "Configuration that cannot hurt", branch cfgload). Strict: once that lands these pass, and
-# the mark must go.
-ENV_NEEDS_CFGLOAD = pytest.mark.xfail(
-    reason="the daemon drops a trailing newline from {file:} secrets only, until cfgload lands",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
-@pytest.mark.parametrize("form", [pytest.param("env", marks=ENV_NEEDS_CFGLOAD), "file"])
+@pytest.mark.parametrize("form", ["env", "file"])
 async def test_a_secret_value_ending_in_a_newline_reaches_the_provider_without_it(
     helm: Helm, tmp_path: Path, form: str, newline: str
 ) -> None:
