@@ -4,6 +4,7 @@ and classify the failures that leave no answer to judge."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 
@@ -24,6 +25,8 @@ _KEEPALIVE_RACE = (
     aiohttp.ClientOSError,
     aiohttp.ClientConnectionResetError,
 )
+# The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
 
 
 async def send(
@@ -131,7 +134,9 @@ def describe(error: BaseException) -> str:
         return short(f"proxy refused the tunnel: HTTP {error.status} {error.message}")
     if isinstance(error, aiohttp.ClientResponseError):
         return _unparsable(error)
-    return short(f"{type(error).__name__}: {error}")
+    # InvalidURL and NonHttpUrlClientError print the whole URL, user:password@ included.
+    said = _USERINFO.sub(r"\1", str(error))
+    return short(f"{type(error).__name__}: {said}")
 
 
 def _unparsable(error: aiohttp.ClientResponseError) -> str:

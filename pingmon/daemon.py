@@ -25,9 +25,11 @@ from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, load_config
 from pingmon.deadline import Abandoned, DeadlineWorker
 from pingmon.errors import ConfigError, ErrorClass, Problem, describe_exception
+from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
+from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
-from pingmon.runner import Runner, TargetPlan, build_plans
+from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler, Schedule, ScheduleError, plan_schedule
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
@@ -113,6 +115,8 @@ class Runtime:
     webhooks: tuple[WebhookTarget, ...]
     schedule: Schedule
     credentials: frozenset[str]
+    # Every secret of the file in every wire form, for the log filter.
+    redactor: Redactor = NO_REDACTION
 
 
 def prepare(config: Config, previous: Mapping[str, TargetPlan] | None = None) -> Runtime:
@@ -142,6 +146,7 @@ def _prepare(config: Config, previous: Mapping[str, TargetPlan] | None) -> Runti
         webhooks=tuple(webhook_targets(config)),
         schedule=schedule,
         credentials=frozenset(plan.credential for plan in plans.values()),
+        redactor=config_redactor(config),
     )
 
 
@@ -306,6 +311,7 @@ class Daemon:
         refuse it (``prepare`` already checked everything that could)."""
         settings = runtime.config.settings
         resized = settings.concurrency != self.config.settings.concurrency
+        mask_secrets(runtime.redactor)
         self.runtime = runtime
         self.store.configure(list(runtime.infos))
         self.webhooks.configure(runtime.webhooks)

@@ -17,12 +17,23 @@ from pingmon.client import send
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
-from pingmon.providers.base import PreparedRequest, Verdict
+from pingmon.providers.base import (
+    DETAIL_MAX_CHARS,
+    PreparedRequest,
+    Verdict,
+    short,
+    url_credentials,
+)
+from pingmon.proxies import Proxy
+from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
-from pingmon.route import DIRECT, TransportOptions, transport_options
+from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
 from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
+# A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
+# after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
+DETAIL_SCAN_CHARS = 65_536
 
 # The class of a check ended by an unexpected exception: pingmon could not judge the answer
 # as the provider's documented success, which is what bad_response means to an alert.
@@ -39,6 +50,8 @@ class TargetPlan:
     provider_slots: asyncio.Semaphore | None
     budget: TokenBucket | None
     transport: TransportOptions = DIRECT
+    # Masks every wire form of the provider's and the target's secrets in its details.
+    redactor: Redactor = NO_REDACTION
 
 
 def build_plans(
@@ -56,8 +69,41 @@ def build_plans(
         if template is None:
             template = _provider_template(target, old_budgets, budgets)
             shared[target.provider_name] = template
-        plans[target.name] = replace(template, target=target)
+        own = (secret.reveal() for secret in target.params.secrets())
+        plans[target.name] = replace(
+            template, target=target, redactor=template.redactor.extended(own)
+        )
     return plans
+
+
+def config_redactor(config: Config) -> Redactor:
+    """One redactor for every secret a configuration holds, in every form its providers
+    send it, their proxies' from the environment included: the log filter's."""
+    values: list[str] = []
+    for settings in config.settings.providers.values():
+        provider = PROVIDER_TYPES[settings.type](settings)
+        values.extend(wire_secrets(provider, provider_proxy(settings)))
+    values.extend(
+        secret.reveal() for target in config.targets for secret in target.params.secrets()
+    )
+    return Redactor(values)
+
+
+def wire_secrets(provider: Provider[Any, Any], proxy: Proxy | None) -> tuple[str, ...]:
+    """What a provider entry's requests carry: the provider's credentials, and those of the
+    proxy they go through (from proxy_username/password or the environment's proxy URL),
+    which aiohttp sends as ``Proxy-Authorization: Basic`` (RFC 9110 §11.7.2)."""
+    through = url_credentials(proxy.address) if proxy is not None else ()
+    return (*provider.wire_secrets(), *through)
+
+
+def final_detail(redactor: Redactor, detail: str) -> str:
+    """What a result shows of a detail: on one line, every secret masked, and only then cut
+    to ``DETAIL_MAX_CHARS`` (cutting first would leave a secret across the cut unmasked)."""
+    masked = redactor.mask(short(detail[:DETAIL_SCAN_CHARS]))
+    if len(masked) <= DETAIL_MAX_CHARS:
+        return masked
+    return masked[: DETAIL_MAX_CHARS - 3] + "..."
 
 
 def _provider_template(
@@ -65,6 +111,7 @@ def _provider_template(
 ) -> TargetPlan:
     settings = target.provider
     provider = PROVIDER_TYPES[settings.type](settings)
+    transport = transport_options(settings)
     credential = provider.credential_key()
     if settings.rate_limit and credential not in budgets:
         old = old_budgets.get(credential)
@@ -78,7 +125,8 @@ def _provider_template(
             asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
         ),
         budget=budgets.get(credential),
-        transport=transport_options(settings),
+        transport=transport,
+        redactor=Redactor(wire_secrets(provider, transport.proxy)),
     )
 
 
@@ -125,7 +173,7 @@ class Runner:
                 http_status=None,
                 duration_seconds=time.perf_counter() - started,
                 attempts=0,
-                detail=verdict.detail,
+                detail=final_detail(plan.redactor, verdict.detail),
                 finished_at=self._clock(),
             )
 
@@ -165,7 +213,7 @@ class Runner:
             http_status=status,
             duration_seconds=time.perf_counter() - started,
             attempts=requests,
-            detail=verdict.detail,
+            detail=final_detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
             event_id=verdict.event_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -14,7 +15,10 @@ from pingmon.daemon import Daemon
 from pingmon.errors import describe_exception
 from pingmon.server import make_app
 from pingmon.watch import ConfigWatcher, FileWatch
+from pingmon.webauth import protect
+from pingmon.webconfig import LiveWebConfig, WebConfig, WebOptions
 from pingmon.webhooks.receiver import add_webhook_routes
+from pingmon.webtls import RotatingServerContext
 
 log = logging.getLogger("pingmon")
 
@@ -31,15 +35,21 @@ async def serve(
     on_started: Callable[[Daemon, str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
     first_look: FileWatch | None = None,
+    web_options: WebOptions | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
     finish within a bound, and return. SIGHUP reloads the configuration. ``first_look``: the
-    file as seen before ``config`` was loaded from it (else it is first looked at here)."""
+    file as seen before ``config`` was loaded from it (else it is first looked at here).
+    ``web_options``: the command line's listen address, web configuration (TLS, basic auth,
+    headers on every route of ``listen``) and lifecycle switch."""
     stop = stop or asyncio.Event()
+    web_options = web_options or WebOptions()
     daemon = Daemon(config)
     watcher = ConfigWatcher(lambda: daemon.config, daemon.reload, first_look)
     settings = config.settings
-    app = make_app(daemon)
+    listen = web_options.listen_address or settings.listen
+    app = make_app(daemon, lifecycle=web_options.enable_lifecycle)
+    ssl_context = _secure(app, web_options.config)
     runners = [web.AppRunner(app, access_log=None, handle_signals=False)]
     webhook_app = app if settings.webhook_listen is None else web.Application()
     add_webhook_routes(webhook_app, daemon.webhooks, settings.webhook_path_prefix)
@@ -47,7 +57,7 @@ async def serve(
         runners.append(web.AppRunner(webhook_app, access_log=None, handle_signals=False))
     watching: asyncio.Task[None] | None = None
     try:
-        await _start_site(runners[0], settings.listen)
+        await _start_site(runners[0], listen, ssl_context)
         if settings.webhook_listen is not None:
             await _start_site(runners[1], settings.webhook_listen)
             log.info(
@@ -57,8 +67,8 @@ async def serve(
         await daemon.start()
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         _install_signals(daemon, stop)
-        address = _bound_address(runners[0], settings.listen)
-        log.info("listening", extra={"address": address})
+        address = _bound_address(runners[0], listen)
+        log.info("listening", extra={"address": address, "tls": ssl_context is not None})
         if on_started is not None:
             await on_started(daemon, address)
         await stop.wait()
@@ -73,10 +83,22 @@ async def serve(
             await runner.cleanup()
 
 
-async def _start_site(runner: web.AppRunner, listen: str) -> None:
+def _secure(app: web.Application, config: WebConfig | None) -> ssl.SSLContext | None:
+    """Basic auth and headers on ``app`` from the web configuration, and the TLS context for
+    its site (None: plain HTTP), both following the file and the certificates as they change."""
+    if config is None:
+        return None
+    live = LiveWebConfig(config)
+    protect(app, live)
+    return None if config.tls is None else RotatingServerContext(live.tls)
+
+
+async def _start_site(
+    runner: web.AppRunner, listen: str, ssl_context: ssl.SSLContext | None = None
+) -> None:
     await runner.setup()
     host, port = split_listen(listen)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as error:

@@ -6,13 +6,22 @@ import codecs
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import webencodings
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from pingmon.errors import ErrorClass, status_error_class
 from pingmon.fields import RatePerSecond, Secret, secrets_in
@@ -23,6 +32,7 @@ from pingmon.jsonvalue import (
     shown as shown,
 )
 from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
+from pingmon.redaction import MARKER, basic_token
 from pingmon.route import check_server_name
 from pingmon.webhooks.settings import WebhookSettings
 
@@ -126,6 +136,16 @@ class ProviderSettings(BaseModel):
         """The proxy's credentials: secrets, but not the provider account's."""
         return tuple(s for s in (self.proxy_username, self.proxy_password) if s is not None)
 
+    # A base_url may carry user:password@ (sent as HTTP Basic): its password is shown
+    # nowhere, neither in repr() nor in a dump.
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, without_password(value) if name == "base_url" else value
+
+    @field_serializer("base_url")
+    def _base_url_without_password(self, base_url: str) -> str:
+        return without_password(base_url)
+
 
 class TargetParams(BaseModel):
     """The per-target parameters a provider type needs (destination id, event id...)."""
@@ -216,11 +236,17 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
         """Decide the check's error class from the response alone."""
 
     def assess(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
-        """``judge``, with every credential masked in the detail: a server may echo what it
-        was sent, and the detail goes to logs, /status and `check` output."""
-        verdict = self.judge(params, request, response)
-        detail = redact(verdict.detail, self._secrets)
-        return verdict if detail == verdict.detail else replace(verdict, detail=detail)
+        """``judge``, as the runner calls it. The detail is not masked here: the runner
+        masks every detail, transport errors included, before shortening it."""
+        return self.judge(params, request, response)
+
+    def wire_secrets(self) -> tuple[str, ...]:
+        """Every credential as this provider's requests carry it, for masking: each secret
+        value, and a ``base_url`` password both as written and as the HTTP Basic header
+        aiohttp makes of it. A type that derives other values from its secrets (a Basic
+        header of its own) adds them."""
+        values = [secret.reveal() for secret in self._secrets]
+        return (*values, *url_credentials(self.settings.base_url))
 
     def credential_key(self) -> str:
         """A stable fingerprint of the credentials, so back-off and rate budgets are shared.
@@ -373,11 +399,41 @@ def shown_message(message: str) -> str:
 
 
 def short(text: str) -> str:
-    """A detail string bounded in length, on one line."""
-    flat = " ".join(text.split())
-    if len(flat) <= DETAIL_MAX_CHARS:
-        return flat
-    return flat[: DETAIL_MAX_CHARS - 3] + "..."
+    """A detail on one line. Not cut: the runner masks secrets first, then cuts every detail
+    to ``DETAIL_MAX_CHARS`` (a secret across a cut would otherwise leak all but its end)."""
+    return " ".join(text.split())
+
+
+def url_credentials(url: str) -> tuple[str, ...]:
+    """What a URL's userinfo puts on the wire (RFC 3986 §3.2.1): the password as written
+    and the ``Basic`` Authorization value aiohttp derives from it (RFC 7617); a user with
+    no password is the credential itself (``https://TOKEN@host``). Nothing without one."""
+    parts = _split(url)
+    if parts is None or parts.username is None:
+        return ()
+    user, password = parts.username, parts.password
+    secret = password or user  # "user:" (as aiohttp writes a proxy's) is a lone user too
+    if not secret:
+        return ()
+    pair = (unquote(user), unquote(password or ""))
+    return (secret, "Basic " + basic_token(*pair))
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password (or a lone user, which is a token) of its userinfo masked."""
+    parts = _split(url)
+    if parts is None or parts.username is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = MARKER if parts.password is None else f"{parts.username}:{MARKER}"
+    return parts._replace(netloc=f"{user}@{host}").geturl()
+
+
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -387,12 +443,3 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         return value
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
-def redact(text: str, secrets: Iterable[Secret]) -> str:
-    """``text`` with every secret value masked: details may quote what a server sent back."""
-    for secret in secrets:
-        value = secret.reveal()
-        if value:
-            text = text.replace(value, "**********")
-    return text

@@ -77,14 +77,18 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
         settings = self.settings
         if settings.auth in ("token", "both") and settings.api_key is not None:
             headers["X-APIKEY"] = settings.api_key.reveal()
-        username, password = settings.username, settings.password
-        if settings.auth in ("basic", "both") and username is not None and password is not None:
-            pair = f"{username.reveal()}:{password.reveal()}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        authorization = basic_authorization(settings)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         # An empty body might meet "400 Unable to parse content"; the docs' PHP sends {}.
         return PreparedRequest(
             method="POST", url=ping_url(settings.base_url), headers=headers, body=b"{}"
         )
+
+    def wire_secrets(self) -> tuple[str, ...]:
+        """Also the Basic Authorization value built from username and password."""
+        authorization = basic_authorization(self.settings)
+        return (*super().wire_secrets(), *([authorization] if authorization else []))
 
     def judge(
         self, params: SimotelParams, request: PreparedRequest, response: HttpResponse
@@ -96,6 +100,15 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
         if verdict is None:
             verdict = _judge_envelope(response, body, parsed.problem)
         return verdict
+
+
+def basic_authorization(settings: SimotelSettings) -> str | None:
+    """The ``Basic`` Authorization value (RFC 7617) when ``auth`` sends one, else None."""
+    username, password = settings.username, settings.password
+    if settings.auth not in ("basic", "both") or username is None or password is None:
+        return None
+    pair = f"{username.reveal()}:{password.reveal()}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def ping_url(base_url: str) -> str:

@@ -20,6 +20,7 @@ from pingmon.config import Config, load_config
 from pingmon.daemon import Daemon
 from pingmon.sandbox import Sandbox
 from pingmon.service import serve
+from pingmon.webconfig import WebOptions
 from tests.integration.conftest import (
     ConfigWriter,
     RunningDaemon,
@@ -31,6 +32,7 @@ from tests.integration.conftest import (
 )
 
 GAUGE = "pingmon_config_last_reload_successful"
+LIFECYCLE = WebOptions(enable_lifecycle=True)  # POST /-/reload answers
 
 
 async def scraped(running: RunningDaemon, name: str, **labels: str) -> float | None:
@@ -110,7 +112,7 @@ async def test_a_bad_reload_of_any_kind_answers_500_with_its_lines_and_keeps_eve
 ) -> None:
     path = config_writer.path
     path.write_bytes(document(config_writer, [ninepic_target("keep"), ninepic_target("gone")]))
-    running = await start_daemon(load_config(path))
+    running = await start_daemon(load_config(path), LIFECYCLE)
     running.daemon.load_deadline = 2.0  # a load that hangs is given up quickly here
     await running.wait_checked("ninepic", "keep", success=True)
     labels = {"provider": "ninepic", "target": "keep", "error_class": "none"}
@@ -155,7 +157,7 @@ async def test_an_interval_that_overflows_the_timers_never_breaks_later_reloads(
 ) -> None:
     path = config_writer.path
     path.write_bytes(document(config_writer, [ninepic_target("keep")]))
-    running = await start_daemon(load_config(path))
+    running = await start_daemon(load_config(path), LIFECYCLE)
     await running.wait_checked("ninepic", "keep", success=True)
     huge = [ninepic_target("keep"), ninepic_target("huge", interval="1000000000d")]
     path.write_bytes(document(config_writer, huge))
@@ -192,7 +194,7 @@ async def test_a_load_past_its_deadline_is_given_up_and_the_next_reload_works(
 ) -> None:
     path = config_writer.path
     path.write_bytes(document(config_writer, [ninepic_target("keep")]))
-    running = await start_daemon(load_config(path))
+    running = await start_daemon(load_config(path), LIFECYCLE)
     os.mkfifo(tmp_path / "never.fifo")
     running.daemon.load = blocked_loader(tmp_path / "never.fifo")
     running.daemon.load_deadline = 0.3
@@ -222,13 +224,17 @@ async def test_stopping_during_a_load_that_never_returns_does_not_wait_for_it(
     async def on_started(daemon: Daemon, address: str) -> None:
         started.set_result((daemon, address))
 
-    service = asyncio.create_task(serve(load_config(path), on_started=on_started, stop=stop))
+    service = asyncio.create_task(
+        serve(load_config(path), on_started=on_started, stop=stop, web_options=LIFECYCLE)
+    )
     daemon, address = await asyncio.wait_for(started, timeout=10)
     os.mkfifo(tmp_path / "never.fifo")
     daemon.load = blocked_loader(tmp_path / "never.fifo")  # the deadline stays 30 s
+    # Loads abandoned by earlier tests may still be blocked: count the new one only.
+    before = loading_threads()
     async with aiohttp.ClientSession() as http:
         reload = asyncio.create_task(http.post(f"http://{address}/-/reload"))
-        await eventually(lambda: loading_threads() == 1)
+        await eventually(lambda: loading_threads() == before + 1)
         stop.set()
         await asyncio.wait_for(service, timeout=10)
         async with await reload as response:

@@ -20,6 +20,8 @@ from pingmon.providers.http import (
     json_equal,
     subset_mismatch,
 )
+from pingmon.redaction import Redactor
+from pingmon.runner import final_detail
 from tests.unit import response
 
 BASE_URL = "https://status.example.com"
@@ -346,13 +348,16 @@ def test_http_json_equality_is_symmetric(left: object, right: object) -> None:
 # --- secrets -----------------------------------------------------------------------------
 
 
-def test_http_header_secret_echoed_by_the_server_is_masked_in_the_verdict() -> None:
+def test_http_header_token_echoed_by_the_server_is_masked_in_the_detail() -> None:
     provider = make_provider(headers={"Authorization": TOKEN})
     target = make_params(expect={"json": {"status": "ok"}})
     request = provider.request(target, "check-1")
+    token = TOKEN.removeprefix("Bearer ")
 
-    verdict = provider.assess(target, request, response(200, {"status": TOKEN}))
+    verdict = provider.assess(target, request, response(200, {"status": f"{token} expired"}))
+    detail = final_detail(Redactor(provider.wire_secrets()), verdict.detail)
 
     assert verdict.error_class is ErrorClass.BAD_RESPONSE
-    assert TOKEN not in repr(verdict)
+    assert token not in detail
+    assert "expired" in detail
     assert TOKEN not in repr(provider.settings)

@@ -21,6 +21,8 @@ from pingmon.providers.stripe import (
     StripeProvider,
     StripeSettings,
 )
+from pingmon.redaction import Redactor
+from pingmon.runner import final_detail
 from tests.unit import response
 
 TEST_KEY = "sk_test_51HxSeCrEtVaLuE0000aaaa"
@@ -412,14 +414,15 @@ def test_stripe_settings_repr_never_shows_the_key() -> None:
     assert TEST_KEY not in settings.model_dump_json()
 
 
-def test_stripe_key_echoed_by_the_server_is_masked_in_the_verdict() -> None:
+def test_stripe_key_echoed_by_the_server_is_masked_in_the_detail() -> None:
     resp = response(401, error("invalid_api_key", f"Invalid API Key provided: {TEST_KEY}"))
 
     verdict = judge(resp)
+    detail = final_detail(Redactor(make_provider().wire_secrets()), verdict.detail)
 
     assert verdict.error_class is ErrorClass.AUTH
-    assert TEST_KEY not in repr(verdict)
-    assert "Invalid API Key provided" in verdict.detail
+    assert TEST_KEY not in detail
+    assert "Invalid API Key provided: **********" in detail
 
 
 def test_stripe_key_in_env_reference_shows_only_its_source(

@@ -130,6 +130,12 @@ args:
   - --log-level={{ .Values.logLevel }}
   - run
   - --config=/etc/pingmon/pingmon.yaml
+  {{- with (include "pingmon.web.facts" . | fromYaml).file }}
+  - --web.config.file={{ . }}
+  {{- end }}
+  {{- if .Values.web.enableLifecycle }}
+  - --web.enable-lifecycle
+  {{- end }}
 ports:
   - name: pingmon
     containerPort: {{ include "pingmon.port" . }}
@@ -158,17 +164,23 @@ volumeMounts:
     mountPath: {{ $file.mountPath }}
     readOnly: true
   {{- end }}
+  {{- if .Values.web.configSecret.name }}
+  - name: pingmon-web-config
+    mountPath: {{ include "pingmon.web.secretDir" . }}
+    readOnly: true
+  {{- end }}
+  {{- if .Values.web.tls.secretName }}
+  - name: pingmon-tls
+    mountPath: {{ include "pingmon.web.tlsDir" . }}
+    readOnly: true
+  {{- end }}
 livenessProbe:
-  httpGet:
-    path: /-/healthy
-    port: pingmon
+  {{- include "pingmon.web.probe" (dict "context" . "path" "/-/healthy") | trim | nindent 2 }}
   {{- with .Values.livenessProbe }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 readinessProbe:
-  httpGet:
-    path: /-/ready
-    port: pingmon
+  {{- include "pingmon.web.probe" (dict "context" . "path" "/-/ready") | trim | nindent 2 }}
   {{- with .Values.readinessProbe }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -178,7 +190,9 @@ securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end }}
 
-{{/* The pod volumes the pingmon container mounts: its ConfigMap and the secret files. */}}
+{{/* The pod volumes the pingmon container mounts: its ConfigMap, the secret files, and the
+web configuration's Secret and TLS Secret when set. Mounted whole (never with subPath), so
+that a renewed certificate reaches the running pod. */}}
 {{- define "pingmon.volumes" -}}
 - name: pingmon-config
   configMap:
@@ -191,5 +205,17 @@ securityContext:
     items:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+{{- end }}
+{{- with .Values.web.configSecret.name }}
+- name: pingmon-web-config
+  secret:
+    secretName: {{ . }}
+    items:
+      - {key: web.yml, path: web.yml}
+{{- end }}
+{{- with .Values.web.tls.secretName }}
+- name: pingmon-tls
+  secret:
+    secretName: {{ . }}
 {{- end }}
 {{- end }}
