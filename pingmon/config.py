@@ -21,7 +21,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
@@ -253,6 +258,10 @@ def load_config(path: str | Path) -> Config:
         settings = Settings(**raw)
     except ValidationError as error:
         problems.extend(validation_problems(error))
+    except SettingsError as error:
+        # A PINGMON_* variable for a nested setting that is not JSON. pydantic-settings names
+        # the field; its cause would quote the value, which may hold a literal secret.
+        problems.append(Problem("", f"the environment is refused: {error} (it must be JSON)"))
     provider_types = _provider_types(raw, settings)
     defaults = settings.defaults if settings is not None else _file_defaults(raw)
     targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
