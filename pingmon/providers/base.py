@@ -429,6 +429,14 @@ def without_password(url: str) -> str:
     return parts._replace(netloc=f"{user}@{host}").geturl()
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without its userinfo (``user:password@``), if it has one."""
+    parts = _split(url)
+    if parts is None or "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _split(url: str) -> SplitResult | None:
     try:
         return urlsplit(url)

@@ -19,11 +19,13 @@ from pingmon.providers.base import (
     Verdict,
     body_text,
     body_verdict,
+    header,
     parse_body_json,
     short,
     shown,
     undecodable,
     url_join,
+    without_userinfo,
 )
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -56,6 +58,24 @@ StatusEntry = Annotated[
 ]
 
 
+# RFC 9110 §5.1: a field name is a token; §5.5: a field value holds no control character
+# but HTAB (CR, LF or NUL would end the header or smuggle another, and aiohttp refuses them).
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header(name: str, value: str) -> None:
+    """ValueError naming the fault of a header that cannot be sent; never quotes the value,
+    which may be a secret."""
+    if not _FIELD_NAME.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not an HTTP token (RFC 9110 section 5.1)")
+    if _FIELD_VALUE_FORBIDDEN.search(value):
+        raise ValueError(
+            f"the value of header {name} holds a control character such as a line break "
+            "(RFC 9110 section 5.5)"
+        )
+
+
 class HttpSettings(ProviderSettings):
     """A server and the headers every request to it carries; header values are secrets."""
 
@@ -64,6 +84,13 @@ class HttpSettings(ProviderSettings):
     headers: dict[str, Secret] = Field(
         default_factory=dict, description="e.g. {Authorization: {env: STATUS_TOKEN}}."
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, Secret]) -> dict[str, Secret]:
+        for name, value in headers.items():
+            check_header(name, value.reveal())
+        return headers
 
 
 def _only_200() -> list[int | str]:
@@ -114,6 +141,13 @@ class HttpParams(TargetParams):
     body: str | None = None
     expect: Expect = Expect()
 
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            check_header(name, value)
+        return headers
+
     @field_validator("path")
     @classmethod
     def _is_absolute(cls, value: str) -> str:
@@ -136,9 +170,14 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
             for existing in [key for key in headers if key.lower() == name.lower()]:
                 del headers[existing]
             headers[name] = value
+        url = url_join(self.settings.base_url, params.path)
+        if header(headers, "Authorization") is not None:
+            # An Authorization header of one's own is sent instead of the one a base_url's
+            # user:password would make, as curl does; aiohttp refuses to be given both.
+            url = without_userinfo(url)
         return PreparedRequest(
             method=params.method,
-            url=url_join(self.settings.base_url, params.path),
+            url=url,
             headers=headers,
             body=params.body.encode("utf-8") if params.body is not None else None,
         )

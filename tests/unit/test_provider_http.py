@@ -92,7 +92,70 @@ def test_http_provider_header_secret_comes_from_the_environment(
     assert "env:STATUS_TOKEN" in repr(provider.settings)
 
 
+@pytest.mark.parametrize("where", ["provider", "target"])
+def test_http_own_authorization_header_is_sent_instead_of_the_base_urls_userinfo(
+    where: str,
+) -> None:
+    """As curl does; aiohttp refuses a request given both (a ValueError in every check)."""
+    provider = HttpProvider(
+        HttpSettings.model_validate(
+            {
+                "type": "http",
+                "base_url": "https://u:pw-0123456789@status.example.com/api",
+                "headers": {"Authorization": TOKEN} if where == "provider" else {},
+            }
+        )
+    )
+    own = {"authorization": "Bearer mine"} if where == "target" else {}
+
+    request = provider.request(make_params(path="/healthz", headers=own), "check-1")
+
+    assert request.url == "https://status.example.com/api/healthz"
+
+
+def test_http_base_url_userinfo_is_kept_without_an_authorization_header() -> None:
+    provider = make_provider(base_url="https://u:pw-0123456789@status.example.com")
+
+    request = provider.request(make_params(headers={"Accept": "text/plain"}), "check-1")
+
+    assert request.url == "https://u:pw-0123456789@status.example.com/"
+
+
 # --- configuration errors ----------------------------------------------------------------
+
+
+UNSENDABLE_HEADERS = [
+    pytest.param("Authorization", "Bearer hdr-canary\r\nX-Evil: 1", "control", id="crlf"),
+    pytest.param("X-K", "hdr-canary\n", "control", id="lf"),
+    pytest.param("X-K", "hdr-canary\x00", "control", id="nul"),
+    pytest.param("X-K", "hdr-canary\x7f", "control", id="del"),
+    pytest.param("Bad Name", "hdr-canary", "token", id="space-in-name"),
+    pytest.param("X:K", "hdr-canary", "token", id="colon-in-name"),
+    pytest.param("", "hdr-canary", "token", id="empty-name"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "said"), UNSENDABLE_HEADERS)
+@pytest.mark.parametrize("where", ["provider", "target"])
+def test_http_a_header_that_cannot_be_sent_is_refused_without_quoting_its_value(
+    where: str, name: str, value: str, said: str
+) -> None:
+    build = make_provider if where == "provider" else make_params
+    with pytest.raises(ValidationError) as caught:
+        build(headers={name: value})
+
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("headers",)
+    assert said in error["msg"]
+    assert "hdr-canary" not in error["msg"]  # the problem line `config validate` prints
+
+
+def test_http_a_tab_and_non_ascii_text_in_a_header_value_are_sendable() -> None:
+    request = make_provider(headers={"X-K": "a\tb"}).request(
+        make_params(headers={"X-Name": "токен"}), "check-1"
+    )
+
+    assert request.headers == {"X-K": "a\tb", "X-Name": "токен"}
 
 
 def test_http_base_url_is_required() -> None:
