@@ -98,12 +98,23 @@ def wire_secrets(provider: Provider[Any, Any], proxy: Proxy | None) -> tuple[str
 
 
 def final_detail(redactor: Redactor, detail: str) -> str:
-    """What a result shows of a detail: on one line, every secret masked, and only then cut
-    to ``DETAIL_MAX_CHARS`` (cutting first would leave a secret across the cut unmasked)."""
-    masked = redactor.mask(short(detail[:DETAIL_SCAN_CHARS]))
+    """What a result shows of a detail: on one line, every secret masked, valid Unicode, and
+    only then cut to ``DETAIL_MAX_CHARS`` (cutting first would leave a secret across the cut
+    unmasked).
+
+    A server's text can hold lone surrogates: a JSON string's ``"\\ud800"`` escape, or a
+    header's bytes that are not UTF-8 (aiohttp decodes them with ``surrogateescape``). No
+    UTF-8 output can carry them (printing one to stdout raises), so each is written as its
+    ``\\uXXXX`` escape, after masking (no secret holds one)."""
+    masked = well_formed(redactor.mask(short(detail[:DETAIL_SCAN_CHARS])))
     if len(masked) <= DETAIL_MAX_CHARS:
         return masked
     return masked[: DETAIL_MAX_CHARS - 3] + "..."
+
+
+def well_formed(text: str) -> str:
+    """``text`` with every lone surrogate (U+D800..U+DFFF) as a ``\\uXXXX`` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _provider_template(

@@ -96,6 +96,16 @@ BROKEN = [
         (ErrorClass.RATE_LIMITED, 429, "429"),
         id="429-body-stalls",
     ),
+    pytest.param(
+        Reply((answer(200, OK, (JSON, ("Content-Encoding", "x-gzip"))),)),
+        (ErrorClass.BAD_RESPONSE, 200, "content coding"),
+        id="200-x-gzip-header-over-a-plain-body",
+    ),
+    pytest.param(
+        Reply((answer(503, b"maint", (("Content-Encoding", "gzip, br"),)),)),
+        (ErrorClass.SERVER_ERROR, 503, "503"),
+        id="503-bad-coding-list",
+    ),
 ]
 
 
@@ -176,6 +186,33 @@ async def test_max_body_bytes_counts_decoded_bytes_not_the_coded_length(tmp_path
     assert too_large.detail == "body larger than max_body_bytes"
 
 
+def coded(codings: str, data: bytes) -> bytes:
+    """``data`` with the codings of a Content-Encoding list applied in its order."""
+    aliases = {"x-gzip": "gzip"}
+    for coding in (c.strip().lower() for c in codings.split(",")):
+        coding = aliases.get(coding, coding)
+        data = data if coding in ("", "identity") else ENCODERS[coding](data)
+    return data
+
+
+# RFC 9110 §8.4: a list names every coding in the order applied; §8.4.1.3: x-gzip is gzip.
+CODING_LISTS = ["x-gzip", "X-GZIP", "gzip, identity", "identity, br", "gzip, gzip"]
+CODING_LISTS += ["deflate, gzip", "br,zstd", " gzip , deflate ", "zstd, x-gzip"]
+
+
+@pytest.mark.parametrize("codings", CODING_LISTS)
+async def test_an_alias_or_a_list_of_content_codings_is_decoded_in_order(
+    tmp_path: Path, codings: str
+) -> None:
+    reply = Reply((answer(200, coded(codings, OK), (JSON, ("Content-Encoding", codings))),))
+    async with raw_server(lambda received, index: reply) as server:
+        result = await check_one(
+            tmp_path / "c.yaml", server.url, expect={"json": {"status": "ok"}}
+        )
+
+    assert (result.error_class, result.http_status) == (ErrorClass.NONE, 200), result.detail
+
+
 BOMB_DECODED_BYTES = 64 * 1024 * 1024
 BOMB_LIMIT = 64 * 1024
 
@@ -205,6 +242,26 @@ async def test_a_decompression_bomb_is_cut_at_max_body_bytes_with_bounded_memory
     tmp_path: Path, coding: str, bombs: dict[str, bytes]
 ) -> None:
     reply = Reply((answer(200, bombs[coding], (JSON, ("Content-Encoding", coding))),))
+    target: dict[str, Any] = {"max_body_bytes": BOMB_LIMIT, "timeout": "3s"}
+    async with raw_server(lambda received, index: reply) as server:
+        tracemalloc.start()
+        try:
+            result = await check_one(tmp_path / "c.yaml", server.url, **target)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert result.error_class is ErrorClass.BAD_RESPONSE
+    assert result.detail == "body larger than max_body_bytes"
+    assert peak < BOMB_DECODED_BYTES // 8, f"{peak} bytes traced"
+
+
+@pytest.mark.parametrize("codings", ["x-gzip", "gzip, identity", "gzip, gzip"])
+async def test_a_bomb_in_a_coding_pingmon_decodes_itself_is_cut_with_bounded_memory(
+    tmp_path: Path, codings: str, bombs: dict[str, bytes]
+) -> None:
+    body = bombs["gzip"] if codings != "gzip, gzip" else gzip.compress(bombs["gzip"])
+    reply = Reply((answer(200, body, (JSON, ("Content-Encoding", codings))),))
     target: dict[str, Any] = {"max_body_bytes": BOMB_LIMIT, "timeout": "3s"}
     async with raw_server(lambda received, index: reply) as server:
         tracemalloc.start()

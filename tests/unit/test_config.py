@@ -376,6 +376,19 @@ def test_an_invalid_override_is_refused_at_its_path(
     assert refusal(path).lines() == [f"{path}: backoff.max: '5 minutes' {DURATION_HINT}"]
 
 
+@pytest.mark.parametrize("name", ["PINGMON_PROVIDERS", "PINGMON_DEFAULTS", "PINGMON_TARGETS"])
+def test_an_override_of_a_nested_setting_that_is_not_json_is_a_problem_quoting_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, '{"p": {"type": "stripe", "api_key": "sk_test_envcanary"')
+    path = write_config(tmp_path, SMALL)
+
+    (line,) = refusal(path).lines()
+
+    assert line.startswith(f"{path}: {name}: not valid JSON (")
+    assert "envcanary" not in line
+
+
 # Secrets.
 
 
