@@ -15,9 +15,7 @@ basic auth, for kubelet probes (which cannot send a password without writing it 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -35,6 +33,7 @@ from pydantic import (
 )
 
 from pingmon.errors import ConfigError, Problem
+from pingmon.files import FileRefused, read_bounded
 from pingmon.problems import validation_problems
 from pingmon.watch import file_signature
 from pingmon.webtls import TLS_VERSIONS, ClientAuth, TLSSettings, tls_problems
@@ -292,17 +291,11 @@ def _read_yaml(source: str) -> dict[str, Any]:
 
 def _read_text(source: str) -> str:
     try:
-        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
+        content = read_bounded(source, MAX_FILE_BYTES)
+    except FileRefused as refused:
         raise ConfigError(
-            source, [Problem("", f"cannot read the file: {error.strerror}")]
+            source, [Problem("", f"cannot read the file: {refused.reason}")]
         ) from None
-    with os.fdopen(descriptor, "rb") as file:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise ConfigError(source, [Problem("", "cannot read the file: not a regular file")])
-        content = file.read(MAX_FILE_BYTES + 1)
-    if len(content) > MAX_FILE_BYTES:
-        raise ConfigError(source, [Problem("", f"larger than {MAX_FILE_BYTES} bytes")])
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -53,7 +53,10 @@ def test_a_web_config_that_is_not_a_regular_file_is_refused_unread(
         os.mkfifo(name)
     with pytest.raises(ConfigError) as caught:
         load_web_config(name)
-    assert caught.value.lines() == [f"{name}: cannot read the file: not a regular file"]
+    kind = "a FIFO" if special == "fifo" else "a character device"
+    assert caught.value.lines() == [
+        f"{name}: cannot read the file: it is {kind}, not a regular file"
+    ]
 
 
 def test_an_empty_file_serves_plain_http_without_authentication(tmp_path: Path) -> None:
