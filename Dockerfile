@@ -1,12 +1,20 @@
-# pingmon's container image.
+# pingmon's container image. Its documented commands (tests/image/test_image_build.py runs each):
 #
 #   docker build -t pingmon .
-#   docker run -p 9108:9108 -v "$PWD/pingmon.yaml:/etc/pingmon/pingmon.yaml:ro" pingmon
-#   docker run --rm -e STRIPE_API_KEY=... pingmon check --target orders-webhook
+#   docker run -p 9108:9108 pingmon
+#   docker run -p 9108:9108 -v "$PWD/pingmon.yaml:/etc/pingmon/pingmon.yaml:ro" -e STRIPE_API_KEY pingmon
+#   docker run --rm -v "$PWD/pingmon.yaml:/etc/pingmon/pingmon.yaml:ro" -e STRIPE_API_KEY pingmon check --target orders-webhook
+#   docker run --rm -p 9108:9108 pingmon demo --listen 0.0.0.0:9108
+#   docker run --rm --entrypoint cat pingmon /usr/share/pingmon/pingmon.example.yaml >pingmon.yaml
 #
-# /etc/pingmon/pingmon.yaml is the documented example configuration: `docker run IMAGE config
-# validate` names the secrets it still needs; a ConfigMap or bind mount replaces it. The image
-# runs as uid 10001 and writes nothing, so a read-only root filesystem works.
+# The first run needs no secret: the image's /etc/pingmon/pingmon.yaml (config/pingmon.image.yaml)
+# has pingmon check its own /-/healthy; see http://localhost:9108/status. The next two read your
+# pingmon.yaml instead, e.g. with a target orders-webhook whose provider reads
+# {env: STRIPE_API_KEY} (exported in your shell): the daemon, then one check of that target
+# (exit 1 when it fails). demo runs pingmon against fake providers inside the container (see the
+# README). The last writes config/pingmon.example.yaml, which documents every key, as a start
+# for your file. The image runs as uid 10001 and writes nothing, so a read-only root filesystem
+# works; a Kubernetes ConfigMap mounted on /etc/pingmon replaces the configuration.
 #
 # Offline build (what the tests do): pip reads the PIP_* build args as its options, e.g.
 #   buildah bud -v /srv/wheels:/wheels:ro --build-arg PIP_NO_INDEX=1 \
@@ -38,7 +46,8 @@ RUN groupadd --gid 10001 pingmon \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin pingmon
 COPY --from=build /opt/pingmon /opt/pingmon
-COPY config/pingmon.example.yaml /etc/pingmon/pingmon.yaml
+COPY config/pingmon.image.yaml /etc/pingmon/pingmon.yaml
+COPY config/pingmon.example.yaml /usr/share/pingmon/pingmon.example.yaml
 ENV PATH=/opt/pingmon/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -11,21 +12,31 @@ from datetime import UTC
 
 from pingmon.config import BackoffSettings
 
+# RFC 9111 section 1.2.2: a delta-seconds too large to represent is taken as 2^31.
+LONGEST_DELAY = float(2**31)
+
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP-date).
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP-date,
+    RFC 9110 section 10.2.3); total: it returns for every string, never raises.
 
-    ``now`` is the wall-clock time in seconds since the epoch. Garbage, negative values and
-    dates in the past give None, so the caller falls back to the exponential rule.
+    ``now`` is the wall-clock time in seconds since the epoch. Garbage (a date no calendar
+    holds, such as the year 99999999999, included), negative values and dates in the past
+    give None, so the caller falls back to the exponential rule. A delta-seconds beyond
+    2^31 is read as 2^31 (RFC 9111 section 1.2.2), and a date is at most the year 9999, so
+    the result is always finite; the caller caps it at ``backoff.max``.
     """
     if value is None:
         return None
     text = value.strip()
-    if text.isascii() and text.isdigit():  # str.isdigit alone accepts "²", which float() refuses
-        return float(text)
+    if text.isascii() and text.isdigit():  # str.isdigit alone accepts "²", which int() refuses
+        digits = text.lstrip("0") or "0"
+        if len(digits) > len(str(2**31)):  # never int() of 8,000 digits: Python refuses 4,300
+            return LONGEST_DELAY
+        return min(float(int(digits)), LONGEST_DELAY)
     try:
         moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:  # the asctime form has no zone; every HTTP-date is GMT (RFC 9110)
         moment = moment.replace(tzinfo=UTC)
@@ -98,13 +109,20 @@ class RateLimitGate:
             # Never earlier than asked; a little later so that targets do not return at once.
             wanted = asked * self._rand.uniform(1.0, 1.1)
         else:
-            base = self.policy.initial * self.policy.multiplier ** (state.consecutive - 1)
-            wanted = base * self._rand.uniform(0.9, 1.1)
+            wanted = self._exponential(state.consecutive) * self._rand.uniform(0.9, 1.1)
         delay = min(self.policy.max, wanted)
         until = self._clock() + delay
         if until > state.until:  # a shorter 429 never shortens a wait already in force
             state.until, state.delay = until, delay
         return BackoffDecision(delay, state.consecutive, asked, capped=wanted > self.policy.max)
+
+    def _exponential(self, consecutive: int) -> float:
+        """``initial * multiplier^(n-1)``; infinite (so capped) where a float overflows,
+        e.g. 10^309 after days of 429s."""
+        try:
+            return self.policy.initial * self.policy.multiplier ** (consecutive - 1)
+        except OverflowError:
+            return math.inf
 
     def on_success(self, credential: str) -> None:
         self._states.pop(credential, None)

@@ -11,13 +11,27 @@ import sys
 from collections.abc import Sequence
 
 from pingmon import __version__
-from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config
+from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
-from pingmon.logs import setup_logging
+from pingmon.logs import mask_secrets, setup_logging
+from pingmon.standby import start_refused
+from pingmon.watch import FileWatch
+from pingmon.webconfig import WebOptions, load_web_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 log = logging.getLogger("pingmon")
+
+
+class UsageError(Exception):
+    """The files or flags ``run`` and ``config validate`` were given were refused."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self._lines = lines
+
+    def lines(self) -> list[str]:
+        return self._lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon")
     _config_option(run)
+    run.add_argument("--web.listen-address", dest="listen_address", metavar="HOST:PORT",
+                     help="address of the HTTP server (overrides listen in the file)")  # fmt: skip
+    _web_config_option(run)
+    run.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                     help="let POST /-/reload reload (SIGHUP always does)")  # fmt: skip
+    run.add_argument(
+        "--config.allow-invalid-at-start",
+        dest="allow_invalid",
+        action="store_true",
+        help="start even when the file is refused: no targets, /metrics with "
+        "pingmon_config_last_reload_successful 0 and /-/ready 503 until the fixed file is "
+        "reloaded (a sidecar that must not crash-loop)",
+    )
     check = commands.add_parser("check", help="check targets once; exit 1 if any failed")
     _config_option(check)
     check.add_argument("--target", action="append", default=[], metavar="NAME",
@@ -41,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="validate the file or print its JSON Schema")
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    _config_option(config_commands.add_parser("validate", help="validate a configuration"))
+    validate = config_commands.add_parser("validate", help="validate a configuration")
+    _config_option(validate)
+    _web_config_option(validate)
     config_commands.add_parser("schema", help="print the configuration's JSON Schema")
 
     demo = commands.add_parser("demo", help="run against a local sandbox of fake providers")
@@ -52,8 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
+        "--config.file",
+        dest="config",
         default=os.environ.get("PINGMON_CONFIG", DEFAULT_CONFIG_PATH),
         help=f"configuration file (env PINGMON_CONFIG; default {DEFAULT_CONFIG_PATH})",
+    )
+
+
+def _web_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web configuration: TLS, basic auth, response headers",
     )
 
 
@@ -62,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_format, args.log_level)
     try:
         return _dispatch(args)
-    except ConfigError as error:
+    except (ConfigError, UsageError) as error:
         for line in error.lines():
             print(line, file=sys.stderr)
         return EXIT_CONFIG
@@ -78,21 +118,62 @@ def _dispatch(args: argparse.Namespace) -> int:
         from pingmon.demo import run_demo
 
         return run_demo(args.listen)
-    config = _load(args.config)
+    if args.command == "check":
+        return _check(_load(args.config, masked=True), args.target, args.json)
+    # Before loading: a change to the file while the daemon starts is then seen as one.
+    first_look = FileWatch([args.config]) if args.command == "run" else None
+    config, web = _load_all(args)
     if args.command == "config":
         print(f"{config.source}: ok ({len(config.settings.providers)} providers, "
               f"{len(config.targets)} targets)")  # fmt: skip
+        if web.config is not None:
+            print(f"{web.config.source}: ok")
         return EXIT_OK
-    if args.command == "check":
-        return _check(config, args.target, args.json)
-    return _run(config)
+    return _run(config, web, first_look)
 
 
-def _load(path: str) -> Config:
-    config = load_config(path)
+def _load(path: str, masked: bool, allow_invalid: bool = False) -> Config:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        if not allow_invalid:
+            raise
+        return start_refused(error)
+    if masked:
+        from pingmon.runner import config_redactor
+
+        mask_secrets(config_redactor(config))
     for warning in config.warnings:
         log.warning(warning)
     return config
+
+
+def _load_all(args: argparse.Namespace) -> tuple[Config, WebOptions]:
+    """The configuration and the web options, every problem of both refused at once."""
+    lines: list[str] = []
+    config = web = None
+    listen = getattr(args, "listen_address", None)
+    try:
+        config = _load(
+            args.config,
+            masked=args.command != "run",  # run: the daemon masks
+            allow_invalid=getattr(args, "allow_invalid", False),
+        )
+    except ConfigError as error:
+        lines += error.lines()
+    if listen is not None:
+        try:
+            split_listen(listen)
+        except ValueError as error:
+            lines.append(f"--web.listen-address: {error}")
+    try:
+        web = None if args.web_config_file is None else load_web_config(args.web_config_file)
+    except ConfigError as error:
+        lines += error.lines()
+    if lines or config is None:
+        raise UsageError(lines)
+    lifecycle = getattr(args, "enable_lifecycle", False)
+    return config, WebOptions(listen_address=listen, config=web, enable_lifecycle=lifecycle)
 
 
 def _check(config: Config, names: list[str], as_json: bool) -> int:
@@ -109,11 +190,11 @@ def _check(config: Config, names: list[str], as_json: bool) -> int:
     return EXIT_OK if all(result.success for result in results) else EXIT_FAILED
 
 
-def _run(config: Config) -> int:
+def _run(config: Config, web: WebOptions, first_look: FileWatch | None) -> int:
     from pingmon.service import ListenError, serve
 
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, first_look=first_look, web_options=web))
     except ListenError as error:
         print(f"pingmon: {error}", file=sys.stderr)
         return EXIT_FAILED

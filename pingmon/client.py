@@ -1,68 +1,106 @@
-"""One HTTP attempt: send, time-box, read a bounded body, and classify transport failures."""
+"""One HTTP attempt: send (again once after a keep-alive race), time-box, read a bounded body,
+and classify the failures that leave no answer to judge."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import socket
 import ssl
 
 import aiohttp
+from aiohttp import http_exceptions
 
+from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
+from pingmon.wire import Sessions, WireTrace
 
-READ_CHUNK_BYTES = 65_536
 # What the kernel says when pingmon itself, not the target, is out of something.
 EXHAUSTION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# How a reused keep-alive connection fails when the server closed it as the request went
+# out: a clean close (ServerDisconnectedError) or a reset/broken pipe (ClientOSError,
+# ClientConnectionResetError), always before a status line.
+_KEEPALIVE_RACE = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
+# The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    sessions: Sessions,
     request: PreparedRequest,
     *,
     timeout: float,
     max_body_bytes: int,
     transport: TransportOptions = DIRECT,
+    wire: WireTrace | None = None,
 ) -> HttpResponse:
-    """Send one request; the whole attempt (connect, headers, body) is bounded by ``timeout``.
+    """Send one attempt; connect, headers and body together are bounded by ``timeout``.
 
-    Raises TransportError, classified, when no complete response arrived; ResourceExhausted
-    (a TransportError) when pingmon itself had no file descriptor or buffer for it.
+    Raises TransportError, classified, when no status line arrived (ResourceExhausted when
+    pingmon itself had no file descriptor or buffer for it). Once one did, the answer is
+    returned whatever happens to its body (``HttpResponse.body_error``): the status decides
+    first. ``wire``, when given, is filled in with what went on the wire.
     """
+    wire = wire if wire is not None else WireTrace()
+    body = Body()
+    response = None
     try:
         async with asyncio.timeout(timeout):
-            async with session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                data=request.body,
-                allow_redirects=False,
-                ssl=transport.ssl,
-                server_hostname=transport.server_hostname,
-                proxy=transport.proxy_address,
-            ) as response:
-                body, truncated = await _read_bounded(response, max_body_bytes)
-                return HttpResponse(response.status, response.headers, body, truncated)
+            response = await _open(sessions, request, transport, wire)
+            async with response:  # releases the connection, or closes it mid-body
+                await read_body(body, response, request.method, max_body_bytes)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
-        if (code := exhausted_errno(error)) is not None:
-            raise ResourceExhausted(errno.errorcode[code], describe(error)) from None
-        raise TransportError(classify_exception(error), describe(error)) from None
+        if response is None:
+            if (code := exhausted_errno(error)) is not None:
+                raise ResourceExhausted(errno.errorcode[code], describe(error)) from None
+            raise TransportError(classify_exception(error), describe(error)) from None
+        body.error = describe_body_error(error)
+    return HttpResponse(response.status, response.headers, body.data, body.truncated, body.error)
 
 
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes; a larger body is never read whole (the connection is dropped)."""
-    if response.content_length is not None and response.content_length > limit:
-        return b"", True
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(READ_CHUNK_BYTES):
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-    return b"".join(chunks), False
+async def _open(
+    sessions: Sessions, request: PreparedRequest, transport: TransportOptions, wire: WireTrace
+) -> aiohttp.ClientResponse:
+    """The answer's status line and headers.
+
+    A request that fails on a reused keep-alive connection before any answer is sent again
+    once, on a fresh connection: a server (or load balancer) closing an idle connection as
+    a request goes out is routine, not a provider failure (RFC 9112 §9.3.1, §9.6). This
+    holds for every method, POST included: the request is re-sent unchanged, so a Stripe
+    check keeps its Idempotency-Key. A failure on a fresh connection is the server's.
+    """
+    try:
+        return await _request(sessions.pooled, request, transport, wire)
+    except _KEEPALIVE_RACE as error:
+        if not wire.reused or isinstance(error, aiohttp.ClientConnectorError):
+            raise
+    return await _request(sessions.fresh, request, transport, wire)
+
+
+async def _request(
+    session: aiohttp.ClientSession,
+    request: PreparedRequest,
+    transport: TransportOptions,
+    wire: WireTrace,
+) -> aiohttp.ClientResponse:
+    return await session.request(
+        request.method,
+        request.url,
+        headers=request.headers,
+        data=request.body,
+        allow_redirects=False,
+        ssl=transport.ssl,
+        server_hostname=transport.server_hostname,
+        proxy=transport.proxy_address,
+        trace_request_ctx=wire,
+    )
 
 
 def classify_exception(error: BaseException) -> ErrorClass:
@@ -111,6 +149,33 @@ def describe(error: BaseException) -> str:
         return "no complete answer within the timeout"
     if isinstance(error, aiohttp.ClientConnectorError):
         return short(f"{type(error).__name__}: {error.host}:{error.port}: {error.os_error}")
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        # The proxy's own answer to CONNECT: its status is real, unlike a parse failure's.
+        return short(f"proxy refused the tunnel: HTTP {error.status} {error.message}")
     if isinstance(error, aiohttp.ClientResponseError):
-        return short(f"{type(error).__name__}: {error.status} {error.message}")
-    return short(f"{type(error).__name__}: {error}")
+        return _unparsable(error)
+    # InvalidURL and NonHttpUrlClientError print the whole URL, user:password@ included.
+    said = _USERINFO.sub(r"\1", str(error))
+    return short(f"{type(error).__name__}: {said}")
+
+
+def _unparsable(error: aiohttp.ClientResponseError) -> str:
+    """Why aiohttp could not parse the status line or headers. Its status (400) is its own
+    invention and its message quotes the server's bytes, so neither is repeated."""
+    cause = http_cause(error)
+    if isinstance(cause, http_exceptions.LineTooLong):
+        limit = cause.args[1] if len(cause.args) > 1 else None  # (line, limit, actual size)
+        bound = f"{limit} bytes" if isinstance(limit, int) else "the limit"
+        return f"invalid response: a status or header line longer than {bound}"
+    if isinstance(cause, http_exceptions.BadHttpMessage) and "Too many headers" in str(cause):
+        return "invalid response: more response headers than the limit"
+    if isinstance(cause, http_exceptions.BadStatusLine):
+        return "invalid response: not an HTTP status line"
+    if isinstance(cause, http_exceptions.InvalidHeader):
+        return "invalid response: a malformed header"
+    if cause is None:
+        return f"invalid response ({type(error).__name__})"
+    # llhttp's reason comes first ("Invalid character in chunk size: b'zz' ^"); the quoted
+    # bytes after it are the server's and are dropped.
+    reason = str(cause.message).split(":", 1)[0].split("'", 1)[0].split('"', 1)[0]
+    return short(f"invalid response: {reason[:80].strip() or type(cause).__name__}")

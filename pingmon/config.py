@@ -9,7 +9,6 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union, cast
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,15 +22,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
-from pingmon.problems import validation_problems
-from pingmon.providers import PROVIDER_TYPES, ProviderClass
+from pingmon.loading import load_yaml
+from pingmon.problems import UNKNOWN_KEY, validation_problems
+from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass
 from pingmon.providers.base import ProviderSettings, TargetParams
+from pingmon.targetrules import request_problems, schedule_problems, webhook_problems
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
-# libyaml's loader when PyYAML was built with it: 3x faster on a file of 10,000 targets.
-SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     """The whole file; top-level values can be overridden by ``PINGMON_*`` variables."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PINGMON_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
     listen: str = Field(default="0.0.0.0:9108", description="host:port of the HTTP server")
@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over the file, so a deployment can override one value.
-        return (env_settings, init_settings)
+        return (EnvironmentSource(settings_cls), init_settings)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -267,15 +267,15 @@ def target_model(provider_type: str) -> type[Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read, validate and resolve a configuration file; ConfigError lists every problem."""
+    """Read, validate and resolve a configuration file; ConfigError lists every problem.
+
+    Bounded in time and memory whatever the file holds (pingmon.loading), and raises nothing
+    but ConfigError for a bad file, a bad secret or a bad ``PINGMON_*`` variable.
+    """
     source = str(path)
-    raw = _read_yaml(source)
+    raw = load_yaml(source)
     problems: list[Problem] = []
-    settings: Settings | None = None
-    try:
-        settings = Settings(**raw)
-    except ValidationError as error:
-        problems.extend(validation_problems(error))
+    settings = _settings(raw, problems)
     provider_types = _provider_types(raw, settings)
     defaults = settings.defaults if settings is not None else _file_defaults(raw)
     targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
@@ -285,35 +285,19 @@ def load_config(path: str | Path) -> Config:
     return Config(settings, tuple(targets), source, warnings)
 
 
-def _read_yaml(source: str) -> dict[str, Any]:
+def _settings(raw: Mapping[Any, Any], problems: list[Problem]) -> Settings | None:
+    """The validated settings, or None with their problems added. A key that is not a string,
+    or starts with ``_``, is an unknown key: passed on, it would become an argument of
+    pydantic-settings itself (``_cli_parse_args``, ``_secrets_dir``, ...)."""
+    fields = {key: value for key, value in raw.items() if isinstance(key, str) and key[:1] != "_"}
+    problems.extend(Problem(str(key), UNKNOWN_KEY) for key in raw if key not in fields)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(
-            source, [Problem("", f"cannot read the file: {error.strerror}")]
-        ) from None
-    try:
-        raw = yaml.load(text, Loader=SAFE_LOADER)
-    except yaml.YAMLError:
-        raise ConfigError(source, [_yaml_problem(text)]) from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(source, [Problem("", "the file must hold a mapping of settings")])
-    return raw
-
-
-def _yaml_problem(text: str) -> Problem:
-    """Where and why the YAML is broken, in the pure-Python parser's words: they name what it
-    found, and stay the same whether PyYAML was built with libyaml or not."""
-    try:
-        yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = getattr(error, "problem", None) or "not valid YAML"
-        return Problem("", f"{where}{reason}")
-    return Problem("", "not valid YAML")
+        return Settings(**fields)
+    except ValidationError as error:
+        problems.extend(validation_problems(error))
+    except OverrideRefused as refused:
+        problems.append(refused.problem)
+    return None
 
 
 def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[str, str]:
@@ -352,6 +336,7 @@ def _resolve_targets(
         return []
     resolved: list[Target] = []
     first_seen: dict[str, int] = {}
+    providers: dict[str, Provider[Any, Any]] = {}
     for index, raw in enumerate(raw_targets):
         where = f"targets[{index}]"
         if not isinstance(raw, dict):
@@ -377,12 +362,17 @@ def _resolve_targets(
         if defaults is None:
             continue
         schedule = _schedule(spec, defaults)
-        problems.extend(_schedule_problems(schedule, where))
-        problems.extend(_webhook_problems(cast(TargetParams, spec), schedule["interval"], where))
+        params = cast(TargetParams, spec)
+        problems.extend(schedule_problems(schedule, where))
+        problems.extend(webhook_problems(params, schedule["interval"], where))
         if settings is not None:
-            provider = settings.providers[spec.provider]
-            params = cast(TargetParams, spec)
-            resolved.append(Target(spec.name, spec.provider, provider, params, **schedule))
+            if spec.provider not in providers:
+                provider_settings = settings.providers[spec.provider]
+                providers[spec.provider] = PROVIDER_TYPES[provider_type](provider_settings)
+            provider = providers[spec.provider]
+            problems.extend(request_problems(provider, spec.provider, params, where))
+            target = Target(spec.name, spec.provider, provider.settings, params, **schedule)
+            resolved.append(target)
     return resolved
 
 
@@ -406,42 +396,6 @@ def _schedule(spec: TargetSettings, defaults: Defaults) -> dict[str, Any]:
         name: getattr(defaults, name) if getattr(spec, name) is None else getattr(spec, name)
         for name in names
     }
-
-
-def _schedule_problems(schedule: Mapping[str, Any], where: str) -> list[Problem]:
-    interval, timeout = schedule["interval"], schedule["timeout"]
-    failure_interval = schedule["failure_interval"]
-    problems = []
-    if timeout >= interval:
-        problems.append(Problem(f"{where}.timeout", _not_below(timeout, "the interval", interval)))
-    if failure_interval is not None:
-        if failure_interval > interval:
-            message = (
-                f"must not exceed the interval ({format_duration(failure_interval)} > "
-                f"{format_duration(interval)})"
-            )
-            problems.append(Problem(f"{where}.failure_interval", message))
-        if timeout >= failure_interval:
-            message = _not_below(timeout, "failure_interval", failure_interval)
-            problems.append(Problem(f"{where}.timeout", message))
-    return problems
-
-
-def _webhook_problems(params: TargetParams, interval: float, where: str) -> list[Problem]:
-    """A webhook may take at most one interval: past it, the next ping's webhook could be
-    taken for this one's."""
-    webhook = params.webhook_settings
-    if webhook is None or webhook.timeout <= interval:
-        return []
-    message = (
-        f"must not exceed the target's interval ({format_duration(webhook.timeout)} > "
-        f"{format_duration(interval)})"
-    )
-    return [Problem(f"{where}.webhook.timeout", message)]
-
-
-def _not_below(value: float, what: str, limit: float) -> str:
-    return f"must be below {what} ({format_duration(value)} >= {format_duration(limit)})"
 
 
 def _literal_secret_warnings(settings: Settings) -> list[str]:

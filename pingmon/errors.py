@@ -102,3 +102,11 @@ class ResourceExhausted(TransportError):
     def __init__(self, errno_name: str, detail: str) -> None:
         super().__init__(ErrorClass.CONNECT, detail)
         self.errno_name = errno_name
+
+
+def describe_exception(error: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception nobody planned for, on one line and at most ``limit``
+    characters: for a problem line or a log field, never a traceback."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

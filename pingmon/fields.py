@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     BaseModel,
@@ -19,9 +19,24 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue, WithJsonSchema
 from pydantic_core import CoreSchema, core_schema
 
+from pingmon.files import FileRefused, read_bounded
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PATTERN = r"^((\d+(\.\d+)?)(ms|s|m|h|d))+$"
+# The longest duration any setting takes: far above any sensible interval, timeout or back-off,
+# and far below what the scheduler's datetime arithmetic can hold.
+MAX_DURATION_SECONDS = 7 * 86400.0
+MAX_DURATION_TEXT = "7d"
+# How deeply a configuration value may nest: the YAML file as a whole, and JSON given through
+# an environment variable. A health check's JSON subset is rarely 10 levels deep.
+MAX_NESTING = 64
+# A secret file is read up to this many bytes: the longest credential (a PEM key) fits many times.
+MAX_SECRET_FILE_BYTES = 65_536
+# C0 controls and DEL: in a header value they are refused by aiohttp (RFC 9110 5.5); in a
+# secret they are the rest of a file or a paste accident, so every secret is refused with one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_NAMES = {"\n": "line feed", "\r": "carriage return", "\t": "tab", "\x00": "NUL"}
 
 
 def parse_duration(value: object) -> float:
@@ -45,6 +60,11 @@ def parse_duration(value: object) -> float:
         raise ValueError("must be a positive duration")
     if math.isinf(seconds):
         raise ValueError("must be a finite duration")
+    if seconds > MAX_DURATION_SECONDS:
+        given = value.strip() if isinstance(value, str) else f"{seconds:g}s"
+        raise ValueError(
+            f"{given} is longer than {MAX_DURATION_TEXT}, the longest duration pingmon accepts"
+        )
     return seconds
 
 
@@ -65,9 +85,9 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _DURATION_PATTERN},
-                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
             ],
-            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds).",
+            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), at most 7d.",
         }
     ),
 ]
@@ -147,27 +167,20 @@ class Secret:
         if isinstance(reference, Secret):
             return reference
         if isinstance(reference, str):
-            if not reference:
-                raise ValueError("is empty")
-            return cls(reference, "literal")
+            return cls(_one_line(reference, ""), "literal")
         if not isinstance(reference, dict) or len(reference) != 1:
             raise ValueError("must be {env: NAME} or {file: PATH} (or a literal string)")
         ((kind, location),) = reference.items()
         if kind not in ("env", "file") or not isinstance(location, str) or not location:
             raise ValueError("must be {env: NAME} or {file: PATH} (or a literal string)")
+        what = f"environment variable {location}" if kind == "env" else f"secret file {location}"
         if kind == "env":
             value = os.environ.get(location)
             if value is None:
-                raise ValueError(f"environment variable {location} is not set")
+                raise ValueError(f"{what} is not set")
         else:
-            try:
-                value = Path(location).read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as error:
-                raise ValueError(f"cannot read secret file {location}: {error.strerror}") from None
-        if not value:
-            what = "environment variable" if kind == "env" else "secret file"
-            raise ValueError(f"{what} {location} is empty")
-        return cls(value, f"{kind}:{location}")
+            value = _read_secret_file(location)
+        return cls(_one_line(value, what), f"{kind}:{location}")
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -202,16 +215,83 @@ class Secret:
         }
 
 
-def secrets_in(value: object) -> tuple[Secret, ...]:
-    """Every Secret held by a model, its nested models, mappings and sequences."""
+def _read_secret_file(location: str) -> str:
+    try:
+        content = read_bounded(location, MAX_SECRET_FILE_BYTES)
+    except FileRefused as refused:
+        raise ValueError(f"cannot read secret file {location}: {refused.reason}") from None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"secret file {location} is not UTF-8 text") from None
+
+
+def _one_line(value: str, what: str) -> str:
+    """The secret without one trailing newline (LF or CRLF), as every source stores it
+    (``echo``, ``kubectl create secret --from-file``); ValueError when what is left is empty
+    or holds a control character. The message names the character, never the value;
+    ``what`` names the source ("secret file PATH"), empty for a literal."""
+    subject = f"{what} " if what else ""
+    value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
+    if not value:
+        raise ValueError(f"{subject}is empty")
+    control = _CONTROL.search(value)
+    if control is not None:
+        raise ValueError(
+            f"{subject}holds a control character ({control_name(control.group())}); "
+            "a secret is one line of text (one trailing newline is dropped)"
+        )
+    return value
+
+
+def control_name(char: str) -> str:
+    """A control character as ``U+000A line feed``: named, since it cannot be shown."""
+    name = _CONTROL_NAMES.get(char)
+    return f"U+{ord(char):04X}" + (f" {name}" if name else "")
+
+
+def secrets_in(model: BaseModel) -> tuple[Secret, ...]:
+    """Every Secret a model holds, following only the fields whose type can hold one.
+
+    Free-form values (an http target's ``expect.json``) are never walked: their size is the
+    file's, not the model's, and a YAML alias can make them a graph of 10^9 paths.
+    """
+    found: list[Secret] = []
+    for name in _secret_fields(type(model)):
+        _collect(getattr(model, name), found)
+    return tuple(found)
+
+
+def _collect(value: object, found: list[Secret]) -> None:
+    """Secrets in a value of a secret-holding field: typed containers of Secrets and models."""
     if isinstance(value, Secret):
-        return (value,)
-    if isinstance(value, BaseModel):
-        items: Iterable[object] = (getattr(value, name) for name in type(value).model_fields)
+        found.append(value)
+    elif isinstance(value, BaseModel):
+        found.extend(secrets_in(value))
     elif isinstance(value, Mapping):
-        items = value.values()
+        for item in value.values():
+            _collect(item, found)
     elif isinstance(value, list | tuple):
-        items = value
-    else:
-        return ()
-    return tuple(secret for item in items for secret in secrets_in(item))
+        for item in value:
+            _collect(item, found)
+
+
+@cache
+def _secret_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The names of the fields whose declared type can hold a Secret."""
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if _can_hold_secret(field.annotation, frozenset({model}))
+    )
+
+
+def _can_hold_secret(annotation: object, seen: frozenset[type[BaseModel]]) -> bool:
+    if annotation is Secret:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        inner = seen | {annotation}
+        return any(_can_hold_secret(f.annotation, inner) for f in annotation.model_fields.values())
+    return any(_can_hold_secret(argument, seen) for argument in get_args(annotation))

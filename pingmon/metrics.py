@@ -147,7 +147,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("pingmon_checks_total", "counter",
            "Checks by error class (none = success).", _checks_total),
     Family("pingmon_check_attempts_total", "counter",
-           "HTTP attempts, retries included.", _one(lambda v: float(v.state.attempts_total))),
+           "Requests sent, retries included.", _one(lambda v: float(v.state.attempts_total))),
     LATENCY,
     Family("pingmon_rate_limited_total", "counter",
            "Checks answered with 429.", _one(lambda v: float(v.state.rate_limited_total))),
@@ -265,6 +265,12 @@ class Metrics:
         self.reload_success_time = Gauge(
             "pingmon_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully (Unix time).",
+            registry=self.own,
+        )
+        self.internal_errors = Counter(
+            "pingmon_internal_errors",
+            "Checks ended by an unexpected exception in pingmon; each is its target's "
+            "bad_response, with its traceback in the log.",
             registry=self.own,
         )
         self.resource_exhaustion = Counter(

@@ -10,7 +10,7 @@ from typing import Any
 
 from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, Target
-from pingmon.daemon import new_session
+from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
 from pingmon.results import CheckResult
 from pingmon.runner import Runner, build_plans
@@ -20,9 +20,9 @@ async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
     """Check the named targets (all when none are named) concurrently, once each."""
     plans = build_plans(config)
     selected = [plans[name] for name in names] if names else list(plans.values())
-    async with new_session() as session:
+    async with new_sessions() as sessions:
         gate = RateLimitGate(config.settings.backoff)
-        runner = Runner(session, gate, config.settings.concurrency)
+        runner = Runner(sessions, gate, config.settings.concurrency)
         results = await asyncio.gather(*(runner.run(plan) for plan in selected))
     return [
         result or held_back(plan.target) for plan, result in zip(selected, results, strict=True)

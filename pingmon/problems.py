@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from pingmon.errors import Problem
 from pingmon.providers import PROVIDER_TYPES
 
+UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a check)"
+
 
 def validation_problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """One Problem per error; ``prefix`` places errors of a nested model (``targets[2]``)."""
@@ -23,6 +25,8 @@ def validation_problems(error: ValidationError, prefix: tuple[Any, ...] = ()) ->
 def _path(loc: Sequence[Any]) -> str:
     parts: list[str] = []
     for position, item in enumerate(loc):
+        if item == "[key]":
+            continue  # a mapping's key was refused: the path ends at the key, the message says so
         if isinstance(item, int):
             parts.append(f"[{item}]")
             continue
@@ -36,7 +40,7 @@ def _path(loc: Sequence[Any]) -> str:
 def _message(detail: Mapping[str, Any]) -> str:
     kind = detail["type"]
     if kind == "extra_forbidden":
-        return "unknown key (refused so that a typo never silently changes a check)"
+        return UNKNOWN_KEY
     if kind == "missing":
         return "is required"
     if kind == "union_tag_invalid":

@@ -19,6 +19,8 @@ class CheckResult:
     error_class: ErrorClass
     http_status: int | None
     duration_seconds: float
+    # Requests sent, whichever layer sent them (a retry, the keep-alive re-send, aiohttp's
+    # re-send of an idempotent request); an attempt that reached no server counts one.
     attempts: int
     detail: str
     finished_at: float  # wall clock, seconds since the epoch

@@ -12,18 +12,32 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
-
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
 from pingmon.config import Config, Target
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
-from pingmon.providers.base import PreparedRequest, Verdict
+from pingmon.providers.base import (
+    DETAIL_MAX_CHARS,
+    PreparedRequest,
+    Verdict,
+    short,
+    url_credentials,
+)
+from pingmon.proxies import Proxy
+from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
-from pingmon.route import DIRECT, TransportOptions, transport_options
+from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
+# A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
+# after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
+DETAIL_SCAN_CHARS = 65_536
+
+# The class of a check ended by an unexpected exception: pingmon could not judge the answer
+# as the provider's documented success, which is what bad_response means to an alert.
+INTERNAL_ERROR_CLASS = ErrorClass.BAD_RESPONSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +50,8 @@ class TargetPlan:
     provider_slots: asyncio.Semaphore | None
     budget: TokenBucket | None
     transport: TransportOptions = DIRECT
+    # Masks every wire form of the provider's and the target's secrets in its details.
+    redactor: Redactor = NO_REDACTION
 
 
 def build_plans(
@@ -53,8 +69,52 @@ def build_plans(
         if template is None:
             template = _provider_template(target, old_budgets, budgets)
             shared[target.provider_name] = template
-        plans[target.name] = replace(template, target=target)
+        own = (secret.reveal() for secret in target.params.secrets())
+        plans[target.name] = replace(
+            template, target=target, redactor=template.redactor.extended(own)
+        )
     return plans
+
+
+def config_redactor(config: Config) -> Redactor:
+    """One redactor for every secret a configuration holds, in every form its providers
+    send it, their proxies' from the environment included: the log filter's."""
+    values: list[str] = []
+    for settings in config.settings.providers.values():
+        provider = PROVIDER_TYPES[settings.type](settings)
+        values.extend(wire_secrets(provider, provider_proxy(settings)))
+    values.extend(
+        secret.reveal() for target in config.targets for secret in target.params.secrets()
+    )
+    return Redactor(values)
+
+
+def wire_secrets(provider: Provider[Any, Any], proxy: Proxy | None) -> tuple[str, ...]:
+    """What a provider entry's requests carry: the provider's credentials, and those of the
+    proxy they go through (from proxy_username/password or the environment's proxy URL),
+    which aiohttp sends as ``Proxy-Authorization: Basic`` (RFC 9110 §11.7.2)."""
+    through = url_credentials(proxy.address) if proxy is not None else ()
+    return (*provider.wire_secrets(), *through)
+
+
+def final_detail(redactor: Redactor, detail: str) -> str:
+    """What a result shows of a detail: on one line, every secret masked, valid Unicode, and
+    only then cut to ``DETAIL_MAX_CHARS`` (cutting first would leave a secret across the cut
+    unmasked).
+
+    A server's text can hold lone surrogates: a JSON string's ``"\\ud800"`` escape, or a
+    header's bytes that are not UTF-8 (aiohttp decodes them with ``surrogateescape``). No
+    UTF-8 output can carry them (printing one to stdout raises), so each is written as its
+    ``\\uXXXX`` escape, after masking (no secret holds one)."""
+    masked = well_formed(redactor.mask(short(detail[:DETAIL_SCAN_CHARS])))
+    if len(masked) <= DETAIL_MAX_CHARS:
+        return masked
+    return masked[: DETAIL_MAX_CHARS - 3] + "..."
+
+
+def well_formed(text: str) -> str:
+    """``text`` with every lone surrogate (U+D800..U+DFFF) as a ``\\uXXXX`` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _provider_template(
@@ -62,6 +122,7 @@ def _provider_template(
 ) -> TargetPlan:
     settings = target.provider
     provider = PROVIDER_TYPES[settings.type](settings)
+    transport = transport_options(settings)
     credential = provider.credential_key()
     if settings.rate_limit and credential not in budgets:
         old = old_budgets.get(credential)
@@ -75,7 +136,8 @@ def _provider_template(
             asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
         ),
         budget=budgets.get(credential),
-        transport=transport_options(settings),
+        transport=transport,
+        redactor=Redactor(wire_secrets(provider, transport.proxy)),
     )
 
 
@@ -86,29 +148,52 @@ def retry_delay(attempt: int, rand: random.Random) -> float:
 
 
 class Runner:
-    """Checks targets with one shared ClientSession, within the global and provider limits."""
+    """Checks targets on the shared client sessions, within the global and provider limits."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        sessions: Sessions,
         gate: RateLimitGate,
         concurrency: int,
         rand: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        on_internal_error: Callable[[], None] = lambda: None,
         on_exhausted: Callable[[ResourceExhausted], None] | None = None,
     ) -> None:
-        self.session = session
+        self.sessions = sessions
         self.gate = gate
         self.slots = asyncio.Semaphore(concurrency)
         self._rand = rand or random.Random()
         self._clock = clock
+        self._on_internal_error = on_internal_error
         # Given: a check pingmon had no resources for is skipped and handed to it (a daemon
         # must not page for its own fault); None: it is the target's `connect` failure.
         self._on_exhausted = on_exhausted
 
     async def run(self, plan: TargetPlan) -> CheckResult | None:
         """Check a target, or return None when its credential is backing off or (with
-        ``on_exhausted``) pingmon ran out of file descriptors for it."""
+        ``on_exhausted``) pingmon ran out of file descriptors for it.
+
+        Total: an unexpected exception anywhere in the check (a pingmon bug, never a
+        provider's answer) becomes this target's result instead of escaping, so no other
+        target's result is lost (``_internal_error``)."""
+        started = time.perf_counter()
+        try:
+            return await self._run(plan)
+        except Exception as error:  # noqa: BLE001 - the safety net; cancellation passes
+            verdict = self._internal_error(plan, error)
+            return CheckResult(
+                target=plan.target.name,
+                provider=plan.target.provider_name,
+                error_class=verdict.error_class,
+                http_status=None,
+                duration_seconds=time.perf_counter() - started,
+                attempts=0,
+                detail=final_detail(plan.redactor, verdict.detail),
+                finished_at=self._clock(),
+            )
+
+    async def _run(self, plan: TargetPlan) -> CheckResult | None:
         if self.gate.is_closed(plan.credential):
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
@@ -133,22 +218,23 @@ class Runner:
         target = plan.target
         request = plan.provider.request(target.params, uuid.uuid4().hex)
         started = time.perf_counter()
-        attempts = 0
+        tries = requests = 0  # pingmon's attempts; the requests they put on the wire
         while True:
-            attempts += 1
+            tries += 1
             sent_at = self._clock()
-            verdict, status, retry_after = await self._attempt(plan, request)
-            if not self._may_retry(verdict, attempts, target.retries):
+            verdict, status, retry_after, sent = await self._attempt(plan, request)
+            requests += sent
+            if not self._may_retry(verdict, tries, target.retries):
                 break
-            await asyncio.sleep(retry_delay(attempts, self._rand))
+            await asyncio.sleep(retry_delay(tries, self._rand))
         result = CheckResult(
             target=target.name,
             provider=target.provider_name,
             error_class=verdict.error_class,
             http_status=status,
             duration_seconds=time.perf_counter() - started,
-            attempts=attempts,
-            detail=verdict.detail,
+            attempts=requests,
+            detail=final_detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
             event_id=verdict.event_id,
@@ -157,22 +243,47 @@ class Runner:
 
     async def _attempt(
         self, plan: TargetPlan, request: PreparedRequest
-    ) -> tuple[Verdict, int | None, str | None]:
+    ) -> tuple[Verdict, int | None, str | None, int]:
+        """One attempt's verdict, status and Retry-After, and the requests it put on the
+        wire (at least one: an attempt that never reached the server still counts)."""
         target = plan.target
+        wire = WireTrace()
         try:
             response = await send(
-                self.session,
+                self.sessions,
                 request,
                 timeout=target.timeout,
                 max_body_bytes=target.max_body_bytes,
                 transport=plan.transport,
+                wire=wire,
             )
         except TransportError as error:
             if isinstance(error, ResourceExhausted) and self._on_exhausted is not None:
                 raise
-            return Verdict(error.error_class, error.detail), None, None
-        verdict = plan.provider.assess(target.params, request, response)
-        return verdict, response.status, response.headers.get("Retry-After")
+            return Verdict(error.error_class, error.detail), None, None, max(1, wire.requests)
+        try:
+            verdict = plan.provider.assess(target.params, request, response)
+        except Exception as error:  # noqa: BLE001 - a judge's bug keeps the status it judged
+            verdict = self._internal_error(plan, error)
+        requests = max(1, wire.requests)
+        return verdict, response.status, response.headers.get("Retry-After"), requests
+
+    def _internal_error(self, plan: TargetPlan, error: Exception) -> Verdict:
+        """The verdict for an unexpected exception: logged once with its traceback, counted
+        in ``pingmon_internal_errors_total``. The detail names the exception's type only:
+        its message may quote a credential or a server's body."""
+        name = type(error).__name__
+        log.error(
+            f"internal error while checking a target, recorded as {INTERNAL_ERROR_CLASS}",
+            exc_info=error,
+            extra={
+                "target": plan.target.name,
+                "provider": plan.target.provider_name,
+                "exception_type": name,
+            },
+        )
+        self._on_internal_error()
+        return Verdict(INTERNAL_ERROR_CLASS, f"internal error: {name}", retry=False)
 
     @staticmethod
     def _may_retry(verdict: Verdict, attempts: int, retries: int) -> bool:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.config import Target
+from pingmon.fields import format_duration
 
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
@@ -42,10 +45,78 @@ def spread_offset(name: str, interval: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class _Cadence:
+class Cadence:
+    """How often a target runs: seconds between runs, +-fraction of jitter, seconds between
+    runs while it fails (None: as when it passes)."""
+
     interval: float
     jitter: float
     failure_interval: float | None
+
+
+class ScheduleError(Exception):
+    """A target's cadence cannot be put on a timer (its run times overflow a datetime)."""
+
+    def __init__(self, target: str, field: str, reason: str) -> None:
+        self.target = target
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{target}: {field}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Every target's cadence, each already shown to be schedulable: what
+    ``CheckScheduler.apply`` adopts without a failure halfway."""
+
+    cadences: Mapping[str, Cadence]
+
+
+def plan_schedule(targets: Iterable[Target]) -> Schedule:
+    """Every target's cadence, checked; ScheduleError names the first that cannot run.
+
+    Pure (no scheduler is touched), so a configuration is refused before anything changes.
+    """
+    cadences: dict[str, Cadence] = {}
+    checked: set[Cadence] = set()
+    for target in targets:
+        cadence = Cadence(target.interval, target.jitter, target.failure_interval)
+        if cadence not in checked:
+            _check_cadence(target.name, cadence)
+            checked.add(cadence)
+        cadences[target.name] = cadence
+    return Schedule(cadences)
+
+
+def _check_cadence(name: str, cadence: Cadence) -> None:
+    """Build the triggers a cadence will get and compute their first two run times, from the
+    latest first run a target name can give, as ``add_job`` and every later run will."""
+    for field, seconds in (("interval", cadence.interval),
+                           ("failure_interval", cadence.failure_interval)):  # fmt: skip
+        if seconds is None:
+            continue
+        try:
+            trigger = _trigger(cadence, seconds, first_in=seconds)
+            now = datetime.now(UTC)
+            first = trigger.get_next_fire_time(None, now)
+            if first is None or trigger.get_next_fire_time(first, first) is None:
+                raise ValueError("no next run time")
+        except (ArithmeticError, ValueError, OSError) as error:
+            reason = (
+                f"cannot be scheduled: runs {format_duration(seconds)} apart would fall past "
+                f"the last date a timer can hold ({type(error).__name__}: {error})"
+            )
+            raise ScheduleError(name, field, reason) from None
+
+
+def _trigger(cadence: Cadence, seconds: float, first_in: float) -> IntervalTrigger:
+    """Every ``seconds``, the first run in ``first_in``, each run moved by up to +-jitter.
+
+    APScheduler only adds jitter (0..j), so the grid starts j early and the jitter is 2j.
+    """
+    spread = cadence.jitter * seconds
+    start = datetime.now(UTC) + timedelta(seconds=first_in - spread)
+    return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
 
 
 class CheckScheduler:
@@ -64,7 +135,7 @@ class CheckScheduler:
         self._observe_lag = observe_lag
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
-        self._cadences: dict[str, _Cadence] = {}
+        self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
 
     def start(self) -> None:
@@ -85,29 +156,41 @@ class CheckScheduler:
             self._scheduler.shutdown(wait=False)
 
     def sync(self, targets: Iterable[Target]) -> None:
-        """Adopt a configuration: unchanged targets keep their timers, the rest are replaced."""
-        wanted = {t.name: _Cadence(t.interval, t.jitter, t.failure_interval) for t in targets}
+        """Plan and adopt in one step; ScheduleError before any timer changes."""
+        self.apply(plan_schedule(targets))
+
+    def apply(self, schedule: Schedule) -> None:
+        """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced.
+
+        Every trigger was shown to work when the schedule was planned, and a job missing
+        from APScheduler (removed when its trigger ran out) is tolerated and added again, so
+        the timers always end up matching ``schedule``.
+        """
+        wanted = schedule.cadences
         for name in set(self._cadences) - set(wanted):
-            self._scheduler.remove_job(name)
+            self._remove_job(name)
             del self._cadences[name]
             self._failing.discard(name)
         for name, cadence in wanted.items():
-            if self._cadences.get(name) == cadence:
+            if self._cadences.get(name) == cadence and self._scheduler.get_job(name) is not None:
                 continue
-            if name in self._cadences:
-                self._scheduler.remove_job(name)
             self._failing.discard(name)
-            self._cadences[name] = cadence
             self._scheduler.add_job(
                 self._check,
-                trigger=self._trigger(cadence, cadence.interval, first=name),
+                trigger=_trigger(cadence, cadence.interval, spread_offset(name, cadence.interval)),
                 args=[name],
                 id=name,
                 name=name,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
+                replace_existing=True,
             )
+            self._cadences[name] = cadence
+
+    def _remove_job(self, name: str) -> None:
+        with contextlib.suppress(JobLookupError):  # gone: the timers still end up as planned
+            self._scheduler.remove_job(name)
 
     def set_failing(self, name: str, failing: bool) -> None:
         """Recheck a failing target at its ``failure_interval``; back to normal on recovery."""
@@ -122,22 +205,11 @@ class CheckScheduler:
         else:
             self._failing.discard(name)
             seconds = cadence.interval
-        self._scheduler.reschedule_job(name, trigger=self._trigger(cadence, seconds))
+        self._scheduler.reschedule_job(name, trigger=_trigger(cadence, seconds, seconds))
 
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
         return None if job is None else job.next_run_time
-
-    @staticmethod
-    def _trigger(cadence: _Cadence, seconds: float, first: str | None = None) -> IntervalTrigger:
-        """Every ``seconds``, each run moved by up to +-jitter.
-
-        APScheduler only adds jitter (0..j), so the grid starts j early and the jitter is 2j.
-        """
-        spread = cadence.jitter * seconds
-        first_in = spread_offset(first, seconds) if first is not None else seconds
-        start = datetime.now(UTC) + timedelta(seconds=first_in - spread)
-        return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
 
     def _on_submitted(self, event: Any) -> None:
         if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:

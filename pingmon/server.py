@@ -1,4 +1,4 @@
-"""The HTTP server: /metrics, /status, health, readiness and reload."""
+"""The HTTP server: /metrics, /status, health, readiness and reload (when enabled)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from aiohttp import web
 from pingmon import __version__
 from pingmon.daemon import Daemon
 from pingmon.status import StatusPages
+from pingmon.webauth import cross_site
 
 DAEMON = web.AppKey("daemon", Daemon)
 STATUS = web.AppKey("status", StatusPages)
+LIFECYCLE = web.AppKey("lifecycle", bool)
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -32,10 +34,12 @@ LANDING_PAGE = f"""<!doctype html>
 """
 
 
-def make_app(daemon: Daemon) -> web.Application:
+def make_app(daemon: Daemon, *, lifecycle: bool = False) -> web.Application:
+    """The routes on ``listen``; ``lifecycle`` (--web.enable-lifecycle) lets POST /-/reload act."""
     app = web.Application()
     app[DAEMON] = daemon
     app[STATUS] = StatusPages(daemon)
+    app[LIFECYCLE] = lifecycle
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
@@ -96,6 +100,13 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
+    """Prometheus' convention: 403 unless --web.enable-lifecycle; SIGHUP and the file watcher
+    always reload. A browser's cross-site request (an HTML form posting here) is refused even
+    when enabled."""
+    if not request.app[LIFECYCLE]:
+        return web.Response(status=403, text="Lifecycle API is not enabled.\n")
+    if cross_site(request):
+        return web.Response(status=403, text="Cross-site requests are refused.\n")
     ok, problems = await request.app[DAEMON].reload()
     if ok:
         return web.json_response({"status": "success"})
@@ -103,8 +114,9 @@ async def reload(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.StreamResponse:
-    """Every target's last result, next run and back-off (at most a second old), or only
-    those named by ``?target=NAME`` (repeatable; current); 404 for a name not configured."""
+    """Every target's last result, next run and back-off (a snapshot shared by requests
+    close together, ``pingmon.status``), or only those named by ``?target=NAME``
+    (repeatable; current); 404 for a name not configured. Nothing secret is in the state."""
     pages = request.app[STATUS]
     names = request.query.getall("target", [])
     if not names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 
@@ -15,10 +16,14 @@ from prometheus_client.registry import Collector
 from pingmon.config import Config, split_listen
 from pingmon.connections import ConnectionCollector, ConnectionLimits, GuardedRunner
 from pingmon.daemon import Daemon
+from pingmon.errors import describe_exception
 from pingmon.server import make_app
 from pingmon.throttle import throttled
-from pingmon.watch import ConfigWatcher
+from pingmon.watch import ConfigWatcher, FileWatch
+from pingmon.webauth import protect
+from pingmon.webconfig import LiveWebConfig, WebConfig, WebOptions
 from pingmon.webhooks.receiver import add_webhook_routes
+from pingmon.webtls import RotatingServerContext
 
 log = logging.getLogger("pingmon")
 
@@ -34,18 +39,27 @@ async def serve(
     *,
     on_started: Callable[[Daemon, str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    first_look: FileWatch | None = None,
+    web_options: WebOptions | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``): then stop scheduling, let in-flight checks
-    finish within a bound, and return. SIGHUP reloads the configuration.
+    finish within a bound, and return. SIGHUP reloads the configuration. ``first_look``: the
+    file as seen before ``config`` was loaded from it (else it is first looked at here).
+    ``web_options``: the command line's listen address, web configuration (TLS, basic auth,
+    headers on every route of ``listen``) and lifecycle switch.
 
     Every start is paired with its stop on every way out: a start-up that fails half-way
     (a port taken, ``on_started`` raising), or this task being cancelled, stops what had
     started, in reverse order. Only a requested stop waits for in-flight checks."""
     stop = stop or asyncio.Event()
+    web_options = web_options or WebOptions()
     daemon = Daemon(config)
+    watcher = ConfigWatcher(lambda: daemon.config, daemon.reload, first_look)
     settings = config.settings
+    listen = web_options.listen_address or settings.listen
     limits = ConnectionLimits(settings.server)
-    app = make_app(daemon)
+    app = make_app(daemon, lifecycle=web_options.enable_lifecycle)
+    ssl_context = _secure(app, web_options.config)
     webhook_app = app if settings.webhook_listen is None else web.Application()
     add_webhook_routes(
         webhook_app, daemon.webhooks, settings.webhook_path_prefix, settings.server.header_timeout
@@ -54,7 +68,7 @@ async def serve(
         stack.callback(_remove_signals)  # last: a second SIGTERM while stopping stays harmless
         stack.enter_context(throttled())
         stack.enter_context(_registered(daemon.metrics.own, ConnectionCollector(limits)))
-        address = await stack.enter_async_context(_site(app, settings.listen, limits))
+        address = await stack.enter_async_context(_site(app, listen, limits, ssl_context))
         if settings.webhook_listen is not None:
             hooks = await stack.enter_async_context(
                 _site(webhook_app, settings.webhook_listen, limits)
@@ -66,11 +80,10 @@ async def serve(
 
         stack.push_async_callback(stop_daemon)  # also undoes a start that failed half-way
         await daemon.start()
-        watcher = ConfigWatcher(lambda: daemon.config, daemon.reload)
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         stack.push_async_callback(_cancel, watching)
         _install_signals(daemon, stop)
-        log.info("listening", extra={"address": address})
+        log.info("listening", extra={"address": address, "tls": ssl_context is not None})
         if on_started is not None:
             await on_started(daemon, address)
         await stop.wait()
@@ -78,14 +91,19 @@ async def serve(
 
 
 @asynccontextmanager
-async def _site(app: web.Application, listen: str, limits: ConnectionLimits) -> AsyncIterator[str]:
+async def _site(
+    app: web.Application,
+    listen: str,
+    limits: ConnectionLimits,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[str]:
     """Serve ``app`` on ``listen`` within ``limits``; the address it is bound to."""
     runner = GuardedRunner(
         app, limits, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
     await runner.setup()
     try:
-        await _start_site(runner, listen)
+        await _start_site(runner, listen, ssl_context)
         yield _bound_address(runner, listen)
     finally:
         await runner.cleanup()
@@ -106,9 +124,21 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _start_site(runner: web.AppRunner, listen: str) -> None:
+def _secure(app: web.Application, config: WebConfig | None) -> ssl.SSLContext | None:
+    """Basic auth and headers on ``app`` from the web configuration, and the TLS context for
+    its site (None: plain HTTP), both following the file and the certificates as they change."""
+    if config is None:
+        return None
+    live = LiveWebConfig(config)
+    protect(app, live)
+    return None if config.tls is None else RotatingServerContext(live.tls)
+
+
+async def _start_site(
+    runner: web.AppRunner, listen: str, ssl_context: ssl.SSLContext | None = None
+) -> None:
     host, port = split_listen(listen)
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as error:
@@ -135,9 +165,16 @@ def _install_signals(daemon: Daemon, stop: asyncio.Event) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:
-        task = loop.create_task(daemon.reload())
+        task = loop.create_task(daemon.reload(), name="pingmon-sighup-reload")
         reloads.add(task)
-        task.add_done_callback(reloads.discard)
+        task.add_done_callback(_reloaded)
+
+    def _reloaded(task: asyncio.Task[object]) -> None:
+        """A reload reports its own failures; anything else is logged here, so nothing ends
+        as "Task exception was never retrieved"."""
+        reloads.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("reload on SIGHUP failed", extra={"error": describe_exception(error)})
 
     loop.add_signal_handler(signal.SIGHUP, reload)
 

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
-import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import SplitResult, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
+import webencodings
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
 
 from pingmon.errors import ErrorClass, status_error_class
 from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.jsonvalue import (
+    SCALAR_MAX_CHARS,
+    ParsedJson as ParsedJson,
+    parse_json,
+    shown as shown,
+)
+from pingmon.outbound import check_base_url, check_ca_file
 from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
+from pingmon.redaction import MARKER, basic_token
 from pingmon.route import check_server_name
 from pingmon.webhooks.settings import WebhookSettings
 
@@ -38,6 +58,11 @@ class TLSSettings(BaseModel):
     @classmethod
     def _server_name(cls, value: str | None) -> str | None:
         return None if value is None else check_server_name(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _holds_certificates(cls, path: str | None) -> str | None:
+        return None if path is None else check_ca_file(path)
 
 
 class ProviderSettings(BaseModel):
@@ -109,6 +134,11 @@ class ProviderSettings(BaseModel):
             check_basic_credentials("", value.reveal())
         return value
 
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str) -> str:
+        return check_base_url(url)
+
     def secrets(self) -> tuple[Secret, ...]:
         """Every credential these settings hold (their values never leave the process)."""
         return secrets_in(self)
@@ -116,6 +146,16 @@ class ProviderSettings(BaseModel):
     def proxy_secrets(self) -> tuple[Secret, ...]:
         """The proxy's credentials: secrets, but not the provider account's."""
         return tuple(s for s in (self.proxy_username, self.proxy_password) if s is not None)
+
+    # A base_url may carry user:password@ (sent as HTTP Basic): its password is shown
+    # nowhere, neither in repr() nor in a dump.
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, without_password(value) if name == "base_url" else value
+
+    @field_serializer("base_url")
+    def _base_url_without_password(self, base_url: str) -> str:
+        return without_password(base_url)
 
 
 class TargetParams(BaseModel):
@@ -147,12 +187,20 @@ class PreparedRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """What came back: the body is at most ``max_body_bytes``; ``truncated`` says if more came."""
+    """What came back: the body, decoded from its content coding, is at most
+    ``max_body_bytes``; ``truncated`` says if more came.
+
+    ``body_error`` says why the body could not be read whole or decoded after the status
+    line arrived (broken framing, a bad content coding, the connection closed or the timeout
+    struck mid-body); ``body`` then holds what was read. Bodiless answers (HEAD, 1xx, 204,
+    304) have an empty body whatever their Content-Length says.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     truncated: bool = False
+    body_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +247,17 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
         """Decide the check's error class from the response alone."""
 
     def assess(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
-        """``judge``, with every credential masked in the detail: a server may echo what it
-        was sent, and the detail goes to logs, /status and `check` output."""
-        verdict = self.judge(params, request, response)
-        detail = redact(verdict.detail, self._secrets)
-        return verdict if detail == verdict.detail else replace(verdict, detail=detail)
+        """``judge``, as the runner calls it. The detail is not masked here: the runner
+        masks every detail, transport errors included, before shortening it."""
+        return self.judge(params, request, response)
+
+    def wire_secrets(self) -> tuple[str, ...]:
+        """Every credential as this provider's requests carry it, for masking: each secret
+        value, and a ``base_url`` password both as written and as the HTTP Basic header
+        aiohttp makes of it. A type that derives other values from its secrets (a Basic
+        header of its own) adds them."""
+        values = [secret.reveal() for secret in self._secrets]
+        return (*values, *url_credentials(self.settings.base_url))
 
     def credential_key(self) -> str:
         """A stable fingerprint of the credentials, so back-off and rate budgets are shared.
@@ -229,32 +283,168 @@ def url_join(base_url: str, path: str) -> str:
 def judge_status(response: HttpResponse, detail: str = "") -> Verdict | None:
     """The verdict the status alone decides, or None when a 2xx body must be judged.
 
-    Status first (PROVIDERS.md 0.2): a non-2xx keeps its status class whatever the body;
-    a 2xx body larger than ``max_body_bytes`` is a bad_response, never parsed.
+    Status first (PROVIDERS.md 0.2): a non-2xx keeps its status class whatever the body,
+    even one that broke off; a 2xx whose body broke off or is larger than
+    ``max_body_bytes`` is a bad_response, never parsed.
     """
     status_class = status_error_class(response.status)
     if status_class is not None:
         return Verdict(status_class, short(detail or f"HTTP {response.status}"))
+    return body_verdict(response)
+
+
+def body_verdict(response: HttpResponse) -> Verdict | None:
+    """bad_response when the body cannot be judged: it broke off or is too large."""
+    if response.body_error is not None:
+        return Verdict(
+            ErrorClass.BAD_RESPONSE,
+            short(f"HTTP {response.status} with a broken body: {response.body_error}"),
+        )
     if response.truncated:
         return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
     return None
 
 
-def parse_json_object(body: bytes) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
+def body_text(response: HttpResponse) -> str | None:
+    """The body as text, or None when it cannot be decoded (``undecodable`` says why).
+
+    The Encoding Standard's "decode" (WHATWG), which RFC 8259 section 8.1 allows for JSON:
+    a byte order mark wins and is dropped; else the ``charset`` that Content-Type declares
+    (RFC 9110 section 8.3.2), or for HTML without one its ``<meta>`` charset, looked up
+    among the Standard's labels as browsers do; else UTF-8. An unknown Content-Type label
+    or bytes invalid in the encoding give None, never a guess.
+    """
+    return _decode(response)[0]
+
+
+def undecodable(response: HttpResponse) -> str:
+    """Why ``body_text`` gave None, as a detail; it names the charset, never the body."""
+    return _decode(response)[1]
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_PRESCAN_BYTES = 1024
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([-\w.:()+]+)""", re.I)
+
+
+def _decode(response: HttpResponse) -> tuple[str | None, str]:
+    label = _declared_charset(response)
+    encoding = webencodings.UTF8 if label is None else webencodings.lookup(label)
+    if encoding is None or encoding.name == "replacement":
+        # "replacement" is the Standard's decoder for labels unsafe to decode (ISO-2022-KR...).
+        return None, f"body charset {shown(label)} is not one pingmon can decode"
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        text: str = webencodings.decode(response.body, encoding, errors="strict")[0]
+    except UnicodeDecodeError as error:
+        return None, f"body is not valid {error.encoding} text ({_chosen_by(response, label)})"
+    return text, ""
+
+
+def _chosen_by(response: HttpResponse, label: str | None) -> str:
+    if response.body.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "as its byte order mark says"
+    return f"charset {shown(label)}" if label else "no charset declared, so UTF-8"
+
+
+def _declared_charset(response: HttpResponse) -> str | None:
+    """Content-Type's ``charset`` parameter (quoted or RFC 2231 forms); for HTML without
+    one, the charset its ``<meta>`` declares; None when neither says."""
+    content_type = header(response.headers, "Content-Type")
+    if not content_type:
         return None
+    message = Message()
+    message["Content-Type"] = content_type
+    charset = message.get_content_charset()
+    if charset:
+        return charset
+    if message.get_content_type() in _HTML_TYPES:
+        return _meta_charset(response.body[:_PRESCAN_BYTES])
+    return None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    """The charset a ``<meta charset>`` or ``<meta http-equiv content="...; charset=">``
+    declares in the first 1024 bytes: WHATWG HTML's prescan (13.2.3.2), simplified. As
+    there, an unknown label is ignored and UTF-16 is read as UTF-8 (ASCII bytes said it)."""
+    match = _META_CHARSET.search(head)
+    encoding = webencodings.lookup(match.group(1).decode("ascii")) if match else None
+    if encoding is None:
+        return None
+    return "utf-8" if encoding.name in ("utf-16le", "utf-16be") else str(encoding.name)
+
+
+def parse_body_json(response: HttpResponse) -> ParsedJson:
+    """The body decoded (``body_text``) and parsed as any JSON value; never raises.
+
+    ``problem`` is a detail (``body is not JSON``, ``body is JSON nested too deeply``,
+    ``body is ambiguous JSON: duplicate key "status"``, or why it did not decode).
+    """
+    text, problem = _decode(response)
+    if text is None:
+        return ParsedJson(problem=problem)
+    parsed = parse_json(text)
+    return parsed if parsed.problem is None else ParsedJson(problem=f"body is {parsed.problem}")
+
+
+def parse_json_object(response: HttpResponse) -> dict[str, Any] | None:
+    """The body as a JSON object (``parse_body_json``), or None when it is not one."""
+    value = parse_body_json(response).value
     return value if isinstance(value, dict) else None
 
 
+def shown_token(value: str) -> str:
+    """A server's identifier (an error code, a request or event id) as a detail shows it:
+    bare while short, as providers' identifiers are, else named by its length only."""
+    if len(value) <= SCALAR_MAX_CHARS:
+        return value
+    return f"(an identifier of {len(value)} characters)"
+
+
+def shown_message(message: str) -> str:
+    """A provider's documented human-readable message, quoted whole up to the detail's
+    length (the runner cuts details after masking; judges never cut server text), else
+    named by its length only."""
+    if len(message) <= DETAIL_MAX_CHARS:
+        return message
+    return f"(a message of {len(message)} characters)"
+
+
 def short(text: str) -> str:
-    """A detail string bounded in length, on one line."""
-    flat = " ".join(text.split())
-    if len(flat) <= DETAIL_MAX_CHARS:
-        return flat
-    return flat[: DETAIL_MAX_CHARS - 3] + "..."
+    """A detail on one line. Not cut: the runner masks secrets first, then cuts every detail
+    to ``DETAIL_MAX_CHARS`` (a secret across a cut would otherwise leak all but its end)."""
+    return " ".join(text.split())
+
+
+def url_credentials(url: str) -> tuple[str, ...]:
+    """What a URL's userinfo puts on the wire (RFC 3986 §3.2.1): the password as written
+    and the ``Basic`` Authorization value aiohttp derives from it (RFC 7617); a user with
+    no password is the credential itself (``https://TOKEN@host``). Nothing without one."""
+    parts = _split(url)
+    if parts is None or parts.username is None:
+        return ()
+    user, password = parts.username, parts.password
+    secret = password or user  # "user:" (as aiohttp writes a proxy's) is a lone user too
+    if not secret:
+        return ()
+    pair = (unquote(user), unquote(password or ""))
+    return (secret, "Basic " + basic_token(*pair))
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password (or a lone user, which is a token) of its userinfo masked."""
+    parts = _split(url)
+    if parts is None or parts.username is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = MARKER if parts.password is None else f"{parts.username}:{MARKER}"
+    return parts._replace(netloc=f"{user}@{host}").geturl()
+
+
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -264,12 +454,3 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         return value
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
-def redact(text: str, secrets: Iterable[Secret]) -> str:
-    """``text`` with every secret value masked: details may quote what a server sent back."""
-    for secret in secrets:
-        value = secret.reveal()
-        if value:
-            text = text.replace(value, "**********")
-    return text

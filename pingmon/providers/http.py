@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
+from pydantic.json_schema import WithJsonSchema
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import Secret
+from pingmon.fields import MAX_NESTING, Secret
+from pingmon.outbound import HeaderName, HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
     PreparedRequest,
@@ -17,12 +18,43 @@ from pingmon.providers.base import (
     ProviderSettings,
     TargetParams,
     Verdict,
+    body_text,
+    body_verdict,
+    parse_body_json,
     short,
+    shown,
+    undecodable,
     url_join,
 )
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-StatusCode = Annotated[int, Field(ge=100, le=599)]
+_STATUS_CLASS = re.compile(r"[1-5]xx", re.IGNORECASE)
+
+
+def _status_entry(value: object) -> int | str:
+    """A status code 100-599, or a class ``1xx``..``5xx`` (any case), kept as ``"2xx"``."""
+    if isinstance(value, str) and _STATUS_CLASS.fullmatch(value.strip()):
+        return value.strip().lower()
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    raise ValueError("must be a status code from 100 to 599 or a class from 1xx to 5xx")
+
+
+# One validator, so a bad entry is reported once at its own index (expect.status[1]).
+StatusEntry = Annotated[
+    int | str,
+    PlainValidator(_status_entry),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {"type": "string", "pattern": "^[1-5][xX][xX]$"},
+            ]
+        }
+    ),
+]
 
 
 class HttpSettings(ProviderSettings):
@@ -30,18 +62,26 @@ class HttpSettings(ProviderSettings):
 
     type: Literal["http"] = "http"
     base_url: str = Field(description="The server, e.g. https://status.example.com.")
-    headers: dict[str, Secret] = Field(
+    headers: dict[HeaderName, Secret] = Field(
         default_factory=dict, description="e.g. {Authorization: {env: STATUS_TOKEN}}."
     )
 
 
+def _only_200() -> list[int | str]:
+    return [200]
+
+
 class Expect(BaseModel):
-    """What counts as success; every listed status passes, a non-2xx one included."""
+    """What counts as success; every listed status or class passes, a non-2xx one included."""
 
     # The attribute is json_subset: a field named json would shadow BaseModel.json.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    status: list[StatusCode] = Field(default_factory=lambda: [200], min_length=1)
+    status: list[StatusEntry] = Field(
+        default_factory=_only_200,
+        min_length=1,
+        description="Codes (200) and classes (2xx) that pass, e.g. [200, 3xx].",
+    )
     json_subset: dict[str, Any] | None = Field(
         default=None,
         alias="json",
@@ -50,6 +90,19 @@ class Expect(BaseModel):
     body_regex: str | None = Field(
         default=None, description="A regular expression searched for in the decoded body."
     )
+
+    def passes(self, status: int) -> bool:
+        """Whether ``status`` is listed, itself or by its class."""
+        return status in self.status or f"{status // 100}xx" in self.status
+
+    @field_validator("json_subset")
+    @classmethod
+    def _not_too_deep(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # The file's nesting is bounded when it is parsed; this bounds the model whatever
+        # built it (an environment variable, a test), so subset_mismatch never recurses past it.
+        if value is not None and json_depth(value, MAX_NESTING) > MAX_NESTING:
+            raise ValueError(f"nested more than {MAX_NESTING} levels deep")
+        return value
 
     @field_validator("body_regex")
     @classmethod
@@ -67,7 +120,9 @@ class HttpParams(TargetParams):
 
     method: Method = "GET"
     path: str = Field(default="/", description="Appended to base_url; may carry a query.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Not secret; per target.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Not secret; per target."
+    )
     body: str | None = None
     expect: Expect = Expect()
 
@@ -109,45 +164,52 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
 
 def _judge(expect: Expect, response: HttpResponse) -> Verdict:
     status = response.status
-    if status not in expect.status:
+    if not expect.passes(status):
         # A 2xx the target did not ask for is a wrong answer, not a transport fault.
         error_class = status_error_class(status) or ErrorClass.BAD_RESPONSE
-        wanted = ", ".join(str(code) for code in expect.status)
+        wanted = ", ".join(str(entry) for entry in expect.status)
         return Verdict(error_class, short(f"HTTP {status}, expected {wanted}"))
-    if response.truncated:
-        return Verdict(ErrorClass.BAD_RESPONSE, "body larger than max_body_bytes")
+    if (unreadable := body_verdict(response)) is not None:
+        return unreadable
     if expect.json_subset is not None:
-        failure = _json_failure(expect.json_subset, response.body)
+        failure = _json_failure(expect.json_subset, response)
         if failure is not None:
             return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
     if expect.body_regex is not None:
-        text = response.body.decode("utf-8", errors="replace")
-        if re.search(expect.body_regex, text) is None:
-            return Verdict(
-                ErrorClass.BAD_RESPONSE, short(f"body does not match {expect.body_regex!r}")
-            )
+        failure = _regex_failure(expect.body_regex, response)
+        if failure is not None:
+            return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
     return Verdict(ErrorClass.NONE, f"HTTP {status}")
 
 
-def _json_failure(expected: dict[str, Any], body: bytes) -> str | None:
-    try:
-        actual = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return "body is not JSON"
-    mismatch = subset_mismatch(expected, actual)
+def _json_failure(expected: dict[str, Any], response: HttpResponse) -> str | None:
+    parsed = parse_body_json(response)
+    if parsed.problem is not None:
+        return parsed.problem
+    mismatch = subset_mismatch(expected, parsed.value)
     return None if mismatch is None else f"json mismatch at {mismatch}"
+
+
+def _regex_failure(pattern: str, response: HttpResponse) -> str | None:
+    """Why the body, decoded with its declared charset, does not match; None if it does."""
+    text = body_text(response)
+    if text is None:
+        return undecodable(response)
+    return None if re.search(pattern, text) else f"body does not match {pattern!r}"
 
 
 def subset_mismatch(expected: object, actual: object, path: str = "") -> str | None:
     """Where ``actual`` fails to contain ``expected``, as ``a.b: reason``; None if it does.
 
     Objects match when every expected key is present and matches; lists and scalars must
-    be equal as JSON values.
+    be equal as JSON values. The walk follows ``expected`` (the configuration's, bounded
+    at load), so a server's deep value never makes it recurse deeper; the reason quotes
+    only short scalars of the server's value (``shown``), never an object.
     """
     where = path or "(body)"
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
-            return f"{where}: expected an object, got {_json_text(actual)}"
+            return f"{where}: expected an object, got {shown(actual)}"
         for key, wanted in expected.items():
             key_path = f"{path}.{key}" if path else str(key)
             if key not in actual:
@@ -158,11 +220,14 @@ def subset_mismatch(expected: object, actual: object, path: str = "") -> str | N
         return None
     if json_equal(expected, actual):
         return None
-    return f"{where}: expected {_json_text(expected)}, got {_json_text(actual)}"
+    return f"{where}: expected {shown(expected)}, got {shown(actual)}"
 
 
 def json_equal(left: object, right: object) -> bool:
-    """Equality of JSON values: unlike Python, ``true`` is not ``1``."""
+    """Equality of JSON values: unlike Python, ``true`` is not ``1``.
+
+    The recursion descends only where both sides are containers, so its depth is at most
+    that of ``left`` (the expected value)."""
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
     if isinstance(left, list) and isinstance(right, list):
@@ -172,8 +237,22 @@ def json_equal(left: object, right: object) -> bool:
     return left == right
 
 
-def _json_text(value: object) -> str:
-    return short(json.dumps(value, ensure_ascii=False, default=str))
+def json_depth(value: object, limit: int) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), counted no further
+    than ``limit + 1``. Level by level over distinct objects, so a value that shares its
+    parts (a YAML alias graph of 10^9 paths) costs its distinct objects, not its paths."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        distinct = {id(item): item for item in level if isinstance(item, dict | list)}
+        if not distinct:
+            break
+        depth += 1
+        level = [
+            child
+            for item in distinct.values()
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
 
 
 PROVIDER = HttpProvider

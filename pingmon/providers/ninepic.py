@@ -16,8 +16,9 @@ from pingmon.providers.base import (
     TargetParams,
     Verdict,
     judge_status,
-    parse_json_object,
-    short,
+    parse_body_json,
+    shown,
+    shown_message,
     url_join,
 )
 
@@ -58,15 +59,16 @@ class NinepicProvider(Provider[NinepicSettings, NinepicParams]):
     def judge(
         self, params: NinepicParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
-        body = parse_json_object(response.body)
+        parsed = parse_body_json(response)
+        body = parsed.value if isinstance(parsed.value, dict) else None
         message = body.get("message") if body else None
-        status_verdict = judge_status(
-            response, f"HTTP {response.status}: {message}" if isinstance(message, str) else ""
-        )
+        said = f"HTTP {response.status}: {shown_message(message)}" if message else ""
+        status_verdict = judge_status(response, said)
         if status_verdict is not None:
             return status_verdict
         if response.status != 200 or body is None:
-            return Verdict(ErrorClass.BAD_RESPONSE, f"HTTP {response.status}, not a JSON object")
+            problem = parsed.problem or "body is not a JSON object"
+            return Verdict(ErrorClass.BAD_RESPONSE, f"HTTP {response.status}, {problem}")
         return _judge_payload(params, body)
 
 
@@ -74,7 +76,7 @@ def _judge_payload(params: NinepicParams, body: dict[str, Any]) -> Verdict:
     if "responseType" in body:
         if body["responseType"] != "success":
             return Verdict(
-                ErrorClass.BAD_RESPONSE, short(f"responseType is {body['responseType']!r}")
+                ErrorClass.BAD_RESPONSE, f"responseType is {shown(body['responseType'])}"
             )
         data = body.get("data")
         if not isinstance(data, dict):
@@ -84,12 +86,12 @@ def _judge_payload(params: NinepicParams, body: dict[str, Any]) -> Verdict:
     else:
         return Verdict(ErrorClass.BAD_RESPONSE, "neither the envelope nor the legacy body")
     if data.get("status") != "ok":
-        return Verdict(ErrorClass.BAD_RESPONSE, short(f"data.status is {data.get('status')!r}"))
+        return Verdict(ErrorClass.BAD_RESPONSE, f"data.status is {shown(data.get('status'))}")
     for key, expected in (("org_id", params.org_id), ("event_id", params.event_id)):
         if not _same_id(data.get(key), expected):
             return Verdict(
                 ErrorClass.BAD_RESPONSE,
-                short(f"{key} echoed as {data.get(key)!r}, expected {expected}"),
+                f"{key} echoed as {shown(data.get(key))}, expected {expected}",
             )
     return Verdict(ErrorClass.NONE, "pong")
 

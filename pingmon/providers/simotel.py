@@ -6,7 +6,7 @@ import base64
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pingmon.errors import ErrorClass
 from pingmon.fields import Secret
@@ -19,8 +19,10 @@ from pingmon.providers.base import (
     Verdict,
     header,
     judge_status,
-    parse_json_object,
+    parse_body_json,
     short,
+    shown,
+    shown_message,
     url_join,
 )
 from pingmon.webhooks.settings import SimotelWebhookSettings
@@ -43,6 +45,13 @@ class SimotelSettings(ProviderSettings):
     api_key: Secret | None = Field(default=None, description="Sent as X-APIKEY.")
     username: Secret | None = None
     password: Secret | None = None
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, username: Secret | None) -> Secret | None:
+        if username is not None and ":" in username.reveal():
+            raise ValueError("holds a colon, which a Basic user-id cannot carry (RFC 7617 2)")
+        return username
 
     @model_validator(mode="after")
     def _has_credentials_for_auth(self) -> SimotelSettings:
@@ -75,24 +84,38 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
         settings = self.settings
         if settings.auth in ("token", "both") and settings.api_key is not None:
             headers["X-APIKEY"] = settings.api_key.reveal()
-        username, password = settings.username, settings.password
-        if settings.auth in ("basic", "both") and username is not None and password is not None:
-            pair = f"{username.reveal()}:{password.reveal()}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        authorization = basic_authorization(settings)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         # An empty body might meet "400 Unable to parse content"; the docs' PHP sends {}.
         return PreparedRequest(
             method="POST", url=ping_url(settings.base_url), headers=headers, body=b"{}"
         )
 
+    def wire_secrets(self) -> tuple[str, ...]:
+        """Also the Basic Authorization value built from username and password."""
+        authorization = basic_authorization(self.settings)
+        return (*super().wire_secrets(), *([authorization] if authorization else []))
+
     def judge(
         self, params: SimotelParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
-        body = parse_json_object(response.body)
+        parsed = parse_body_json(response)
+        body = parsed.value if isinstance(parsed.value, dict) else None
         message = body.get("message") if body else None
         verdict = _judge_status(response, message if isinstance(message, str) else None)
         if verdict is None:
-            verdict = _judge_envelope(response, body)
+            verdict = _judge_envelope(response, body, parsed.problem)
         return verdict
+
+
+def basic_authorization(settings: SimotelSettings) -> str | None:
+    """The ``Basic`` Authorization value (RFC 7617) when ``auth`` sends one, else None."""
+    username, password = settings.username, settings.password
+    if settings.auth not in ("basic", "both") or username is None or password is None:
+        return None
+    pair = f"{username.reveal()}:{password.reveal()}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def ping_url(base_url: str) -> str:
@@ -111,9 +134,11 @@ def _required_credentials(auth: AuthMode) -> tuple[str, ...]:
 def _judge_status(response: HttpResponse, message: str | None) -> Verdict | None:
     """Status first; Simotel's documented ``message`` only enriches the detail."""
     status = response.status
-    said = f": {message}" if message else ""
+    said = f": {shown_message(message)}" if message else ""
     if 300 <= status < 400:
-        location = _without_userinfo(header(response.headers, "Location") or "(none)")
+        location = shown_message(
+            _without_userinfo(header(response.headers, "Location") or "(none)")
+        )
         return Verdict(
             ErrorClass.CLIENT_ERROR,
             short(f"HTTP {status} redirect not followed (a POST must not turn GET): {location}"),
@@ -129,20 +154,22 @@ def _judge_status(response: HttpResponse, message: str | None) -> Verdict | None
     return judge_status(response, f"HTTP {status}{said}")
 
 
-def _judge_envelope(response: HttpResponse, body: dict[str, Any] | None) -> Verdict:
+def _judge_envelope(
+    response: HttpResponse, body: dict[str, Any] | None, problem: str | None
+) -> Verdict:
     if response.status != 200:
         return Verdict(ErrorClass.BAD_RESPONSE, f"HTTP {response.status}, expected 200")
     if body is None:
-        return Verdict(ErrorClass.BAD_RESPONSE, "body is not a JSON object")
+        return Verdict(ErrorClass.BAD_RESPONSE, problem or "body is not a JSON object")
     if "success" not in body:
         return Verdict(ErrorClass.BAD_RESPONSE, "no success key in the body")
     success, message = body["success"], body.get("message")
     if _is_number(success, 0) or success is False:
         # The service ran and its operation failed: retrying the same call will not help.
-        said = message if isinstance(message, str) else "(no message)"
+        said = shown_message(message) if isinstance(message, str) else "(no message)"
         return Verdict(ErrorClass.SERVER_ERROR, short(f"app_failure: {said}"), retry=False)
     if not (_is_number(success, 1) or success is True):
-        return Verdict(ErrorClass.BAD_RESPONSE, short(f"success is {success!r}, expected 1"))
+        return Verdict(ErrorClass.BAD_RESPONSE, f"success is {shown(success)}, expected 1")
     if not isinstance(message, str):
         return Verdict(ErrorClass.BAD_RESPONSE, "message is missing or not a string")
     if "data" not in body:

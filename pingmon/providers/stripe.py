@@ -12,8 +12,10 @@ from pydantic import Field, field_validator
 
 from pingmon.errors import ErrorClass
 from pingmon.fields import Secret
+from pingmon.outbound import HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
+    ParsedJson,
     PreparedRequest,
     Provider,
     ProviderSettings,
@@ -21,8 +23,11 @@ from pingmon.providers.base import (
     Verdict,
     header,
     judge_status,
-    parse_json_object,
+    parse_body_json,
     short,
+    shown,
+    shown_message,
+    shown_token,
     url_join,
 )
 from pingmon.webhooks.settings import StripeWebhookSettings
@@ -43,7 +48,7 @@ class StripeSettings(ProviderSettings):
     type: Literal["stripe"] = "stripe"
     base_url: str = DEFAULT_BASE_URL
     api_key: Secret
-    stripe_version: str = Field(
+    stripe_version: HeaderValue = Field(
         default=DEFAULT_STRIPE_VERSION, min_length=1, description="Sent as Stripe-Version."
     )
 
@@ -109,10 +114,11 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
     def judge(
         self, params: StripeParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
-        body = parse_json_object(response.body)
+        parsed = parse_body_json(response)
+        body = parsed.value if isinstance(parsed.value, dict) else None
         verdict = self._judge_status(response, body)
         if verdict is None:
-            verdict = self._judge_pong(params, request, response, body)
+            verdict = self._judge_pong(params, request, response, parsed)
         if not verdict.success and _server_says_no_retry(response):
             verdict = dataclasses.replace(verdict, retry=False)
         return verdict
@@ -133,12 +139,13 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
         params: StripeParams,
         request: PreparedRequest,
         response: HttpResponse,
-        body: dict[str, Any] | None,
+        parsed: ParsedJson,
     ) -> Verdict:
         if response.status != 200:
             return Verdict(ErrorClass.BAD_RESPONSE, f"HTTP {response.status}, expected 200")
-        if body is None:
-            return Verdict(ErrorClass.BAD_RESPONSE, "body is not a JSON object")
+        body = parsed.value
+        if not isinstance(body, dict):
+            return Verdict(ErrorClass.BAD_RESPONSE, parsed.problem or "body is not a JSON object")
         pong = _Pong(
             body=body,
             destination_id=params.destination_id,
@@ -150,7 +157,8 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
             failure = predicate(pong)
             if failure is not None:
                 return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
-        return Verdict(ErrorClass.NONE, short(f"pong {body['id']}"), event_id=body["id"])
+        event_id: str = body["id"]
+        return Verdict(ErrorClass.NONE, f"pong {shown_token(event_id)}", event_id=event_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,12 +178,12 @@ class _Pong:
 
 def _object_is_event(pong: _Pong) -> str | None:
     value = pong.body.get("object")
-    return None if value == "v2.core.event" else f"object is {value!r}, not v2.core.event"
+    return None if value == "v2.core.event" else f"object is {shown(value)}, not v2.core.event"
 
 
 def _type_is_ping(pong: _Pong) -> str | None:
     value = pong.body.get("type")
-    return None if value == PING_EVENT_TYPE else f"type is {value!r}, not {PING_EVENT_TYPE}"
+    return None if value == PING_EVENT_TYPE else f"type is {shown(value)}, not {PING_EVENT_TYPE}"
 
 
 def _has_event_id(pong: _Pong) -> str | None:
@@ -186,11 +194,11 @@ def _has_event_id(pong: _Pong) -> str | None:
 def _for_this_destination(pong: _Pong) -> str | None:
     related = pong.related()
     if related.get("id") != pong.destination_id:
-        return f"pong for another destination: related_object.id is {related.get('id')!r}"
+        return f"pong for another destination: related_object.id is {shown(related.get('id'))}"
     url = related.get("url")
     suffix = f"/v2/core/event_destinations/{pong.destination_id}"
     if not isinstance(url, str) or not url.endswith(suffix):
-        return f"pong for another destination: related_object.url is {url!r}"
+        return f"pong for another destination: related_object.url is {shown(url, 200)}"
     return None
 
 
@@ -198,13 +206,13 @@ def _related_type(pong: _Pong) -> str | None:
     value = pong.related().get("type")
     if value in DESTINATION_OBJECT_TYPES:
         return None
-    return f"related_object.type is {value!r}, not an event destination"
+    return f"related_object.type is {shown(value)}, not an event destination"
 
 
 def _livemode_matches_key(pong: _Pong) -> str | None:
     value = pong.body.get("livemode")
     if not isinstance(value, bool):
-        return f"livemode is {value!r}, not a boolean"
+        return f"livemode is {shown(value)}, not a boolean"
     if pong.livemode is not None and value != pong.livemode:
         mode = "live" if pong.livemode else "test"
         return f"livemode is {str(value).lower()} but the key is a {mode} key"
@@ -215,9 +223,9 @@ def _created_is_fresh(pong: _Pong) -> str | None:
     value = pong.body.get("created")
     created = _parse_rfc3339(value)
     if created is None:
-        return f"created is {value!r}, not an RFC 3339 time"
+        return f"created is {shown(value)}, not an RFC 3339 time"
     if abs(created - pong.now) > MAX_CLOCK_SKEW:
-        return f"stale pong: created {value} is more than 10 minutes from now"
+        return f"stale pong: created {shown(value)} is more than 10 minutes from now"
     return None
 
 
@@ -264,16 +272,19 @@ def _key_livemode(api_key: Secret) -> bool | None:
 
 
 def _error_detail(response: HttpResponse, error: dict[str, Any]) -> str:
-    """``HTTP 404 not_found: message (request req_...)`` from the v2 error envelope."""
+    """``HTTP 404 not_found: message (request req_...)`` from the v2 error envelope.
+
+    The message, Stripe's own prose, is quoted whole up to a detail's length; the code and
+    request id only while they are short, as Stripe's are."""
     detail = f"HTTP {response.status}"
     code, message = error.get("code"), error.get("message")
     if isinstance(code, str) and code:
-        detail += f" {code}"
+        detail += f" {shown_token(code)}"
     if isinstance(message, str) and message:
-        detail += f": {message}"
+        detail += f": {shown_message(message)}"
     request_id = header(response.headers, "Request-Id")
     if request_id:
-        detail += f" (request {request_id})"
+        detail += f" (request {shown_token(request_id)})"
     return short(detail)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from pingmon.jsonvalue import parse_json
 from pingmon.webhooks.reasons import Reason
 
 STRIPE_SIGNATURE_SCHEME = "v1"
@@ -152,8 +153,11 @@ def _simotel_fields(body: bytes, content_type: str) -> dict[str, Any] | None:
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object (UTF-8, -16 or -32 as RFC 8259 and json detect them), or
+    None; never raises, however deep or ambiguous the body (``parse_json``)."""
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
         return None
+    value = parse_json(text).value
     return value if isinstance(value, dict) else None

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from typing import Any, Final
 import yaml
 
 from pingmon.sandbox import SANDBOX_CREDENTIALS
+from tests.e2e.promapi import PromApi
 from tests.e2e.rules import alert_rules, shorten_for_durations
 from tests.processes import Process, eventually, free_port, http_json, http_ok
 
@@ -84,10 +83,6 @@ class WebhookCase:
 # Checked every second, its webhook due within 800 ms: slower than the 9pic cases, so that a
 # slow machine never misses a webhook the sandbox delivers at once.
 WEBHOOK: Final = WebhookCase("hooks", "stripe", "ed_test_e2e_hooks")
-
-
-class QueryError(AssertionError):
-    """Prometheus refused or failed a query."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,35 +351,16 @@ class Stack:
             return f"(could not ask: {exc})\n{self.logs()}"
         return f"Prometheus alerts: {firing}\nAlertmanager active: {active}\n{self.logs()}"
 
+    @property
+    def prometheus(self) -> PromApi:
+        return PromApi(self.prom_url)
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant query's result; QueryError when Prometheus refuses it."""
-        data = self._api("query", {"query": expr})
-        result: list[dict[str, Any]] = data["result"]
-        return result
+        return self.prometheus.query(expr)
 
     def query_range(self, expr: str, seconds: float, step: str) -> list[dict[str, Any]]:
-        now = time.time()
-        data = self._api(
-            "query_range", {"query": expr, "start": now - seconds, "end": now, "step": step}
-        )
-        result: list[dict[str, Any]] = data["result"]
-        return result
+        return self.prometheus.query_range(expr, seconds, step)
 
     def label_values(self, label: str, matches: Iterable[str] = ()) -> list[str]:
-        query = urllib.parse.urlencode([("match[]", m) for m in matches])
-        answer = http_json(f"{self.prom_url}/api/v1/label/{label}/values?{query}")
-        values: list[str] = answer["data"]
-        return values
-
-    def _api(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.prom_url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
-        try:
-            answer = http_json(url)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                body = exc.read().decode(errors="replace")
-            raise QueryError(f"{params['query']!r}: HTTP {exc.code}: {body}") from None
-        if answer.get("status") != "success":
-            raise QueryError(f"{params['query']!r}: {answer}")
-        data: dict[str, Any] = answer["data"]
-        return data
+        return self.prometheus.label_values(label, matches)

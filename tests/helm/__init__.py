@@ -22,9 +22,8 @@ RULES = REPO / "config" / "alerts" / "pingmon.rules.yml"
 CHART_RULES = "files/pingmon.rules.yml"
 CRD_API = "monitoring.coreos.com/v1"
 
-# Used only while config/alerts/pingmon.rules.yml does not exist yet; the drift and lint tests
-# on the real chart fail until it does. Its annotations carry Prometheus template syntax on
-# purpose: the chart must pass it through verbatim.
+# A small rules file for tests that swap the chart's rules. Its annotations carry Prometheus
+# template syntax on purpose: the chart must pass it through verbatim.
 STAND_IN_RULES = """\
 groups:
   - name: pingmon-stand-in
@@ -132,15 +131,12 @@ def helm_in(home: Path, binary: str = "helm") -> Helm:
 
 
 def chart_copy(dest: Path, rules: str | None = None) -> Path:
-    """A copy of the chart with its rules symlink resolved: the real file, or `rules` if given.
-
-    The stand-in replaces the real rules only while config/alerts/pingmon.rules.yml is missing.
-    """
+    """A plain copy of the chart (symlinks copied as links, as `cp -r` does), its rules file
+    replaced by `rules` if given."""
     copy = dest / "pingmon"
-    shutil.copytree(CHART, copy, ignore=shutil.ignore_patterns("pingmon.rules.yml"))
-    if rules is None:
-        rules = RULES.read_text() if RULES.exists() else STAND_IN_RULES
-    (copy / CHART_RULES).write_text(rules)
+    shutil.copytree(CHART, copy, symlinks=True)
+    if rules is not None:
+        (copy / CHART_RULES).write_text(rules)
     return copy
 
 
@@ -182,8 +178,10 @@ def secret_refs(node: object, path: str = "config") -> Iterator[tuple[str, str, 
 
 
 def config_text(manifests: list[Manifest]) -> str:
-    """The pingmon.yaml the ConfigMap carries."""
-    text = one(manifests, "ConfigMap")["data"]["pingmon.yaml"]
+    """The pingmon.yaml the ConfigMap carries (not the dashboard's ConfigMap)."""
+    configs = [doc for doc in kinds(manifests, "ConfigMap") if "pingmon.yaml" in doc["data"]]
+    assert len(configs) == 1, names(manifests)
+    text = configs[0]["data"]["pingmon.yaml"]
     assert isinstance(text, str)
     return text
 

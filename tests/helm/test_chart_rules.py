@@ -1,4 +1,4 @@
-"""The chart's PrometheusRule carries exactly the groups of config/alerts/pingmon.rules.yml."""
+"""The chart's PrometheusRule carries exactly config/alerts/pingmon.rules.yml, from a real copy."""
 
 from __future__ import annotations
 
@@ -48,14 +48,54 @@ def drift(chart_groups: list[Any], rules_text: str) -> bool:
     return chart_groups != source_groups(rules_text)
 
 
-def test_the_chart_reads_the_rules_through_a_symlink_to_config_alerts() -> None:
-    link = CHART / CHART_RULES
-    assert link.is_symlink()
-    assert link.resolve() == RULES.resolve()
+def file_drift(copy: Path, source: Path) -> str | None:
+    """Why the chart's copy of the rules is not the source, byte for byte, or None."""
+    if copy.is_symlink():
+        return f"{copy} is a symlink: a copied chart would not render"
+    if copy.read_bytes() != source.read_bytes():
+        return f"{copy} differs from {source}: run `cp {source} {copy}`"
+    return None
+
+
+def test_the_chart_contains_no_symlink_so_a_copy_is_self_contained() -> None:
+    links = sorted(str(path.relative_to(CHART)) for path in CHART.rglob("*") if path.is_symlink())
+    assert links == []
+
+
+def test_the_charts_rules_file_is_a_byte_identical_copy_of_config_alerts() -> None:
+    assert file_drift(CHART / CHART_RULES, RULES) is None
+
+
+@pytest.mark.parametrize("change", ["edited", "symlink"])
+def test_the_drift_check_refuses_an_edited_copy_and_a_symlink(tmp_path: Path, change: str) -> None:
+    copy = tmp_path / "pingmon.rules.yml"
+    if change == "edited":
+        copy.write_bytes(RULES.read_bytes().replace(b"severity: critical", b"severity: page", 1))
+    else:
+        copy.symlink_to(RULES)
+    assert file_drift(copy, RULES) is not None
+    assert file_drift(RULES, RULES) is None
+
+
+@pytest.mark.parametrize("sets", [[], ENABLE_RULE], ids=["defaults", "rules-enabled"])
+def test_a_chart_copied_with_cp_r_renders(helm: Helm, tmp_path: Path, sets: list[str]) -> None:
+    copied = tmp_path / "elsewhere"
+    copied.mkdir()
+    done = subprocess.run(
+        [require_tool("cp"), "-r", str(CHART), str(copied)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    manifests = helm.template(copied / "pingmon", sets=sets)
+    assert one(manifests, "Deployment")["metadata"]["name"] == "rel-pingmon"
+    if sets:
+        assert not drift(rule_groups(manifests), RULES.read_text())
 
 
 def test_the_prometheus_rule_groups_equal_config_alerts_rules(helm: Helm) -> None:
-    assert RULES.exists(), f"{RULES} is missing: the chart's PrometheusRule has no source"
     rendered = rule_groups(helm.template(CHART, sets=ENABLE_RULE))
     assert not drift(rendered, RULES.read_text())
 
@@ -63,7 +103,7 @@ def test_the_prometheus_rule_groups_equal_config_alerts_rules(helm: Helm) -> Non
 def test_a_modified_copy_of_the_rules_in_the_chart_is_detected_as_drift(
     helm: Helm, tmp_path: Path
 ) -> None:
-    source = RULES.read_text() if RULES.exists() else STAND_IN_RULES
+    source = RULES.read_text()
     first_rule = source_groups(source)[0]["rules"][0]
     field = "record" if "record" in first_rule else "alert"
     name = first_rule[field]
@@ -143,7 +183,6 @@ def test_a_rules_file_without_groups_fails_the_render_with_its_name(
 
 
 def test_helm_package_stores_the_rules_content_not_a_link(helm: Helm, tmp_path: Path) -> None:
-    assert RULES.exists(), f"{RULES} is missing"
     helm.run("package", CHART, "--destination", tmp_path)
     with tarfile.open(tmp_path / "pingmon-0.1.0.tgz") as archive:
         member = archive.getmember(f"pingmon/{CHART_RULES}")

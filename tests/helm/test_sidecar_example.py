@@ -85,33 +85,55 @@ def test_the_example_passes_lint_and_kubernetes_validate(
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_on_1_30_pingmon_is_a_native_sidecar_init_container(helm: Helm, app_chart: Path) -> None:
-    spec = pod_spec(render(helm, app_chart, "1.30.0")[1])
+def test_native_true_on_1_30_makes_pingmon_a_native_sidecar_init_container(
+    helm: Helm, app_chart: Path
+) -> None:
+    text = helm.template_text(app_chart, sets=["pingmon.sidecar.native=true"], release="shop")
+    spec = pod_spec([doc for doc in yaml.safe_load_all(text) if doc])
     assert [c["name"] for c in spec["containers"]] == ["shop"]
     pingmon = container(spec, init=True)
     assert pingmon["restartPolicy"] == "Always"
 
 
-def test_on_1_28_pingmon_is_a_regular_container_beside_the_app(
-    helm: Helm, app_chart: Path
+@pytest.mark.parametrize("kube_version", ["1.28.0", "1.30.0"])
+def test_by_default_pingmon_is_a_regular_container_beside_the_app_on_any_version(
+    helm: Helm, app_chart: Path, kube_version: str
 ) -> None:
-    spec = pod_spec(render(helm, app_chart, "1.28.0")[1])
+    spec = pod_spec(render(helm, app_chart, kube_version)[1])
     assert [c["name"] for c in spec["containers"]] == ["shop", "pingmon"]
     assert "initContainers" not in spec
     assert "restartPolicy" not in container(spec)
 
 
-def test_native_false_forces_the_regular_container_on_1_30(helm: Helm, app_chart: Path) -> None:
-    text = helm.template_text(app_chart, sets=["pingmon.sidecar.native=false"], release="shop")
-    spec = pod_spec([doc for doc in yaml.safe_load_all(text) if doc])
-    assert [c["name"] for c in spec["containers"]] == ["shop", "pingmon"]
+def test_native_true_for_a_cluster_older_than_1_29_fails_the_render_saying_so(
+    helm: Helm, app_chart: Path
+) -> None:
+    done = helm.run(
+        "template", "shop", app_chart, "--kube-version", "1.28.0", "--api-versions",
+        "monitoring.coreos.com/v1", "--set", "pingmon.sidecar.native=true", check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "sidecar.native: true needs Kubernetes 1.29 or later" in done.stderr
+    assert "set sidecar.native: false" in done.stderr
+
+
+def test_native_auto_is_refused_by_the_schema_so_the_form_is_never_guessed(
+    helm: Helm, app_chart: Path
+) -> None:
+    done = helm.run("template", "shop", app_chart, "--set", "pingmon.sidecar.native=auto",
+                    check=False)  # fmt: skip
+    assert done.returncode == 1
+    helm4, helm3 = "/sidecar/native': got string, want boolean", "native: Invalid type"
+    assert helm4 in done.stderr or helm3 in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(("kube_version", "init"), [("1.30.0", True), ("1.28.0", False)])
-def test_the_sidecar_mounts_its_configmap_and_secrets_with_probes_and_a_safe_context(
+def test_the_sidecar_mounts_its_configmap_and_secrets_with_liveness_and_a_safe_context(
     helm: Helm, app_chart: Path, kube_version: str, init: bool
 ) -> None:
-    manifests = render(helm, app_chart, kube_version)[1]
+    native = [f"pingmon.sidecar.native={str(init).lower()}"]
+    text = helm.template_text(app_chart, sets=native, kube_version=kube_version, release="shop")
+    manifests = [doc for doc in yaml.safe_load_all(text) if doc]
     spec = pod_spec(manifests)
     pingmon = container(spec, init=init)
     configmap = one(manifests, "ConfigMap")
@@ -126,9 +148,10 @@ def test_the_sidecar_mounts_its_configmap_and_secrets_with_probes_and_a_safe_con
     assert pingmon["env"][0]["valueFrom"]["secretKeyRef"] == {
         "name": "shop-stripe",
         "key": "api-key",
+        "optional": True,
     }
     assert pingmon["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "pingmon"}
-    assert pingmon["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "pingmon"}
+    assert "readinessProbe" not in pingmon  # the sidecar never gates the app's readiness
     context = pingmon["securityContext"]
     assert context["runAsUser"] == 10001
     assert context["readOnlyRootFilesystem"] is True
@@ -151,7 +174,10 @@ def test_the_pod_monitor_selects_the_app_pods_by_the_sidecar_label(
 def test_the_sidecar_templates_refuse_a_dependency_left_in_standalone_mode(
     helm: Helm, app_chart: Path
 ) -> None:
-    done = helm.run("template", "shop", app_chart, "--set", "pingmon.mode=standalone", check=False)
+    done = helm.run(
+        "template", "shop", app_chart, "--api-versions", "monitoring.coreos.com/v1",
+        "--set", "pingmon.mode=standalone", check=False,
+    )  # fmt: skip
     assert done.returncode == 1
     assert "need pingmon's mode: sidecar" in done.stderr
 

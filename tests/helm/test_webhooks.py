@@ -32,6 +32,8 @@ PBX_TARGET = (
     "config.targets[0].name=pbx-main",
     "config.targets[0].provider=pbx",
     "config.targets[0].webhook.timeout=30s",
+    "config.targets[0].webhook.username.env=SIMOTEL_WEBHOOK_USER",
+    "config.targets[0].webhook.password.env=SIMOTEL_WEBHOOK_PASSWORD",
 )
 
 
@@ -168,7 +170,7 @@ def test_the_network_policy_opens_only_the_webhooks_port_to_webhooks_from(
     rules = one(helm.template(chart, WEBHOOKS), "NetworkPolicy")["spec"]["ingress"]
     assert rules == [
         {
-            "ports": [{"port": "pingmon", "protocol": "TCP"}],
+            "ports": [{"port": 9108, "protocol": "TCP"}],
             "from": [
                 {
                     "namespaceSelector": {
@@ -178,7 +180,7 @@ def test_the_network_policy_opens_only_the_webhooks_port_to_webhooks_from(
             ],
         },
         {
-            "ports": [{"port": "webhooks", "protocol": "TCP"}],
+            "ports": [{"port": 9109, "protocol": "TCP"}],
             "from": [
                 {
                     "namespaceSelector": {
@@ -196,8 +198,8 @@ def test_without_webhooks_from_the_webhooks_port_is_open_to_any_peer_and_metrics
     rules = one(
         helm.template(chart, WEBHOOKS, sets=["networkPolicy.webhooksFrom=null"]), "NetworkPolicy"
     )["spec"]["ingress"]
-    assert rules[1] == {"ports": [{"port": "webhooks", "protocol": "TCP"}]}
-    assert rules[0]["ports"] == [{"port": "pingmon", "protocol": "TCP"}]
+    assert rules[1] == {"ports": [{"port": 9109, "protocol": "TCP"}]}
+    assert rules[0]["ports"] == [{"port": 9108, "protocol": "TCP"}]
     assert "from" in rules[0]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.tools import require_tool
 
@@ -147,6 +148,29 @@ def test_entrypoint_is_pingmon_and_cmd_runs_the_daemon_on_the_image_config(
 ) -> None:
     assert json.loads(arguments(final_stage, "ENTRYPOINT")[-1]) == ["pingmon"]
     assert json.loads(arguments(final_stage, "CMD")[-1]) == ["run", "--config", CONFIG_IN_IMAGE]
+
+
+def secret_references(node: object) -> list[object]:
+    """Every {env: ...} / {file: ...} in a configuration document."""
+    if isinstance(node, dict):
+        if set(node) in ({"env"}, {"file"}):
+            return [node]
+        return [ref for value in node.values() for ref in secret_references(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in secret_references(item)]
+    return []
+
+
+def test_the_image_config_needs_no_secret_and_the_example_ships_beside_it(
+    final_stage: list[Instruction],
+) -> None:
+    copies = arguments(final_stage, "COPY")
+    assert f"config/pingmon.image.yaml {CONFIG_IN_IMAGE}" in copies
+    assert "config/pingmon.example.yaml /usr/share/pingmon/pingmon.example.yaml" in copies
+    image_config = yaml.safe_load((REPO / "config" / "pingmon.image.yaml").read_text())
+    example = yaml.safe_load((REPO / "config" / "pingmon.example.yaml").read_text())
+    assert secret_references(image_config) == []
+    assert len(secret_references(example)) >= 9, "the walk finds the example's secrets"
 
 
 def test_final_stage_exposes_the_metrics_port(final_stage: list[Instruction]) -> None:

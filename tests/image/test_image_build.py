@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import json
-import os
 import re
 import signal
 import subprocess
@@ -12,7 +10,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +19,9 @@ import pytest
 import yaml
 
 from pingmon import __version__
+from tests.image.buildah import CONFIG_IN_IMAGE, EXAMPLE_IN_IMAGE, REPO, Buildah, run_in
 from tests.processes import free_port
 from tests.tools import require_tool
-
-REPO = Path(__file__).resolve().parents[2]
-IMAGE_DIR = REPO / ".tools" / "image"  # made by .ci/prepare-image-base
-CONFIG_IN_IMAGE = "/etc/pingmon/pingmon.yaml"
-PREPARE = "run .ci/prepare-image-base (as root; it downloads the base and the wheels)"
 
 # Inside a private mount namespace: the image's rootfs and a config directory (a ConfigMap's
 # stand-in), both bind-mounted read-only, then the command chrooted as the image's user.
@@ -40,92 +33,6 @@ mount -o remount,bind,ro "$ROOT/etc/pingmon"
 mount -o remount,bind,ro "$ROOT"
 exec chroot --userspec="$IMAGE_USER" "$ROOT" "$@"
 """
-
-
-def unavailable(message: str) -> None:
-    """Fail in CI, where the prepare step must have run; skip on a developer's machine."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@dataclass(frozen=True, slots=True)
-class Buildah:
-    """buildah on the vfs storage the prepare step filled, where the local base image lives."""
-
-    path: str
-
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        storage = ("--storage-driver=vfs", f"--root={IMAGE_DIR / 'storage'}")
-        return subprocess.run(
-            [self.path, *storage, f"--runroot={IMAGE_DIR / 'run'}", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
-
-    def ok(self, *args: str, timeout: float = 120) -> str:
-        done = self.run(*args, timeout=timeout)
-        assert done.returncode == 0, f"buildah {' '.join(args)}:\n{done.stdout}{done.stderr}"
-        return done.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def buildah() -> Buildah:
-    tool = Buildah(require_tool("buildah"))
-    if os.geteuid() != 0:
-        unavailable("the image build needs root (vfs storage, chroot isolation)")
-    base_file = IMAGE_DIR / "base-image"
-    if not base_file.is_file() or not (IMAGE_DIR / "wheels" / ".requirements").is_file():
-        unavailable(f"the local image base is not prepared: {PREPARE}")
-    if tool.run("inspect", "--type", "image", base_file.read_text().strip()).returncode:
-        unavailable(f"the local base image is missing from {IMAGE_DIR / 'storage'}: {PREPARE}")
-    return tool
-
-
-@pytest.fixture(scope="module")
-def image(buildah: Buildah) -> Iterator[str]:
-    """The image built from the working tree, offline: pip reads the wheels, never an index."""
-    tag = f"localhost/pingmon-test:{uuid.uuid4().hex[:12]}"
-    base = (IMAGE_DIR / "base-image").read_text().strip()
-    done = buildah.run(
-        *("bud", "--isolation=chroot", "--pull=false", "--format=docker", "--layers=false"),
-        *("--build-arg", f"BASE_IMAGE={base}"),
-        *("--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels"),
-        *("--volume", f"{IMAGE_DIR / 'wheels'}:/wheels:ro"),
-        *("--file", str(REPO / "Dockerfile"), "--tag", tag, str(REPO)),
-        timeout=900,
-    )
-    try:
-        assert done.returncode == 0, f"build failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
-        yield tag
-    finally:
-        buildah.run("rmi", "--force", tag)
-
-
-@pytest.fixture(scope="module")
-def container(buildah: Buildah, image: str) -> Iterator[str]:
-    name = f"pingmon-test-{uuid.uuid4().hex[:12]}"
-    buildah.ok("from", "--pull=false", "--name", name, image)
-    try:
-        yield name
-    finally:
-        buildah.run("rm", name)
-
-
-@pytest.fixture(scope="module")
-def image_config(buildah: Buildah, image: str) -> dict[str, Any]:
-    inspected: dict[str, Any] = json.loads(buildah.ok("inspect", "--type", "image", image))
-    config: dict[str, Any] = inspected["Docker"]["config"]
-    return config
-
-
-def run_in(
-    buildah: Buildah, container: str, *command: str, options: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    """`buildah run`: the container's own user, environment and (host) network."""
-    return buildah.run("run", "--isolation=chroot", *options, container, "--", *command)
 
 
 def example_secret_variables() -> list[str]:
@@ -186,26 +93,40 @@ def test_pingmon_in_the_image_reports_the_source_version(buildah: Buildah, conta
     assert done.stdout.strip() == f"pingmon {__version__}"
 
 
-def test_shipped_config_validates_once_its_secrets_are_set(
+def test_the_default_config_needs_no_secret_and_is_the_image_config_file(
+    buildah: Buildah, container: str
+) -> None:
+    # No --config: the image's PINGMON_CONFIG names /etc/pingmon/pingmon.yaml.
+    done = run_in(buildah, container, "pingmon", "config", "validate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{CONFIG_IN_IMAGE}: ok (1 providers, 1 targets)\n"
+    shipped = run_in(buildah, container, "cat", CONFIG_IN_IMAGE)
+    assert shipped.stdout == (REPO / "config" / "pingmon.image.yaml").read_text()
+
+
+def test_the_example_in_the_image_validates_once_its_secrets_are_set(
     buildah: Buildah, container: str
 ) -> None:
     names = example_secret_variables()
     assert names, "the example configuration reads no secrets from the environment"
     env = tuple(arg for name in names for arg in ("--env", f"{name}=not-a-real-secret"))
     done = run_in(
-        buildah, container, "pingmon", "config", "validate", "--config", CONFIG_IN_IMAGE,
+        buildah, container, "pingmon", "config", "validate", "--config", EXAMPLE_IN_IMAGE,
         options=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(
-        r"/etc/pingmon/pingmon\.yaml: ok \(\d+ providers, \d+ targets\)\n", done.stdout
+        r"/usr/share/pingmon/pingmon\.example\.yaml: ok \(\d+ providers, \d+ targets\)\n",
+        done.stdout,
     )
 
 
-def test_shipped_config_without_secrets_exits_2_naming_each_missing_variable(
+def test_the_example_without_secrets_exits_2_naming_each_missing_variable(
     buildah: Buildah, container: str
 ) -> None:
-    done = run_in(buildah, container, "pingmon", "config", "validate")
+    done = run_in(
+        buildah, container, "pingmon", "config", "validate", "--config", EXAMPLE_IN_IMAGE
+    )
     assert done.returncode == 2
     for name in example_secret_variables():
         assert f"environment variable {name} is not set" in done.stderr

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ from pingmon.config import Config, load_config
 from pingmon.daemon import Daemon
 from pingmon.sandbox import SANDBOX_CREDENTIALS, Sandbox
 from pingmon.service import serve
+from pingmon.webconfig import WebOptions
 
 CREDS = SANDBOX_CREDENTIALS
 
@@ -177,31 +179,47 @@ class RunningDaemon:
         await eventually(checked)
 
 
-StartDaemon = Callable[[Config], Awaitable[RunningDaemon]]
+class StartDaemon(Protocol):
+    def __call__(
+        self,
+        config: Config,
+        web_options: WebOptions | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> Awaitable[RunningDaemon]: ...
 
 
 @pytest.fixture
 async def start_daemon() -> AsyncIterator[StartDaemon]:
+    """Starts serve(); with ``web_options`` (TLS: an https URL, its client talking through
+    ``client_ssl``)."""
     stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(config: Config) -> RunningDaemon:
+    async def start(
+        config: Config,
+        web_options: WebOptions | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> RunningDaemon:
         started: asyncio.Future[tuple[Daemon, str]] = asyncio.get_running_loop().create_future()
 
         async def on_started(daemon: Daemon, address: str) -> None:
             started.set_result((daemon, address))
 
         stop = asyncio.Event()
-        task = asyncio.create_task(serve(config, on_started=on_started, stop=stop))
+        task = asyncio.create_task(
+            serve(config, on_started=on_started, stop=stop, web_options=web_options)
+        )
         stops.append((stop, task))
         waiting: set[asyncio.Future[Any]] = {started, task}
         done, _ = await asyncio.wait(waiting, timeout=10, return_when="FIRST_COMPLETED")
         if task in done:
             task.result()  # raises what made serve() fail
         daemon, address = started.result()
-        session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(ssl=client_ssl if client_ssl is not None else True)
+        session = aiohttp.ClientSession(connector=connector)
         sessions.append(session)
-        return RunningDaemon(daemon, f"http://{address}", session)
+        tls = web_options is not None and web_options.config is not None and web_options.config.tls
+        return RunningDaemon(daemon, f"{'https' if tls else 'http'}://{address}", session)
 
     yield start
     for session in sessions:

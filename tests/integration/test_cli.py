@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pingmon.loading import EMPTY_FILE
 from pingmon.sandbox import Sandbox, Scenario
 from tests.integration.conftest import (
     SECRET_VALUES,
@@ -21,6 +22,7 @@ from tests.integration.conftest import (
     eventually,
     http_target,
     ninepic_target,
+    sandbox_providers,
     simotel_target,
     stripe_target,
 )
@@ -266,3 +268,98 @@ async def test_config_validate_refuses_webhook_problems_one_line_each(tmp_path: 
     ]
     assert literal not in done.stdout + done.stderr
     assert_no_secret(done.stdout, done.stderr)
+
+
+def laughs_target(levels: int) -> str:
+    """An http target whose expect.json is a "billion laughs" of ``levels`` (about 1 KB of
+    YAML, 10**levels nodes when walked), as the last item of a block-style target list."""
+    lines = ["- name: bomb", "  provider: status", "  expect:", "    json:"]
+    lines.append("      l0: &d0 {a: 1, b: 2, c: 3}")
+    for level in range(1, levels + 1):
+        keys = ", ".join(f"k{j}: *d{level - 1}" for j in range(10))
+        lines.append(f"      l{level}: &d{level} {{{keys}}}")
+    return "\n".join(lines) + "\n"
+
+
+async def scrape(daemon: Daemon) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{daemon.address}/metrics") as response,
+    ):
+        return await response.text()
+
+
+def reload_gauge(metrics: str) -> float:
+    return float(metrics.split("\npingmon_config_last_reload_successful ")[1].split()[0])
+
+
+async def test_sighup_with_a_file_that_is_no_config_error_is_refused_logged_and_survived(
+    config_writer: ConfigWriter,
+) -> None:
+    path = config_writer.write([ninepic_target("first")])
+    daemon = await start_run(path)
+    try:
+        path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: daemon.logged("reload refused; the running configuration stays"))
+        refusal = next(line for line in daemon.lines if line["message"].startswith("reload"))
+        assert refusal["problem"].startswith(f"{path}: ")
+        assert reload_gauge(await scrape(daemon)) == 0
+        config_writer.write([ninepic_target("first"), ninepic_target("second")])
+        daemon.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: daemon.logged("configuration reloaded", targets=2))
+        assert reload_gauge(await scrape(daemon)) == 1
+    finally:
+        daemon.process.send_signal(signal.SIGTERM)
+        assert await daemon.wait() == 0
+    assert not any("never retrieved" in line["message"] for line in daemon.lines)
+    assert not any("exception" in line for line in daemon.lines)  # no traceback anywhere
+
+
+@pytest.mark.parametrize("hang", ["fifo secret", "yaml laughs"])
+async def test_sigterm_during_a_reload_that_never_returns_exits_promptly_with_0(
+    tmp_path: Path, config_writer: ConfigWriter, hang: str
+) -> None:
+    watch = {"enabled": True, "interval": "100ms"}
+    path = config_writer.write([ninepic_target("first")], watch=watch)
+    daemon = await start_run(path)
+    staged = tmp_path / "staged.yaml"
+    fifo = tmp_path / "secret.fifo"
+    if hang == "fifo secret":
+        os.mkfifo(fifo)
+        providers = sandbox_providers(config_writer.sandbox)
+        providers["ninepic"]["api_key"] = {"file": str(fifo)}
+        ConfigWriter(staged, config_writer.sandbox).write(
+            [ninepic_target("first")], providers=providers, watch=watch
+        )
+    else:
+        ConfigWriter(staged, config_writer.sandbox).write([ninepic_target("first")], watch=watch)
+        with staged.open("a") as file:  # the targets list comes last
+            file.write(laughs_target(9))
+    os.replace(staged, path)
+    await eventually(lambda: daemon.logged("configuration changed on disk; reloading"))
+    daemon.process.send_signal(signal.SIGTERM)
+    assert await daemon.wait(timeout=15) == 0
+    assert daemon.logged("shutting down: letting in-flight checks finish")
+
+
+async def test_run_refuses_an_interval_no_timer_can_hold_with_exit_2_and_its_line(
+    config_writer: ConfigWriter,
+) -> None:
+    path = config_writer.write([ninepic_target("huge", interval="1000000000d")])
+    done = await pingmon("run", "--config", str(path))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(f"{path}: targets[0].interval: ")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "  \n\t\n", "# nothing yet\n"])
+async def test_an_empty_file_is_refused_by_every_command_with_exit_2(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "pingmon.yaml"
+    path.write_text(content)
+    for command in (["run"], ["check"], ["config", "validate"]):
+        done = await pingmon(*command, "--config", str(path))
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [f"{path}: {EMPTY_FILE}"]

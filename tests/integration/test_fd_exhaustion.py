@@ -20,7 +20,7 @@ from aiohttp import web
 
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings, load_config
-from pingmon.daemon import new_session
+from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass, ResourceExhausted
 from pingmon.runner import Runner, build_plans
 from tests.integration.conftest import eventually
@@ -90,10 +90,9 @@ async def test_a_daemon_runner_skips_a_check_it_has_no_descriptor_for(
 ) -> None:
     plan = build_plans(load_config(write_config(tmp_path / "c.yaml", closing_target)))["t"]
     exhausted: list[ResourceExhausted] = []
-    async with new_session() as session:
-        runner = Runner(
-            session, RateLimitGate(BackoffSettings()), 10, on_exhausted=exhausted.append
-        )
+    async with new_sessions() as sessions:
+        gate = RateLimitGate(BackoffSettings())
+        runner = Runner(sessions, gate, 10, on_exhausted=exhausted.append)
         with no_free_descriptors():
             result = await runner.run(plan)
         assert result is None  # nothing recorded: not the target's result
@@ -107,10 +106,9 @@ async def test_a_one_shot_check_reports_a_connect_failure_naming_the_cause(
     tmp_path: Path, closing_target: int
 ) -> None:
     plan = build_plans(load_config(write_config(tmp_path / "c.yaml", closing_target)))["t"]
-    async with new_session() as session:
-        runner = Runner(
-            session, RateLimitGate(BackoffSettings()), 10
-        )  # `pingmon check`: no one to skip for
+    async with new_sessions() as sessions:
+        # As `pingmon check` runs it: no daemon to skip a check for.
+        runner = Runner(sessions, RateLimitGate(BackoffSettings()), 10)
         with no_free_descriptors():
             result = await runner.run(plan)
     assert result is not None

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pingmon.sandbox import Sandbox, Scenario
+from pingmon.webconfig import WebOptions
 from tests.integration.conftest import (
     SECRET_VALUES,
     ConfigWriter,
@@ -19,6 +20,8 @@ from tests.integration.conftest import (
     simotel_target,
     stripe_target,
 )
+
+LIFECYCLE = WebOptions(enable_lifecycle=True)  # POST /-/reload answers
 
 
 async def test_metrics_negotiates_openmetrics_and_text(
@@ -95,7 +98,7 @@ async def test_reload_adopts_a_good_file_and_drops_removed_targets(
     config_writer: ConfigWriter, start_daemon: StartDaemon
 ) -> None:
     running = await start_daemon(
-        config_writer.load([ninepic_target("keep"), stripe_target("gone")])
+        config_writer.load([ninepic_target("keep"), stripe_target("gone")]), LIFECYCLE
     )
     await running.wait_checked("stripe", "gone")
     config_writer.write([ninepic_target("keep"), simotel_target("new")])
@@ -111,7 +114,7 @@ async def test_reload_adopts_a_good_file_and_drops_removed_targets(
 async def test_bad_reload_keeps_the_running_configuration(
     config_writer: ConfigWriter, start_daemon: StartDaemon, sandbox: Sandbox
 ) -> None:
-    running = await start_daemon(config_writer.load([ninepic_target("keep")]))
+    running = await start_daemon(config_writer.load([ninepic_target("keep")]), LIFECYCLE)
     await running.wait_checked("ninepic", "keep", success=True)
     good_reload_time = running.sample("pingmon_config_last_reload_success_timestamp_seconds")
     Path(config_writer.path).write_text("targets: [{name: x, provider: nope}]\nbogus: 1\n")

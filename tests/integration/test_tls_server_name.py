@@ -13,7 +13,7 @@ import yaml
 
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings, load_config
-from pingmon.daemon import new_session
+from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
 from pingmon.oneshot import check_once
 from pingmon.results import CheckResult
@@ -135,8 +135,8 @@ async def test_providers_sharing_an_address_never_share_a_connection_across_serv
         path = tmp_path / "pingmon.yaml"
         path.write_text(yaml.safe_dump({"providers": providers, "targets": targets}))
         plans = build_plans(load_config(path))
-        async with new_session() as session:
-            runner = Runner(session, RateLimitGate(BackoffSettings()), concurrency=1)
+        async with new_sessions() as sessions:
+            runner = Runner(sessions, RateLimitGate(BackoffSettings()), concurrency=1)
             results = [await runner.run(plan) for plan in plans.values()]  # one after another
     assert [result.error_class for result in results if result] == [ErrorClass.NONE] * 6
     assert [(seen.path, seen.server_name) for seen in origin.requests] == [

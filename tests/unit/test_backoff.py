@@ -83,15 +83,68 @@ def test_retry_after_empty_or_missing_gives_none(value: str | None) -> None:
     assert parse_retry_after(value, NOW) is None
 
 
-@given(st.integers(min_value=0, max_value=10**15))
-def test_retry_after_any_non_negative_integer_parses_to_itself(seconds: int) -> None:
+@given(st.integers(min_value=0, max_value=2**31))
+def test_retry_after_any_non_negative_integer_up_to_2_31_parses_to_itself(seconds: int) -> None:
     assert parse_retry_after(str(seconds), NOW) == seconds
 
 
-@given(st.text())
-def test_retry_after_arbitrary_text_never_raises_and_is_never_negative(value: str) -> None:
+@pytest.mark.parametrize("digits", [str(2**31 + 1), "9" * 20, "9" * 4301, "9" * 8000])
+def test_retry_after_beyond_2_31_seconds_is_read_as_2_31_never_infinite(digits: str) -> None:
+    # RFC 9111 section 1.2.2: a delta-seconds too large to represent is taken as 2^31.
+    assert parse_retry_after(digits, NOW) == 2**31
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Fri, 31 Dec 99999999999 23:59:59 GMT",
+        "Mon, 01 Jan 99999999999 00:00:00 GMT",
+        "Mon, 01 Jan 10000 00:00:00 GMT",
+        "Mon, 01 Jan 2026 99999999999:00:00 GMT",
+        "Mon, 01 Jan 2026 00:00:00 +99999999999",
+    ],
+)
+def test_retry_after_date_no_calendar_holds_is_garbage(value: str) -> None:
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_429_with_a_date_no_calendar_holds_backs_off_exponentially() -> None:
+    gate, _ = make_gate()
+
+    decision = gate.on_rate_limited("key", "Fri, 31 Dec 99999999999 23:59:59 GMT")
+
+    assert decision.retry_after is None
+    assert POLICY.initial * 0.9 <= decision.delay <= POLICY.initial * 1.1
+    assert gate.is_closed("key")
+
+
+def test_429_with_8000_digits_of_retry_after_is_capped_and_logged_finite() -> None:
+    gate, _ = make_gate()
+
+    decision = gate.on_rate_limited("key", "9" * 8000)
+
+    assert (decision.delay, decision.capped, decision.retry_after) == (POLICY.max, True, 2**31)
+
+
+def _http_date_shaped(day: str, number: int, month: str, year: int, clock: str, zone: str) -> str:
+    return f"{day}, {number:02d} {month} {year} {clock} {zone}"
+
+
+HTTP_DATE_SHAPED = st.builds(
+    _http_date_shaped,
+    st.sampled_from(["Mon", "Fri", "Sun", "Xyz"]),
+    st.integers(min_value=-10, max_value=10**12),
+    st.sampled_from(["Jan", "Feb", "Dec", "Foo"]),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.from_regex(r"\A\d{1,12}:\d{1,12}:\d{1,12}\Z"),
+    st.sampled_from(["GMT", "UTC", "+0000", "-9999", "+99999999999", "EST", ""]),
+)
+
+
+@given(st.one_of(st.text(), HTTP_DATE_SHAPED, st.from_regex(r"\A\s*\d{1,9000}\s*\Z")))
+def test_retry_after_is_total_over_arbitrary_text(value: str) -> None:
     parsed = parse_retry_after(value, NOW)
-    assert parsed is None or parsed >= 0
+    assert parsed is None or 0 <= parsed < 10**12  # finite: the year 9999 at most
 
 
 @given(
@@ -166,6 +219,14 @@ def test_429_delay_never_exceeds_max_for_any_policy_and_count(
     gate, _ = make_gate(policy, seed)
     decisions = [gate.on_rate_limited("key", None) for _ in range(consecutive)]
     assert 0 < decisions[-1].delay <= policy.max
+
+
+def test_exponential_back_off_after_days_of_429s_stays_at_max_without_overflow() -> None:
+    gate, _ = make_gate(BackoffSettings(initial=30.0, multiplier=10.0, max=900.0))
+
+    decisions = [gate.on_rate_limited("key", None) for _ in range(400)]  # 10^399 overflows
+
+    assert (decisions[-1].delay, decisions[-1].capped) == (900.0, True)
 
 
 def test_absurd_retry_after_is_capped_at_max_and_says_so() -> None:

@@ -14,7 +14,9 @@ import yaml
 
 from pingmon.config import Config, Settings, json_schema, load_config
 from pingmon.errors import ConfigError
+from pingmon.loading import EMPTY_FILE
 from pingmon.providers import PROVIDER_TYPES
+from tests.unit.refusals import BOUNDED_LOADING, UNWORKABLE_VALUES
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pingmon.example.yaml"
@@ -92,6 +94,14 @@ INVALID: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "invalid-http-status-class.yaml",
+        [
+            f"targets[0].expect.status[{index}]: must be a status code from 100 to 599 "
+            "or a class from 1xx to 5xx"
+            for index in (2, 3)
+        ],
+    ),
+    (
         "invalid-secret-env-unset.yaml",
         [
             "providers.stripe-live.api_key: "
@@ -148,6 +158,8 @@ INVALID: list[tuple[str, list[str]]] = [
     ),
     ("invalid-yaml-syntax.yaml", ["line 5, column 12: expected ',' or '}', but got ':'"]),
     ("invalid-not-a-mapping.yaml", ["the file must hold a mapping of settings"]),
+    ("invalid-empty.yaml", [EMPTY_FILE]),
+    ("invalid-whitespace-only.yaml", [EMPTY_FILE]),
     ("invalid-missing-file.yaml", ["cannot read the file: No such file or directory"]),
     (
         "invalid-several-problems.yaml",
@@ -164,6 +176,11 @@ INVALID: list[tuple[str, list[str]]] = [
 ]
 
 
+INVALID += BOUNDED_LOADING + UNWORKABLE_VALUES
+# A secret that is two lines, as a file and as a variable (refusals.py).
+TWO_LINES = "first line\nsecond line\n"
+
+
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No stray PINGMON_* override, the testdata secrets set, and the file secret in place."""
@@ -173,8 +190,13 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in ENV_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TEST_UNSET_STRIPE_API_KEY", raising=False)
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "simotel-password").write_text(f"{FILE_SECRET}\n", encoding="utf-8")
+    monkeypatch.setenv("TEST_TWO_LINE_SECRET", TWO_LINES)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "simotel-password").write_text(f"{FILE_SECRET}\n", encoding="utf-8")
+    (secrets / "two-lines").write_text(TWO_LINES, encoding="utf-8")
+    (secrets / "large").write_bytes(b"k" * (64 * 1024 + 1))
+    os.mkfifo(secrets / "fifo")
     monkeypatch.chdir(tmp_path)
 
 
@@ -225,8 +247,22 @@ def test_a_file_with_several_problems_reports_each_on_its_own_line_naming_its_pa
     ]
 
 
-def test_an_empty_file_gives_the_built_in_defaults(tmp_path: Path) -> None:
-    config = load_config(write_config(tmp_path, ""))
+@pytest.mark.parametrize("text", ["", "\n", "  \n\t\n", "# just a comment\n\n  # another\n"])
+def test_a_file_without_settings_is_refused_as_empty_not_run_without_targets(
+    tmp_path: Path, text: str
+) -> None:
+    path = write_config(tmp_path, text)
+    assert refusal(path).lines() == [f"{path}: {EMPTY_FILE}"]
+
+
+@pytest.mark.parametrize("text", ["---\n", "null\n", "~\n"])
+def test_a_null_document_is_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = write_config(tmp_path, text)
+    assert refusal(path).lines() == [f"{path}: the file must hold a mapping of settings"]
+
+
+def test_an_explicit_empty_mapping_gives_the_built_in_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, "{}\n"))
     assert (config.settings, config.targets) == (Settings(), ())
 
 
@@ -338,6 +374,19 @@ def test_an_invalid_override_is_refused_at_its_path(
     monkeypatch.setenv("PINGMON_BACKOFF__MAX", "5 minutes")
     path = write_config(tmp_path, SMALL)
     assert refusal(path).lines() == [f"{path}: backoff.max: '5 minutes' {DURATION_HINT}"]
+
+
+@pytest.mark.parametrize("name", ["PINGMON_PROVIDERS", "PINGMON_DEFAULTS", "PINGMON_TARGETS"])
+def test_an_override_of_a_nested_setting_that_is_not_json_is_a_problem_quoting_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, '{"p": {"type": "stripe", "api_key": "sk_test_envcanary"')
+    path = write_config(tmp_path, SMALL)
+
+    (line,) = refusal(path).lines()
+
+    assert line.startswith(f"{path}: {name}: not valid JSON (")
+    assert "envcanary" not in line
 
 
 # Secrets.
@@ -478,6 +527,21 @@ def test_json_schema_has_a_target_definition_per_provider_type() -> None:
 def test_valid_file_conforms_to_the_json_schema() -> None:
     document = yaml.safe_load((TESTDATA / "valid.yaml").read_text(encoding="utf-8"))
     jsonschema.validate(document, json_schema())
+
+
+@pytest.mark.parametrize(
+    ("status", "valid"),
+    [([200, "2xx", "3XX"], True), (["6xx"], False), (["2x"], False), ([600], False)],
+)
+def test_json_schema_takes_status_codes_and_classes(status: list[object], valid: bool) -> None:
+    document = yaml.safe_load((TESTDATA / "valid.yaml").read_text(encoding="utf-8"))
+    http_target = next(t for t in document["targets"] if "expect" in t)
+    http_target["expect"]["status"] = status
+    if valid:
+        jsonschema.validate(document, json_schema())
+    else:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(document, json_schema())
 
 
 # The example the lead ships.

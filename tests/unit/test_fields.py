@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
 
-from pingmon.fields import Secret, format_duration, parse_duration, parse_rate
+from pingmon.fields import (
+    MAX_SECRET_FILE_BYTES,
+    Secret,
+    format_duration,
+    parse_duration,
+    parse_rate,
+    secrets_in,
+)
+from pingmon.providers.http import HttpParams, HttpSettings
 
 SYNTAX_HINT = "is not a duration; use a form such as 500ms, 30s, 5m or 1h"
 
@@ -158,7 +167,7 @@ def test_secret_resolves_an_environment_variable(monkeypatch: pytest.MonkeyPatch
     )
 
 
-@pytest.mark.parametrize("ending", ["\n", "\r\n", "\n\n"])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
 def test_secret_resolves_a_file_without_its_trailing_newline(tmp_path: Path, ending: str) -> None:
     path = tmp_path / "api-key"
     path.write_text(f"hunter2{ending}", encoding="utf-8", newline="")
@@ -245,3 +254,160 @@ def test_secret_resolve_error_never_echoes_a_literal_in_the_wrong_shape() -> Non
     with pytest.raises(ValueError, match=r"^must be") as raised:
         Secret.resolve({"sk_live_hunter2": None})
     assert "hunter2" not in str(raised.value)
+
+
+# Durations have an upper bound: what the scheduler's datetime arithmetic is given stays sane.
+
+TOO_LONG = "is longer than 7d, the longest duration pingmon accepts"
+
+
+@pytest.mark.parametrize("value", ["7d", "168h", "6d23h59m59s999ms", 604800, 604800.0])
+def test_parse_duration_accepts_up_to_seven_days(value: str | float) -> None:
+    assert parse_duration(value) <= 7 * 86400
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1000000000d", f"1000000000d {TOO_LONG}"),
+        ("7d1ms", f"7d1ms {TOO_LONG}"),
+        ("8d", f"8d {TOO_LONG}"),
+        (" 169h ", f"169h {TOO_LONG}"),
+        ("604801", f"604801 {TOO_LONG}"),
+        (604801, f"604801s {TOO_LONG}"),
+        (1e300, f"1e+300s {TOO_LONG}"),
+    ],
+)
+def test_parse_duration_refuses_more_than_seven_days_saying_the_bound(
+    value: str | float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_duration(value)
+
+
+# One trailing newline is dropped from every secret source alike, and nothing else.
+
+
+def _resolve_from(
+    source: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Secret:
+    if source == "env":
+        monkeypatch.setenv("PINGMON_TEST_SECRET", value)
+        return Secret.resolve({"env": "PINGMON_TEST_SECRET"})
+    if source == "file":
+        path = tmp_path / "secret"
+        path.write_text(value, encoding="utf-8", newline="")
+        return Secret.resolve({"file": str(path)})
+    return Secret.resolve(value)
+
+
+SOURCES = ["env", "file", "literal"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_every_secret_source_drops_one_trailing_newline(
+    source: str, ending: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _resolve_from(source, f"hunter2{ending}", tmp_path, monkeypatch).reveal() == "hunter2"
+
+
+CONTROL_CHARACTERS = [
+    ("hunter2\n\n", "U+000A line feed"),  # only one newline is dropped
+    ("hunter2\nsecond line\n", "U+000A line feed"),
+    ("hunter2\r", "U+000D carriage return"),
+    ("hun\tter2", "U+0009 tab"),
+    ("hunter2\x00", "U+0000 NUL"),
+    ("hunter2\x1b[0m", "U+001B"),
+    ("hunter2\x7f", "U+007F"),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "value", "named"),
+    [
+        (source, value, named)
+        for source in SOURCES
+        for value, named in CONTROL_CHARACTERS
+        if not (source == "env" and "\x00" in value)  # an environment variable cannot hold NUL
+    ],
+)
+def test_every_secret_source_refuses_a_control_character_naming_it_and_not_the_value(
+    source: str, value: str, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"holds a control character ({named})")
+    ) as raised:
+        _resolve_from(source, value, tmp_path, monkeypatch)
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["sk_live_\u00e9t\u00e9", "pa$$ word", "=+/~!"])
+def test_a_secret_may_hold_any_printable_text(value: str) -> None:
+    assert Secret.resolve(value).reveal() == value
+
+
+# A secret file is a regular file, read up to 64 KiB, never blocking.
+
+
+def test_a_secret_file_of_exactly_64_kib_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(b"k" * MAX_SECRET_FILE_BYTES)
+    assert len(Secret.resolve({"file": str(path)}).reveal()) == 64 * 1024
+
+
+def test_a_secret_file_past_64_kib_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(b"k" * (MAX_SECRET_FILE_BYTES + 1))
+    message = f"cannot read secret file {path}: larger than 64 KiB, the most pingmon reads of it"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Secret.resolve({"file": str(path)})
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/dev/zero", "a character device"),
+        ("/dev/urandom", "a character device"),
+        (".", "a directory"),
+    ],
+)
+def test_a_secret_file_that_is_not_a_regular_file_is_refused_unread(path: str, kind: str) -> None:
+    message = f"cannot read secret file {path}: it is {kind}, not a regular file"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Secret.resolve({"file": path})
+
+
+def test_a_secret_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    message = f"cannot read secret file {fifo}: it is a FIFO, not a regular file"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Secret.resolve({"file": str(fifo)})
+
+
+def test_a_secret_file_that_is_not_utf8_is_refused_without_its_content(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(b"hunter2\xff\n")
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(f'secret file {path} is not UTF-8 text')}$"
+    ):
+        Secret.resolve({"file": str(path)})
+
+
+# Secrets are found by the model's structure, never by walking free-form values.
+
+
+def test_secrets_in_finds_provider_header_secrets() -> None:
+    settings = HttpSettings(base_url="https://status.example.com", headers={"X-K": "hunter2"})
+    assert settings.secrets() == (Secret("hunter2", "literal"),)
+
+
+def test_secrets_in_never_walks_an_expect_json_value() -> None:
+    # A Secret inside free-form JSON is data, not a credential; and a walk of free-form values
+    # is as large as the file makes it (a YAML alias graph of 10^9 paths).
+    shared: dict[str, object] = {"leaf": Secret("hunter2", "literal")}
+    for _ in range(60):
+        shared = {"left": shared, "right": shared}  # 2^60 paths, 61 distinct objects
+    params = HttpParams.model_validate({"expect": {"json": shared}})
+    assert secrets_in(params) == ()

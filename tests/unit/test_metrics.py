@@ -137,6 +137,7 @@ def test_self_metrics_are_on_the_same_registry() -> None:
     assert get("pingmon_config_last_reload_successful") == 1
     assert get("pingmon_config_last_reload_success_timestamp_seconds") == 99
     assert get("pingmon_scheduler_lag_seconds_count") == 0
+    assert get("pingmon_internal_errors_total") == 0  # present from the start, so rate() works
     build = [m for m in metrics.registry.collect() if m.name == "pingmon_build_info"]
     assert build[0].samples[0].value == 1
 

@@ -20,6 +20,8 @@ from pingmon.providers.http import (
     json_equal,
     subset_mismatch,
 )
+from pingmon.redaction import Redactor
+from pingmon.runner import final_detail
 from tests.unit import response
 
 BASE_URL = "https://status.example.com"
@@ -108,6 +110,12 @@ def test_http_base_url_is_required() -> None:
         ({"expect": {"status": []}}, ("expect", "status")),
         ({"expect": {"status": [600]}}, ("expect", "status", 0)),
         ({"expect": {"status": [200, 99]}}, ("expect", "status", 1)),
+        ({"expect": {"status": [200, "6xx"]}}, ("expect", "status", 1)),
+        ({"expect": {"status": ["2x"]}}, ("expect", "status", 0)),
+        ({"expect": {"status": ["2xx", "0xx"]}}, ("expect", "status", 1)),
+        ({"expect": {"status": ["20x"]}}, ("expect", "status", 0)),
+        ({"expect": {"status": [True]}}, ("expect", "status", 0)),
+        ({"expect": {"status": [200.5]}}, ("expect", "status", 0)),
         ({"expect": {"body_regex": "([unclosed"}}, ("expect", "body_regex")),
         ({"expect": {"jsn": {"status": "ok"}}}, ("expect", "jsn")),
         ({"expect": {"json": ["ok"]}}, ("expect", "json")),
@@ -121,6 +129,29 @@ def test_http_bad_target_is_refused_naming_the_field(
         make_params(**fields)
 
     assert caught.value.errors()[0]["loc"] == loc
+
+
+def test_http_status_classes_and_codes_mix_in_one_list() -> None:
+    expect = Expect.model_validate({"status": [200, "3XX", " 4xx ", "204"]})
+
+    assert expect.status == [200, "3xx", "4xx", 204]
+
+
+def test_http_unexpected_status_detail_lists_codes_and_classes() -> None:
+    verdict = judge(response(503), expect={"status": [200, "3xx"]})
+
+    assert verdict.detail == "HTTP 503, expected 200, 3xx"
+
+
+def test_http_status_schema_offers_codes_and_classes() -> None:
+    schema = Expect.model_json_schema()["properties"]["status"]
+
+    assert schema["items"] == {
+        "anyOf": [
+            {"type": "integer", "minimum": 100, "maximum": 599},
+            {"type": "string", "pattern": "^[1-5][xX][xX]$"},
+        ]
+    }
 
 
 def test_http_bad_regex_message_says_it_is_not_a_regular_expression() -> None:
@@ -154,6 +185,17 @@ STATUS_CASES = [
     pytest.param(429, {}, ErrorClass.RATE_LIMITED, id="429"),
     pytest.param(500, {}, ErrorClass.SERVER_ERROR, id="500"),
     pytest.param(503, {"status": [200, 401]}, ErrorClass.SERVER_ERROR, id="503"),
+    pytest.param(204, {"status": ["2xx"]}, ErrorClass.NONE, id="204-in-2xx"),
+    pytest.param(299, {"status": ["2xx"]}, ErrorClass.NONE, id="299-in-2xx"),
+    pytest.param(200, {"status": ["2XX"]}, ErrorClass.NONE, id="upper-case-class"),
+    pytest.param(302, {"status": [200, "3xx"]}, ErrorClass.NONE, id="302-in-mixed-list"),
+    pytest.param(200, {"status": [200, "3xx"]}, ErrorClass.NONE, id="200-in-mixed-list"),
+    pytest.param(304, {"status": ["2xx"]}, ErrorClass.CLIENT_ERROR, id="304-not-in-2xx"),
+    pytest.param(404, {"status": ["2xx", "3xx"]}, ErrorClass.NOT_FOUND, id="404-not-listed"),
+    pytest.param(401, {"status": ["4xx"]}, ErrorClass.NONE, id="401-in-4xx"),
+    pytest.param(503, {"status": ["5xx"]}, ErrorClass.NONE, id="503-in-5xx"),
+    pytest.param(101, {"status": ["1xx"]}, ErrorClass.NONE, id="101-in-1xx"),
+    pytest.param(201, {"status": ["5xx", 200]}, ErrorClass.BAD_RESPONSE, id="201-not-listed"),
 ]
 
 
@@ -180,6 +222,35 @@ def test_http_truncated_body_with_an_unexpected_status_keeps_the_status_class() 
     resp = HttpResponse(503, CIMultiDict(), b"x" * 10, truncated=True)
 
     assert judge(resp).error_class is ErrorClass.SERVER_ERROR
+
+
+BROKEN_BODY_CASES = [
+    pytest.param(200, {}, ErrorClass.BAD_RESPONSE, id="200-no-body-rules"),
+    pytest.param(200, {"json": {"status": "ok"}}, ErrorClass.BAD_RESPONSE, id="200-json-whole"),
+    pytest.param(204, {"status": [204]}, ErrorClass.BAD_RESPONSE, id="listed-2xx"),
+    pytest.param(503, {"status": [503]}, ErrorClass.BAD_RESPONSE, id="listed-503"),
+    pytest.param(503, {}, ErrorClass.SERVER_ERROR, id="503"),
+    pytest.param(429, {}, ErrorClass.RATE_LIMITED, id="429"),
+    pytest.param(401, {}, ErrorClass.AUTH, id="401"),
+    pytest.param(404, {}, ErrorClass.NOT_FOUND, id="404"),
+]
+
+
+@pytest.mark.parametrize(("status", "expect", "expected"), BROKEN_BODY_CASES)
+def test_http_broken_body_is_bad_response_when_its_status_is_expected_else_the_status_class(
+    status: int, expect: dict[str, Any], expected: ErrorClass
+) -> None:
+    resp = HttpResponse(
+        status, CIMultiDict(), b'{"status": "ok"}', body_error="its chunked framing is broken"
+    )
+
+    verdict = judge(resp, expect=expect)
+
+    assert verdict.error_class is expected
+    if expected is ErrorClass.BAD_RESPONSE:
+        assert verdict.detail == (
+            f"HTTP {status} with a broken body: its chunked framing is broken"
+        )
 
 
 HEALTHY = {"status": "ok", "version": "1.2", "checks": {"db": "ok", "queue": ["a", "b"]}}
@@ -233,7 +304,8 @@ def test_http_json_mismatch_detail_shows_expected_and_actual_values() -> None:
         (r"^ok$", b"ok", ErrorClass.NONE),
         (r"\bUP\b", b"service: DOWN", ErrorClass.BAD_RESPONSE),
         ("caf\u00e9", "menu: café".encode(), ErrorClass.NONE),
-        ("ok", b"\xff\xfe ok", ErrorClass.NONE),
+        # A UTF-16 byte order mark before bytes that are not UTF-16: undecodable.
+        ("ok", b"\xff\xfe ok", ErrorClass.BAD_RESPONSE),
     ],
 )
 def test_http_body_regex_is_searched_in_the_decoded_body(
@@ -276,13 +348,16 @@ def test_http_json_equality_is_symmetric(left: object, right: object) -> None:
 # --- secrets -----------------------------------------------------------------------------
 
 
-def test_http_header_secret_echoed_by_the_server_is_masked_in_the_verdict() -> None:
+def test_http_header_token_echoed_by_the_server_is_masked_in_the_detail() -> None:
     provider = make_provider(headers={"Authorization": TOKEN})
     target = make_params(expect={"json": {"status": "ok"}})
     request = provider.request(target, "check-1")
+    token = TOKEN.removeprefix("Bearer ")
 
-    verdict = provider.assess(target, request, response(200, {"status": TOKEN}))
+    verdict = provider.assess(target, request, response(200, {"status": f"{token} expired"}))
+    detail = final_detail(Redactor(provider.wire_secrets()), verdict.detail)
 
     assert verdict.error_class is ErrorClass.BAD_RESPONSE
-    assert TOKEN not in repr(verdict)
+    assert token not in detail
+    assert "expired" in detail
     assert TOKEN not in repr(provider.settings)

@@ -146,3 +146,16 @@ def test_ninepic_settings_repr_and_verdicts_never_show_the_key() -> None:
     assert API_KEY not in repr(settings)
     assert API_KEY not in str(settings)
     assert API_KEY not in repr(verdict)
+
+
+def test_ninepic_whole_pong_whose_body_then_broke_off_is_bad_response() -> None:
+    body = json.dumps(SEED_PONG).encode()
+    resp = HttpResponse(200, CIMultiDict(), body, body_error="its content coding failed")
+
+    assert judge(resp).error_class is ErrorClass.BAD_RESPONSE
+
+
+def test_ninepic_404_whose_body_broke_off_keeps_its_status_class() -> None:
+    resp = HttpResponse(404, CIMultiDict(), b"", body_error="connection closed")
+
+    assert judge(resp).error_class is ErrorClass.NOT_FOUND

@@ -13,6 +13,8 @@ from pingmon.errors import ErrorClass
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import HttpResponse, Verdict
 from pingmon.providers.simotel import SimotelParams, SimotelProvider, SimotelSettings
+from pingmon.redaction import Redactor
+from pingmon.runner import final_detail
 from tests.unit import response
 
 SERVER = "http://192.168.51.20"
@@ -266,6 +268,19 @@ def test_simotel_unparsable_redirect_location_is_not_quoted() -> None:
     assert "(unparsable Location)" in verdict.detail
 
 
+def test_simotel_whole_pong_whose_body_then_broke_off_is_bad_response() -> None:
+    body = json.dumps(DOC_PONG).encode()
+    resp = HttpResponse(200, CIMultiDict(), body, body_error="its chunked framing is broken")
+
+    assert judge(resp).error_class is ErrorClass.BAD_RESPONSE
+
+
+def test_simotel_401_whose_body_broke_off_keeps_its_status_class() -> None:
+    resp = HttpResponse(401, CIMultiDict(), b"{", body_error="connection closed")
+
+    assert judge(resp).error_class is ErrorClass.AUTH
+
+
 def test_simotel_truncated_200_is_bad_response() -> None:
     resp = HttpResponse(200, CIMultiDict(), json.dumps(DOC_PONG).encode()[:10], truncated=True)
 
@@ -283,8 +298,15 @@ def test_simotel_settings_repr_never_shows_a_credential() -> None:
         assert secret not in str(settings)
 
 
-def test_simotel_credential_echoed_by_the_server_is_masked_in_the_verdict() -> None:
-    verdict = judge(response(401, failure(f"BasicAuth or ApiKey is invalid: {API_KEY}")))
+@pytest.mark.parametrize(
+    "echoed", [API_KEY, BASIC, BASIC.removeprefix("Basic "), f"{USERNAME}:{PASSWORD}", PASSWORD]
+)
+def test_simotel_credential_echoed_by_the_server_is_masked_in_the_detail(echoed: str) -> None:
+    provider = make_provider()
+    verdict = judge(response(401, failure(f"BasicAuth or ApiKey is invalid: {echoed}")))
+
+    detail = final_detail(Redactor(provider.wire_secrets()), verdict.detail)
 
     assert verdict.error_class is ErrorClass.AUTH
-    assert API_KEY not in repr(verdict)
+    assert echoed not in detail
+    assert detail == "HTTP 401: BasicAuth or ApiKey is invalid: **********"

@@ -21,6 +21,8 @@ from pingmon.providers.stripe import (
     StripeProvider,
     StripeSettings,
 )
+from pingmon.redaction import Redactor
+from pingmon.runner import final_detail
 from tests.unit import response
 
 TEST_KEY = "sk_test_51HxSeCrEtVaLuE0000aaaa"
@@ -249,6 +251,22 @@ def test_stripe_truncated_200_is_bad_response_without_parsing() -> None:
     assert judge(resp).error_class is ErrorClass.BAD_RESPONSE
 
 
+def test_stripe_whole_pong_whose_body_then_broke_off_is_bad_response() -> None:
+    body = json.dumps(SEED_PONG).encode()
+    resp = HttpResponse(200, CIMultiDict(), body, body_error="its chunked framing is broken")
+
+    verdict = judge(resp)
+
+    assert verdict.error_class is ErrorClass.BAD_RESPONSE
+    assert "its chunked framing is broken" in verdict.detail
+
+
+def test_stripe_503_whose_body_broke_off_keeps_its_status_class() -> None:
+    resp = HttpResponse(503, CIMultiDict(), b'{"err', body_error="connection closed")
+
+    assert judge(resp).error_class is ErrorClass.SERVER_ERROR
+
+
 @pytest.mark.parametrize("spelling", ["Stripe-Should-Retry", "stripe-should-retry"])
 def test_stripe_should_retry_false_vetoes_the_retry(spelling: str) -> None:
     verdict = judge(response(503, error("api_error", "Busy"), {spelling: "false"}))
@@ -396,14 +414,15 @@ def test_stripe_settings_repr_never_shows_the_key() -> None:
     assert TEST_KEY not in settings.model_dump_json()
 
 
-def test_stripe_key_echoed_by_the_server_is_masked_in_the_verdict() -> None:
+def test_stripe_key_echoed_by_the_server_is_masked_in_the_detail() -> None:
     resp = response(401, error("invalid_api_key", f"Invalid API Key provided: {TEST_KEY}"))
 
     verdict = judge(resp)
+    detail = final_detail(Redactor(make_provider().wire_secrets()), verdict.detail)
 
     assert verdict.error_class is ErrorClass.AUTH
-    assert TEST_KEY not in repr(verdict)
-    assert "Invalid API Key provided" in verdict.detail
+    assert TEST_KEY not in detail
+    assert "Invalid API Key provided: **********" in detail
 
 
 def test_stripe_key_in_env_reference_shows_only_its_source(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,13 @@ from hypothesis import given, strategies as st
 
 from pingmon.config import Target
 from pingmon.providers.http import HttpParams, HttpSettings
-from pingmon.scheduler import CheckScheduler, GridIntervalTrigger, spread_offset
+from pingmon.scheduler import (
+    CheckScheduler,
+    GridIntervalTrigger,
+    ScheduleError,
+    plan_schedule,
+    spread_offset,
+)
 
 
 def make_target(
@@ -125,3 +132,59 @@ def test_jittered_runs_stay_within_their_grid_slot() -> None:
         assert fire_time is not None
         offset = (fire_time - start).total_seconds() - 10 * step
         assert 0 <= offset <= 4
+
+
+DAY = 86400.0
+
+
+@pytest.mark.parametrize(
+    ("interval", "failure_interval", "field"),
+    [
+        (1e9 * DAY, None, "interval"),  # past timedelta's range
+        (5000 * 365 * DAY, None, "interval"),  # the first run fits, the second is past 9999
+        (math.inf, None, "interval"),
+        (60.0, 1e12 * DAY, "failure_interval"),
+    ],
+)
+def test_a_cadence_past_what_a_timer_holds_is_refused_naming_target_and_field(
+    interval: float, failure_interval: float | None, field: str
+) -> None:
+    with pytest.raises(ScheduleError) as raised:
+        plan_schedule([make_target("fine"), make_target("huge", interval, failure_interval)])
+    assert (raised.value.target, raised.value.field) == ("huge", field)
+    assert raised.value.reason.startswith("cannot be scheduled: runs ")
+
+
+@pytest.mark.parametrize("interval", [0.001, 7 * DAY, 365 * DAY, 1000 * 365 * DAY])
+def test_long_but_representable_cadences_are_planned(interval: float) -> None:
+    schedule = plan_schedule([make_target("t", interval, failure_interval=interval / 2)])
+    assert set(schedule.cadences) == {"t"}
+
+
+async def test_a_refused_schedule_leaves_every_timer_as_it_was() -> None:
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    scheduler.start()
+    try:
+        scheduler.sync([make_target("a"), make_target("b")])
+        before = {name: scheduler.next_run(name) for name in ("a", "b")}
+        with pytest.raises(ScheduleError):
+            scheduler.sync([make_target("a", interval=30.0), make_target("huge", 1e9 * DAY)])
+        assert {name: scheduler.next_run(name) for name in ("a", "b")} == before
+        assert scheduler.next_run("huge") is None
+        scheduler.sync([make_target("c")])  # and the next sync works
+        assert [job.id for job in scheduler._scheduler.get_jobs()] == ["c"]
+    finally:
+        scheduler.shutdown()
+
+
+async def test_apply_ends_with_the_planned_timers_even_if_a_job_went_missing() -> None:
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    scheduler.start()
+    try:
+        scheduler.sync([make_target("a"), make_target("b"), make_target("c")])
+        for name in ("a", "b", "c"):
+            scheduler._scheduler.remove_job(name)
+        scheduler.sync([make_target("b", interval=30.0), make_target("c")])
+        assert sorted(job.id for job in scheduler._scheduler.get_jobs()) == ["b", "c"]
+    finally:
+        scheduler.shutdown()

@@ -288,6 +288,15 @@ def test_unreadable_basic_credentials_are_a_bad_signature_with_401(encoded: str)
     assert (outcome.reason, outcome.status) == (Reason.BAD_SIGNATURE, 401)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 20_000 + b"]" * 20_000, b'{"event_name": "Ping", "event_name": "NewState"}'],
+    ids=["20000-nested-arrays", "duplicate-key"],
+)
+def test_an_authentic_body_too_deep_or_ambiguous_is_a_bad_payload(body: bytes) -> None:
+    assert reason(simotel(body)) is Reason.BAD_PAYLOAD
+
+
 def test_credentials_are_checked_before_the_body_is_read() -> None:
     outcome = simotel(b"garbage", authorization=basic(password="wrong"))
     assert reason(outcome) is Reason.BAD_SIGNATURE

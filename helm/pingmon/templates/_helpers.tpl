@@ -31,6 +31,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{ include "pingmon.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The label a sidecar pod carries, so that the PodMonitor finds it. */}}
@@ -38,13 +41,34 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 pingmon.io/sidecar: {{ include "pingmon.fullname" . }}
 {{- end }}
 
+{{/* [registry/]repository:tag or @digest; global.imageRegistry (a parent chart's mirror)
+wins over image.registry. */}}
 {{- define "pingmon.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- $registry := default .Values.image.registry ((.Values.global).imageRegistry) }}
+{{- $repository := .Values.image.repository }}
+{{- if $registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
 {{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount the standalone pods run as. */}}
+{{- define "pingmon.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pingmon.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when Secret references may be missing: sidecar mode, by default. */}}
+{{- define "pingmon.secrets.optional" -}}
+{{- if and (eq .Values.mode "sidecar") .Values.sidecar.optionalSecrets }}true{{ end }}
 {{- end }}
 
 {{/* The port of config.listen ("0.0.0.0:9108"): container port, probes and Service use it. */}}
@@ -114,10 +138,7 @@ provider's webhook reaches. Refuse what would break that, saying what to do inst
 
 {{/* True (non-empty) when the sidecar runs as a native sidecar (an init container). */}}
 {{- define "pingmon.sidecar.isNative" -}}
-{{- $native := .Values.sidecar.native }}
-{{- if eq (toString $native) "auto" }}
-{{- if semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version }}true{{ end }}
-{{- else if $native }}true{{ end }}
+{{- if .Values.sidecar.native }}true{{ end }}
 {{- end }}
 
 {{/* The pingmon container, without a list dash. */}}
@@ -130,6 +151,12 @@ args:
   - --log-level={{ .Values.logLevel }}
   - run
   - --config=/etc/pingmon/pingmon.yaml
+  {{- with (include "pingmon.web.facts" . | fromYaml).file }}
+  - --web.config.file={{ . }}
+  {{- end }}
+  {{- if .Values.web.enableLifecycle }}
+  - --web.enable-lifecycle
+  {{- end }}
 ports:
   - name: pingmon
     containerPort: {{ include "pingmon.port" . }}
@@ -139,36 +166,52 @@ ports:
     containerPort: {{ .Values.webhooks.port }}
     protocol: TCP
   {{- end }}
-{{- with .Values.secrets.env }}
+{{- if or .Values.secrets.env .Values.extraEnv }}
 env:
-  {{- range . }}
+  {{- $optional := include "pingmon.secrets.optional" . }}
+  {{- range .Values.secrets.env }}
   - name: {{ .name }}
     valueFrom:
       secretKeyRef:
         name: {{ .secretName }}
         key: {{ .key }}
+        {{- if $optional }}
+        optional: true
+        {{- end }}
+  {{- end }}
+  {{- with .Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}
 volumeMounts:
   - name: pingmon-config
     mountPath: /etc/pingmon
     readOnly: true
+  {{- with .Values.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
   {{- range $index, $file := .Values.secrets.files }}
   - name: pingmon-secret-{{ $index }}
     mountPath: {{ $file.mountPath }}
     readOnly: true
   {{- end }}
+  {{- if .Values.web.configSecret.name }}
+  - name: pingmon-web-config
+    mountPath: {{ include "pingmon.web.secretDir" . }}
+    readOnly: true
+  {{- end }}
+  {{- if .Values.web.tls.secretName }}
+  - name: pingmon-tls
+    mountPath: {{ include "pingmon.web.tlsDir" . }}
+    readOnly: true
+  {{- end }}
 livenessProbe:
-  httpGet:
-    path: /-/healthy
-    port: pingmon
+  {{- include "pingmon.web.probe" (dict "context" . "path" "/-/healthy") | trim | nindent 2 }}
   {{- with .Values.livenessProbe }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 readinessProbe:
-  httpGet:
-    path: /-/ready
-    port: pingmon
+  {{- include "pingmon.web.probe" (dict "context" . "path" "/-/ready") | trim | nindent 2 }}
   {{- with .Values.readinessProbe }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -178,18 +221,39 @@ securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end }}
 
-{{/* The pod volumes the pingmon container mounts: its ConfigMap and the secret files. */}}
+{{/* The pod volumes the pingmon container mounts: its ConfigMap, the secret files, and the
+web configuration's Secret and TLS Secret when set. Mounted whole (never with subPath), so
+that a renewed certificate reaches the running pod. */}}
 {{- define "pingmon.volumes" -}}
 - name: pingmon-config
   configMap:
     name: {{ include "pingmon.fullname" . }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- $optional := include "pingmon.secrets.optional" . }}
 {{- range $index, $file := .Values.secrets.files }}
 - name: pingmon-secret-{{ $index }}
   secret:
     secretName: {{ $file.secretName }}
+    {{- if $optional }}
+    optional: true
+    {{- end }}
     {{- with $file.items }}
     items:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+{{- end }}
+{{- with .Values.web.configSecret.name }}
+- name: pingmon-web-config
+  secret:
+    secretName: {{ . }}
+    items:
+      - {key: web.yml, path: web.yml}
+{{- end }}
+{{- with .Values.web.tls.secretName }}
+- name: pingmon-tls
+  secret:
+    secretName: {{ . }}
 {{- end }}
 {{- end }}

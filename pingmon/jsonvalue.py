@@ -1,0 +1,89 @@
+"""JSON from untrusted text: parsed without ever raising, shown without leaking its content."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Longer scalars, and every object or array, are named by type and size, never quoted.
+SCALAR_MAX_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJson:
+    """The outcome of parsing: ``value`` when ``problem`` is None, else why the text was
+    refused (a phrase such as ``"not JSON"``, to follow "body is" or "payload is")."""
+
+    value: Any = None
+    problem: str | None = None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__("duplicate key")
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _DuplicateKey(_first_duplicate(pairs))
+    return value
+
+
+def _first_duplicate(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return ""
+
+
+def parse_json(text: str) -> ParsedJson:
+    """``text`` parsed as JSON, total: every failure is a ``problem``, never an exception.
+
+    - nesting deeper than the interpreter's recursion limit (json raises RecursionError,
+      not ValueError) is refused, so a parsed value is never deeper than Python can walk;
+    - an object with a duplicate key is refused: RFC 8259 section 4 leaves its meaning to
+      the parser ("the names within an object SHOULD be unique"), so ``{"status": "down",
+      "status": "ok"}`` is ambiguous, never a success;
+    - an integer longer than Python's int_max_str_digits is refused (a ValueError).
+    NaN and Infinity, which Python's own encoder writes, are accepted as json accepts them.
+    """
+    try:
+        return ParsedJson(json.loads(text, object_pairs_hook=_refuse_duplicate_keys))
+    except _DuplicateKey as error:
+        return ParsedJson(problem=f"ambiguous JSON: duplicate key {shown(error.key)}")
+    except RecursionError:
+        return ParsedJson(problem="JSON nested too deeply")
+    except ValueError:
+        return ParsedJson(problem="not JSON")
+
+
+def shown(value: object, limit: int = SCALAR_MAX_CHARS) -> str:
+    """A JSON value as a detail may show it: a scalar whose JSON text is at most ``limit``
+    characters is quoted as JSON (``"down"``, ``3``, ``true``, ``null``); anything else is
+    named by type and size (``an object``, ``an array of 3``, ``a string of 512
+    characters``), since a server's object or long string may hold a credential."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    if isinstance(value, str):
+        if len(value) > limit:  # before dumping: the string may be a megabyte long
+            return f"a string of {len(value)} characters"
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= limit else f"a string of {len(value)} characters"
+    if value is None or isinstance(value, bool | int | float):
+        number = _number_text(value)
+        return number if number is not None and len(number) <= limit else "a long number"
+    return f"a {type(value).__name__}"
+
+
+def _number_text(value: bool | int | float | None) -> str | None:
+    try:
+        return json.dumps(value)
+    except ValueError:  # an int beyond int_max_str_digits has no decimal text
+        return None

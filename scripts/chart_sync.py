@@ -1,0 +1,220 @@
+"""Keep the generated parts of helm/pingmon current, in one command.
+
+    python scripts/chart_sync.py           # rewrite whatever is stale
+    python scripts/chart_sync.py --check   # exit 1 naming what is stale (tests/helm runs this)
+
+- ``values.schema.json``: ``properties.config`` and ``definitions`` are pingmon's own JSON
+  Schema (``pingmon config schema``), so a typo inside ``config`` is refused by ``helm
+  template``/``install`` and not by a crash-looping pod. Adapted to the chart: draft-07
+  ``definitions`` instead of ``$defs``, secrets only as ``{env: NAME}``/``{file: PATH}`` (a
+  literal would land in the ConfigMap), ``listen`` required (the container port follows it).
+  Everything else in the file is written by hand.
+- ``files/pingmon.json``: a copy of config/grafana/pingmon.json for the dashboard ConfigMap
+  (a chart reads only files inside itself, and a copied chart must still render).
+- ``README.md``: every value, from the schema's descriptions and values.yaml's defaults.
+
+Run it with the project's virtualenv (it imports pingmon) after changing pingmon's
+configuration models, the dashboard, values.yaml or values.schema.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CHART = REPO / "helm" / "pingmon"
+DASHBOARD = REPO / "config" / "grafana" / "pingmon.json"
+DEFINITION_PREFIX = "config."
+LISTEN_PATTERN = r"^(\[[0-9a-fA-F:.]*\]|[^:\[\]]*):[0-9]{1,5}$"
+CONFIG_DESCRIPTION = (
+    "The pingmon configuration file (config/pingmon.example.yaml), checked against pingmon's "
+    "own JSON Schema (pingmon config schema): unknown keys are refused; secrets only as "
+    "{env: NAME} or {file: PATH}."
+)
+DROPPED_KEYWORDS = {"$schema", "title", "discriminator"}
+
+
+def pingmon_schema() -> dict[str, Any]:
+    """What ``pingmon config schema`` prints."""
+    from pingmon.config import json_schema
+
+    return json_schema()
+
+
+def chart_config_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """pingmon's schema as the chart's ``config`` property, and the definitions it refers to."""
+    converted = _convert(schema)
+    definitions = {
+        f"{DEFINITION_PREFIX}{name}": body
+        for name, body in sorted(converted.pop("$defs", {}).items())
+    }
+    config: dict[str, Any] = {"type": "object", "description": CONFIG_DESCRIPTION}
+    config.update({key: value for key, value in converted.items() if key != "description"})
+    config["required"] = sorted({*config.get("required", []), "listen"})
+    listen = config["properties"]["listen"]
+    listen["pattern"] = LISTEN_PATTERN
+    listen["description"] = (
+        "host:port pingmon listens on; the container port, probes and Service use its port."
+    )
+    return config, definitions
+
+
+def _convert(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_convert(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in DROPPED_KEYWORDS:
+            continue
+        if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+            value = "#/definitions/" + DEFINITION_PREFIX + value.removeprefix("#/$defs/")
+        elif key in ("properties", "$defs"):  # names, not keywords: keep "title" and the like
+            value = {name: _convert(body) for name, body in value.items()}
+        else:
+            value = _convert(value)
+        converted[key] = value
+    if "anyOf" in converted and _is_secret(converted["anyOf"]):
+        converted["anyOf"] = [branch for branch in converted["anyOf"] if _is_reference(branch)]
+    return converted
+
+
+def _is_reference(branch: Any) -> bool:
+    """{env: NAME} or {file: PATH}: an object whose only property is env or file."""
+    properties = branch.get("properties") if isinstance(branch, dict) else None
+    return isinstance(properties, dict) and set(properties) in ({"env"}, {"file"})
+
+
+def _is_secret(branches: list[Any]) -> bool:
+    """A secret's alternatives: references, and a literal string the chart refuses."""
+    return any(_is_reference(branch) for branch in branches)
+
+
+def values_schema(chart: Path, schema: dict[str, Any]) -> str:
+    """values.schema.json with its config part regenerated from ``schema``."""
+    current = json.loads((chart / "values.schema.json").read_text())
+    config, definitions = chart_config_schema(schema)
+    current["properties"]["config"] = config
+    current.pop("definitions", None)
+    current["definitions"] = definitions
+    return json.dumps(current, indent=2) + "\n"
+
+
+# --- README ---------------------------------------------------------------------------------
+
+README_HEAD = """\
+# pingmon Helm chart
+
+<!-- Generated by scripts/chart_sync.py from values.schema.json and values.yaml: edit those,
+then run `python scripts/chart_sync.py`. A test fails while this file is stale. -->
+
+Provider-aware health checks for the SaaS APIs an application depends on, exported as
+Prometheus metrics: standalone (a Deployment and its Service), or as a sidecar of the
+application's own chart (`mode: sidecar`, through the `pingmon.sidecar.*` templates).
+docs/kubernetes.md walks through both modes, secrets, the Prometheus Operator objects and
+reload; docs/alerts.md the alerts.
+
+```sh
+helm upgrade --install pingmon helm/pingmon -f my-values.yaml
+```
+
+`values.schema.json` checks every value, and `config` against pingmon's own configuration
+schema: a typo is refused by `helm template`/`install`, with its path.
+
+## Values
+
+| Key | Type | Default | Description |
+| --- | --- | --- | --- |
+"""
+
+
+def readme(chart: Path, schema: dict[str, Any]) -> str:
+    """The chart's README: a table row for every value ``schema`` describes."""
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    rows = [_row(key, part, default) for key, part, default in _leaves(schema, values, "")]
+    return README_HEAD + "".join(rows)
+
+
+UNSET = object()
+
+
+def _leaves(part: dict[str, Any], default: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    properties = part.get("properties")
+    if path and (path == "config" or not isinstance(properties, dict)):
+        yield path, part, default
+        return
+    assert isinstance(properties, dict)
+    defaults = default if isinstance(default, dict) else {}
+    for key, child in properties.items():
+        yield from _leaves(child, defaults.get(key, UNSET), f"{path}.{key}" if path else key)
+
+
+def _row(key: str, part: dict[str, Any], default: Any) -> str:
+    description = part.get("description", "").replace("<", "&lt;").replace(">", "&gt;")
+    cells = [f"`{key}`", _type(part), _default(default), description]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |\n"
+
+
+def _type(part: dict[str, Any]) -> str:
+    if "enum" in part:
+        return " or ".join(json.dumps(value) for value in part["enum"])
+    if "anyOf" in part:
+        return " or ".join(dict.fromkeys(_type(branch) for branch in part["anyOf"]))
+    kind = part.get("type", "any")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _default(value: Any) -> str:
+    if value is UNSET:
+        return "(unset)"
+    return f"`{json.dumps(value, separators=(', ', ': '))}`"
+
+
+# --- all of it ------------------------------------------------------------------------------
+
+
+def expected(chart: Path) -> dict[Path, str]:
+    """Each generated file and the content it must have (the README from the schema as it
+    will be)."""
+    schema_text = values_schema(chart, pingmon_schema())
+    return {
+        chart / "values.schema.json": schema_text,
+        chart / "files" / "pingmon.json": DASHBOARD.read_text(),
+        chart / "README.md": readme(chart, json.loads(schema_text)),
+    }
+
+
+def stale(chart: Path) -> dict[Path, str]:
+    """The generated files whose content differs from what it must be."""
+    return {
+        path: text
+        for path, text in expected(chart).items()
+        if not path.exists() or path.read_text() != text
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale files")
+    parser.add_argument("--chart", type=Path, default=DEFAULT_CHART, help="the chart directory")
+    args = parser.parse_args(argv)
+    outdated = stale(args.chart)
+    for path, text in outdated.items():
+        if args.check:
+            print(f"stale: {path} (run python scripts/chart_sync.py)", file=sys.stderr)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    return 1 if args.check and outdated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
