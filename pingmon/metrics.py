@@ -40,7 +40,8 @@ generate_openmetrics = cast(
 )
 
 CHUNK_LINES = 4096  # ~3 ms of rendering between two turns of the event loop
-# A render is handed to scrapes arriving within this many times its cost after it was made.
+# Under sustained scraping, a render is handed to scrapes arriving within this many times
+# its cost after it was made (``SingleFlight``).
 RENDER_REUSE = 9.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ERROR_CLASSES = tuple(ErrorClass)
@@ -304,6 +305,7 @@ class Metrics:
         return views(self.store, self._backoff())
 
     def config_loaded(self, success: bool, at: float | None = None) -> None:
+        self.scrapes.forget()  # a scrape right after a reload shows it
         self.reload_successful.set(1 if success else 0)
         if success:
             self.reload_success_time.set(time.time() if at is None else at)

@@ -4,10 +4,13 @@ Fifty scrapes arriving together cost one render, not fifty: a caller that arrive
 computation for its key runs waits for that run and gets the same result (or exception).
 A caller that goes away (cancelled) does not cancel the run the others wait for.
 
-With ``reuse`` > 0, a result is also handed to callers arriving within ``reuse`` times its
-cost after it was made: callers that follow one another without pause (a scrape flood) then
-keep the computation to at most ``1 / (1 + reuse)`` of the time, while a result is never
-older than a few times what it costs (milliseconds for a small configuration).
+With ``reuse`` > 0, under sustained demand a result is also handed to callers arriving
+within ``reuse`` times its cost after it was made: callers that follow one another without
+pause (a scrape flood) then keep the computation to about ``1 / (1 + reuse)`` of the time,
+and a result is never older than a few times what it costs. Demand is sustained when a run
+starts within the reuse window its predecessor would have had; so a caller after a quiet
+moment, and one right after it, always get a fresh result (a client that changes something
+and looks again sees its change), and ``forget()`` drops what is kept at once.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class SingleFlight(Generic[K, T]):
         self._clock = clock
         self._running: dict[K, asyncio.Future[T]] = {}
         self._made: dict[K, tuple[float, T]] = {}  # key -> (reusable until, result)
+        self._last: dict[K, tuple[float, float]] = {}  # key -> last run's (start, end)
         self._waiting: Counter[K] = Counter()
         self.runs = 0  # computations started, for tests and benchmarks
 
@@ -66,11 +70,18 @@ class SingleFlight(Generic[K, T]):
         made = self._made.get(key)
         return made is not None and self._clock() < made[0]
 
+    def forget(self) -> None:
+        """Hand out no kept result any more (something they show has changed)."""
+        self._made.clear()
+        self._last.clear()
+
     async def _run(self, key: K) -> T:
         started = self._clock()
         result = await self._compute(key)
         finished = self._clock()
-        window = self._reuse * (finished - started)
+        last, self._last[key] = self._last.get(key), (started, finished)
+        sustained = last is not None and started - last[1] < self._reuse * (last[1] - last[0])
+        window = self._reuse * (finished - started) if sustained else 0.0
         if window > 0:
             made = (finished + window, result)
             self._made[key] = made

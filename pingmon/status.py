@@ -3,10 +3,11 @@
 At 10,000 targets the document is 4 MB and ~140 ms of work: built in one piece on the event
 loop for every request, ten clients in a loop stalled the checks and ``/-/healthy``. So the
 whole document is built a slice of targets at a time (yielding to the loop between slices),
-once for every request that arrives while it is built or within ``BUILD_REUSE`` times its cost
-after (a snapshot: ~0.15 s old at most for 1,000 targets, ~1.4 s for 10,000), so clients in
-a loop keep building to a tenth of the loop's time. One target's (``?target=NAME``) is built at
-once, always current. Nothing secret is in the state it reads.
+once for every request that arrives while it is built, and, while requests keep coming, for
+those within ``BUILD_REUSE`` times its cost after (``SingleFlight``: ~0.15 s old at most for
+1,000 targets, ~1.4 s for 10,000), so clients in a loop keep building to a tenth of the
+loop's time. One target's (``?target=NAME``) is built at once, always current. Nothing
+secret is in the state it reads.
 """
 
 from __future__ import annotations

@@ -94,16 +94,39 @@ class Costly:
         return self.runs
 
 
-async def test_a_result_is_reused_for_reuse_times_its_cost_after_it_was_made() -> None:
+async def test_under_sustained_demand_a_result_is_reused_for_reuse_times_its_cost() -> None:
     costly = Costly(cost=0.1)
     flight: SingleFlight[str, int] = SingleFlight(costly, reuse=4.0, clock=costly.clock)
-    assert await flight("k") == 1  # made at 100.1, reusable until 100.5
-    costly.now = 100.45
-    assert flight.reusable("k")
-    assert await flight("k") == 1
-    costly.now = 100.5
+    assert await flight("k") == 1  # 100.0-100.1, after a quiet moment: not kept
     assert not flight.reusable("k")
+    assert await flight("k") == 2  # 100.1-100.2, right after the first: kept until 100.6
+    costly.now = 100.55
+    assert flight.reusable("k")
     assert await flight("k") == 2
+    costly.now = 100.6
+    assert not flight.reusable("k")
+    assert await flight("k") == 3
+
+
+async def test_a_call_after_a_quiet_moment_and_the_one_right_after_are_fresh() -> None:
+    """A client that changes something and looks again sees its change."""
+    costly = Costly(cost=0.1)
+    flight: SingleFlight[str, int] = SingleFlight(costly, reuse=4.0, clock=costly.clock)
+    await flight("k")
+    costly.now += 10.0  # quiet
+    assert await flight("k") == 2
+    assert not flight.reusable("k")
+
+
+async def test_forget_drops_what_is_kept() -> None:
+    costly = Costly(cost=0.1)
+    flight: SingleFlight[str, int] = SingleFlight(costly, reuse=4.0, clock=costly.clock)
+    await flight("k")
+    await flight("k")
+    assert flight.reusable("k")
+    flight.forget()
+    assert not flight.reusable("k")
+    assert await flight("k") == 3
 
 
 async def test_without_reuse_every_call_after_a_run_runs_again() -> None:
