@@ -7,6 +7,7 @@ import pkgutil
 from typing import Any
 
 from pingmon.providers.base import Provider
+from pingmon.webhooks.kind import AnyWebhookKind
 
 ProviderClass = type[Provider[Any, Any]]
 
@@ -25,4 +26,18 @@ def _discover() -> dict[str, ProviderClass]:
 
 PROVIDER_TYPES: dict[str, ProviderClass] = _discover()
 
-__all__ = ["PROVIDER_TYPES", "Provider", "ProviderClass"]
+
+def webhook_kind(provider_type: str) -> AnyWebhookKind:
+    """The webhook kind of a provider type; KeyError when the type sends no webhook."""
+    kind = PROVIDER_TYPES[provider_type].webhook
+    if kind is None:
+        raise KeyError(provider_type)
+    return kind
+
+
+def webhook_types() -> tuple[str, ...]:
+    """The provider types whose ping sends a webhook, by name."""
+    return tuple(name for name, provider in PROVIDER_TYPES.items() if provider.webhook)
+
+
+__all__ = ["PROVIDER_TYPES", "Provider", "ProviderClass", "webhook_kind", "webhook_types"]
