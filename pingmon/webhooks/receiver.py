@@ -13,18 +13,14 @@ from collections.abc import Callable
 from aiohttp import web
 
 from pingmon.webhooks.reasons import STATUS, Reason
-from pingmon.webhooks.settings import (
-    SimotelWebhookSettings,
-    StripeWebhookSettings,
-    source_allowed,
-)
+from pingmon.webhooks.settings import source_allowed
 from pingmon.webhooks.tracker import Delivered, Held, WebhookTarget, WebhookTracker
-from pingmon.webhooks.verify import Authentic, Refused, verify_simotel, verify_stripe
+from pingmon.webhooks.verify import Authentic, Refused
 
 log = logging.getLogger("pingmon.webhooks")
 
-# A thin Stripe event is under 1 KB and Simotel's Ping smaller still; nothing legitimate
-# comes near this, and nothing larger is read.
+# A provider's ping event is under 1 KB (a thin event, a form of a few fields); nothing
+# legitimate comes near this, and nothing larger is read.
 WEBHOOK_MAX_BODY_BYTES = 65536
 LOG_EVERY_SECONDS = 10.0
 
@@ -58,7 +54,8 @@ class RefusalLog:
 
 
 def add_webhook_routes(app: web.Application, tracker: WebhookTracker, prefix: str) -> None:
-    """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL."""
+    """The receiver's routes; a second segment (an event's name, as some providers append it
+    to the URL) reaches the kind's verification as ``path_event``."""
     refusal_log = RefusalLog()
 
     async def receive(request: web.Request) -> web.Response:
@@ -113,25 +110,9 @@ async def _judge(
 
 
 def _verify(request: web.Request, target: WebhookTarget, body: bytes) -> Authentic | Refused:
-    settings = target.settings
-    if isinstance(settings, StripeWebhookSettings):
-        return verify_stripe(
-            body,
-            request.headers.get("Stripe-Signature"),
-            settings.signing_secret.reveal(),
-            settings.tolerance,
-            time.time(),
-        )
-    if isinstance(settings, SimotelWebhookSettings):
-        return verify_simotel(
-            body,
-            request.headers.get("Authorization"),
-            request.headers.get("Content-Type", ""),
-            request.match_info.get("event"),
-            settings.username.reveal(),
-            settings.password.reveal(),
-        )
-    raise TypeError(f"no webhook verification for {type(settings).__name__}")
+    """The provider type's webhook kind judges the delivery (pure; see WebhookKind)."""
+    path_event = request.match_info.get("event")
+    return target.kind.verify(body, request.headers, path_event, target.settings, time.time())
 
 
 async def _read_bounded(request: web.Request) -> bytes | None:
