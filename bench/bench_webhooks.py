@@ -65,8 +65,9 @@ from pingmon.fields import parse_duration
 from pingmon.sandbox import SANDBOX_CREDENTIALS
 from pingmon.sandbox.stripe_webhooks import stripe_signature
 from pingmon.service import serve
+from pingmon.webhooks.stripe import verify_stripe
 from pingmon.webhooks.tracker import Delivered, WebhookTracker
-from pingmon.webhooks.verify import Authentic, Refused, verify_stripe
+from pingmon.webhooks.verify import Authentic, Refused
 
 CREDS = SANDBOX_CREDENTIALS
 CHILD_START_TIMEOUT = 20.0

@@ -73,8 +73,8 @@ async def _open(
     A request that fails on a reused keep-alive connection before any answer is sent again
     once, on a fresh connection: a server (or load balancer) closing an idle connection as
     a request goes out is routine, not a provider failure (RFC 9112 §9.3.1, §9.6). This
-    holds for every method, POST included: the request is re-sent unchanged, so a Stripe
-    check keeps its Idempotency-Key. A failure on a fresh connection is the server's.
+    holds for every method, POST included: the request is re-sent unchanged, so a check
+    keeps its Idempotency-Key, if it sends one. A failure on a fresh connection is the server's.
     """
     try:
         return await _request(sessions.pooled, request, transport, wire)

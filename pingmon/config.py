@@ -27,7 +27,7 @@ from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
-from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass
+from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
 from pingmon.providers.base import ProviderSettings, TargetParams
 from pingmon.targetrules import request_problems, schedule_problems, webhook_problems
 
@@ -349,9 +349,8 @@ def _resolve_targets(
             problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
             continue
         provider_type = provider_types[provider_name]
-        params_fields = PROVIDER_TYPES[provider_type].params_model.model_fields
-        if "webhook" in raw and "webhook" not in params_fields:
-            message = f"{provider_type} pings send no webhook; only stripe and simotel targets do"
+        if "webhook" in raw and PROVIDER_TYPES[provider_type].webhook is None:
+            message = f"{provider_type} pings send no webhook; {_webhook_types_phrase()}"
             problems.append(Problem(f"{where}.webhook", message))
             raw = {key: value for key, value in raw.items() if key != "webhook"}
         try:
@@ -374,6 +373,16 @@ def _resolve_targets(
             target = Target(spec.name, spec.provider, provider.settings, params, **schedule)
             resolved.append(target)
     return resolved
+
+
+def _webhook_types_phrase() -> str:
+    """``only b and a targets do``, from the registry's types that declare a webhook kind
+    (in reverse order of name: the message read so before the registry existed)."""
+    names = sorted(webhook_types(), reverse=True)
+    if not names:
+        return "no provider type's do"
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"only {listed} targets do"
 
 
 def _name_problems(name: object, index: int, first_seen: dict[str, int]) -> list[Problem]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic.fields import FieldInfo
@@ -10,6 +12,9 @@ from pydantic_settings import EnvSettingsSource
 from pingmon.errors import Problem
 
 ENV_PREFIX = "PINGMON_"
+# What os.environ makes of a variable's bytes that are not UTF-8 (surrogateescape): passed on,
+# it reaches a socket address or a header and raises UnicodeEncodeError there.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class OverrideRefused(Exception):
@@ -22,7 +27,15 @@ class OverrideRefused(Exception):
 
 
 class EnvironmentSource(EnvSettingsSource):
-    """pydantic-settings' environment source, naming the variable whose JSON is not JSON."""
+    """pydantic-settings' environment source, naming the variable whose JSON is not JSON,
+    or whose value is not UTF-8."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        variables = super()._load_env_vars()
+        for name, value in variables.items():
+            if name.upper().startswith(ENV_PREFIX) and value and _SURROGATE.search(value):
+                raise OverrideRefused(Problem(name.upper(), "not UTF-8 text"))
+        return variables
 
     def prepare_field_value(
         self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool

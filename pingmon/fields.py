@@ -28,6 +28,11 @@ _DURATION_PATTERN = r"^((\d+(\.\d+)?)(ms|s|m|h|d))+$"
 # and far below what the scheduler's datetime arithmetic can hold.
 MAX_DURATION_SECONDS = 7 * 86400.0
 MAX_DURATION_TEXT = "7d"
+# The shortest: the unit the syntax names last. Below it a timer cannot tell runs apart
+# (APScheduler's datetimes hold microseconds; 1e-9 s is no interval at all) and no request
+# can answer within it.
+MIN_DURATION_SECONDS = 0.001
+MIN_DURATION_TEXT = "1ms"
 # How deeply a configuration value may nest: the YAML file as a whole, and JSON given through
 # an environment variable. A health check's JSON subset is rarely 10 levels deep.
 MAX_NESTING = 64
@@ -36,6 +41,9 @@ MAX_SECRET_FILE_BYTES = 65_536
 # C0 controls and DEL: in a header value they are refused by aiohttp (RFC 9110 5.5); in a
 # secret they are the rest of a file or a paste accident, so every secret is refused with one.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A lone surrogate: what Python makes of an environment variable's bytes that are not UTF-8
+# (surrogateescape). No header, no log line and no percent-encoding can carry it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL_NAMES = {"\n": "line feed", "\r": "carriage return", "\t": "tab", "\x00": "NUL"}
 
 
@@ -60,8 +68,12 @@ def parse_duration(value: object) -> float:
         raise ValueError("must be a positive duration")
     if math.isinf(seconds):
         raise ValueError("must be a finite duration")
+    given = value.strip() if isinstance(value, str) else f"{seconds:g}s"
+    if seconds < MIN_DURATION_SECONDS:
+        raise ValueError(
+            f"{given} is shorter than {MIN_DURATION_TEXT}, the shortest duration pingmon accepts"
+        )
     if seconds > MAX_DURATION_SECONDS:
-        given = value.strip() if isinstance(value, str) else f"{seconds:g}s"
         raise ValueError(
             f"{given} is longer than {MAX_DURATION_TEXT}, the longest duration pingmon accepts"
         )
@@ -85,9 +97,14 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _DURATION_PATTERN},
-                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
+                {
+                    "type": "number",
+                    "minimum": MIN_DURATION_SECONDS,
+                    "maximum": MAX_DURATION_SECONDS,
+                },
             ],
-            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), at most 7d.",
+            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), from 1ms "
+            "to 7d.",
         }
     ),
 ]
@@ -103,6 +120,13 @@ def parse_rate(value: object) -> float:
     per_second = float(match.group(1)) / _DURATION_UNITS[match.group(2)]
     if per_second <= 0:
         raise ValueError("must be a positive rate")
+    if per_second * MAX_DURATION_SECONDS < 1:
+        # A check waits for its request's turn: slower than this, one would wait past 7d
+        # (`pingmon check` of two targets sharing it would not end).
+        raise ValueError(
+            f"allows less than one request per {MAX_DURATION_TEXT}, the longest wait "
+            "pingmon accepts"
+        )
     return per_second
 
 
@@ -232,6 +256,8 @@ def _one_line(value: str, what: str) -> str:
     or holds a control character. The message names the character, never the value;
     ``what`` names the source ("secret file PATH"), empty for a literal."""
     subject = f"{what} " if what else ""
+    if _SURROGATE.search(value):  # bytes that are not UTF-8, as os.environ decodes them
+        raise ValueError(f"{subject}is not UTF-8 text")
     value = value.removesuffix("\n").removesuffix("\r") if value.endswith("\n") else value
     if not value:
         raise ValueError(f"{subject}is empty")

@@ -21,6 +21,8 @@ from pingmon.files import FileRefused, read_bounded
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 5.5: a field value holds no control character but HTAB; aiohttp refuses exactly these.
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9112 6: the message body's length, which aiohttp derives from the body it sends.
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # A CA bundle of every public root (Mozilla's) is about 220 KB.
 MAX_CA_FILE_BYTES = 1 << 20
@@ -28,11 +30,18 @@ BASE_URL_EXAMPLE = "https://api.example.com"
 
 
 def check_header_name(name: str) -> str:
-    """A header name must be an RFC 9110 token: aiohttp would send anything else as is."""
+    """A header name must be an RFC 9110 token: aiohttp would send anything else as is.
+    The headers that frame the body are aiohttp's to set from it."""
     if not _TOKEN.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a header name: an RFC 9110 token holds only letters, digits "
             "and !#$%&'*+-.^_`|~"
+        )
+    if name.lower() in _FRAMING:
+        raise ValueError(
+            f"{name} frames the body, and is set from it (RFC 9112 6): one written here "
+            "makes aiohttp raise, the server wait for bytes that never come (a timeout), "
+            "or answer 400"
         )
     return name
 
@@ -80,9 +89,46 @@ def check_base_url(url: str) -> str:
         raise ValueError(absolute)
     if parsed.explicit_port == 0:
         raise ValueError("port 0 cannot be connected to")
+    _check_host(parsed.raw_host or "")
+    _check_userinfo(parsed)
     if parsed.query_string or parsed.fragment or url.endswith(("?", "#")):
         raise ValueError("must not have a query or fragment: a target's path is appended to it")
     return url
+
+
+def _check_host(host: str) -> None:
+    """The host as the resolver will encode it (Python's ``idna`` codec, under
+    ``getaddrinfo``): a label of more than 63 characters, or an empty one, raises
+    UnicodeError at every check (RFC 1035 2.3.4)."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ValueError(
+            "has a host name with an empty label or one longer than 63 characters "
+            "(RFC 1035); it cannot be looked up"
+        ) from None
+
+
+def _check_userinfo(parsed: URL) -> None:
+    """``user:password@`` as aiohttp sends it (``BasicAuth.from_url``): RFC 7617 Basic, the
+    pair encoded in latin-1, the user name without a colon. Anything else raises at every
+    check. The message never shows either part."""
+    if parsed.user is None and parsed.password is None:
+        return
+    user, password = parsed.user or "", parsed.password or ""
+    if ":" in user:
+        raise ValueError(
+            "has a user name holding ':' (%3A) in user:password@; HTTP Basic cannot send it "
+            "(RFC 7617 2)"
+        )
+    try:
+        f"{user}:{password}".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "has a user name or password in user:password@ with a character outside "
+            "latin-1, which aiohttp cannot send as HTTP Basic; put the credential in a "
+            "provider that takes it as a secret"
+        ) from None
 
 
 def has_userinfo(url: str) -> bool:

@@ -25,7 +25,7 @@ class CheckResult:
     detail: str
     finished_at: float  # wall clock, seconds since the epoch
     # When the last attempt's request went out (wall clock), and what it caused at the
-    # provider (Stripe's event id): a webhook round trip is measured from here.
+    # provider (an event id): a webhook round trip is measured from here.
     sent_at: float = 0.0
     event_id: str | None = None
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pingmon.config import Config, Settings, WatchSettings, split_listen
+from pingmon.environment import OverrideRefused
 from pingmon.errors import ConfigError
 from pingmon.loading import load_yaml
 
@@ -76,7 +77,7 @@ def _usable(raw: dict[str, Any]) -> dict[str, Any]:
 def _settings(overrides: dict[str, Any]) -> Settings:
     try:
         return Settings(**overrides)
-    except ValidationError:  # a bad PINGMON_* variable: it is among the logged problems
+    except (ValidationError, OverrideRefused):  # a bad PINGMON_* variable: among the problems
         return Settings.model_construct(**overrides)
 
 

@@ -35,6 +35,7 @@ from pingmon.outbound import check_base_url, check_ca_file
 from pingmon.proxies import PROXY_NONE, check_basic_credentials, check_proxy_url, environment_proxy
 from pingmon.redaction import MARKER, basic_token
 from pingmon.route import check_server_name
+from pingmon.webhooks.kind import AnyWebhookKind
 from pingmon.webhooks.settings import WebhookSettings
 
 DETAIL_MAX_CHARS = 200
@@ -169,10 +170,19 @@ class TargetParams(BaseModel):
 
     @property
     def webhook_settings(self) -> WebhookSettings | None:
-        """The webhook the ping makes the provider send, for the types whose ping sends one
-        (they declare a ``webhook`` field)."""
-        webhook = getattr(self, "webhook", None)
-        return webhook if isinstance(webhook, WebhookSettings) else None
+        """The webhook the ping makes the provider send; None: it sends none."""
+        return None
+
+
+class WebhookParams(TargetParams):
+    """The parameters of a type whose ping sends a webhook (``Provider.webhook`` is set): a
+    ``webhook`` field, narrowed by the type to its kind's settings model."""
+
+    webhook: WebhookSettings | None = None
+
+    @property
+    def webhook_settings(self) -> WebhookSettings | None:
+        return self.webhook
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +218,9 @@ class Verdict:
     """A provider's judgement of one response.
 
     ``retry=False`` vetoes an in-check retry the error class would otherwise allow
-    (e.g. Stripe's ``Stripe-Should-Retry: false``); ``None`` leaves the default policy.
-    ``event_id`` names what a successful ping caused at the provider (Stripe's event), so
-    its webhook can be matched to it.
+    (e.g. a provider's "should not retry" header); ``None`` leaves the default policy.
+    ``event_id`` names what a successful ping caused at the provider (an event), so its
+    webhook can be matched to it (``Match.BY_EVENT_ID``).
     """
 
     error_class: ErrorClass
@@ -233,6 +243,9 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
     type_name: ClassVar[str]
     settings_model: ClassVar[type[ProviderSettings]]
     params_model: ClassVar[type[TargetParams]]
+    # The webhook a ping makes the provider send, if any; params_model is then a WebhookParams
+    # whose ``webhook`` field holds the kind's settings model.
+    webhook: ClassVar[AnyWebhookKind | None] = None
 
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings

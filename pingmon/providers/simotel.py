@@ -15,8 +15,8 @@ from pingmon.providers.base import (
     PreparedRequest,
     Provider,
     ProviderSettings,
-    TargetParams,
     Verdict,
+    WebhookParams,
     header,
     judge_status,
     parse_body_json,
@@ -25,7 +25,7 @@ from pingmon.providers.base import (
     shown_message,
     url_join,
 )
-from pingmon.webhooks.settings import SimotelWebhookSettings
+from pingmon.webhooks.simotel import SIMOTEL_WEBHOOK, SimotelWebhookSettings
 
 API_ROOT = "/api/v4"
 PING_PATH = "/setting/ping/act"
@@ -62,7 +62,7 @@ class SimotelSettings(ProviderSettings):
         return self
 
 
-class SimotelParams(TargetParams):
+class SimotelParams(WebhookParams):
     """Ping takes no parameters: it proves the server, the account and the allow-list.
 
     With ``webhook``, the Ping event webhook it fires must reach pingmon too."""
@@ -78,6 +78,7 @@ class SimotelProvider(Provider[SimotelSettings, SimotelParams]):
     type_name = "simotel"
     settings_model = SimotelSettings
     params_model = SimotelParams
+    webhook = SIMOTEL_WEBHOOK
 
     def request(self, params: SimotelParams, check_id: str) -> PreparedRequest:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -19,8 +19,8 @@ from pingmon.providers.base import (
     PreparedRequest,
     Provider,
     ProviderSettings,
-    TargetParams,
     Verdict,
+    WebhookParams,
     header,
     judge_status,
     parse_body_json,
@@ -30,7 +30,7 @@ from pingmon.providers.base import (
     shown_token,
     url_join,
 )
-from pingmon.webhooks.settings import StripeWebhookSettings
+from pingmon.webhooks.stripe import STRIPE_WEBHOOK, StripeWebhookSettings
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 # Pinned: the ping event type is documented from 2025-04-30.basil on.
@@ -53,7 +53,7 @@ class StripeSettings(ProviderSettings):
     )
 
 
-class StripeParams(TargetParams):
+class StripeParams(WebhookParams):
     """The event destination the ping goes to, and the webhook endpoint it delivers to."""
 
     destination_id: str = Field(min_length=1, description="An event destination id, ed_...")
@@ -85,6 +85,7 @@ class StripeProvider(Provider[StripeSettings, StripeParams]):
     type_name = "stripe"
     settings_model = StripeSettings
     params_model = StripeParams
+    webhook = STRIPE_WEBHOOK
 
     # The clock the freshness check reads; tests replace it.
     now: Callable[[], datetime]

@@ -15,18 +15,14 @@ from aiohttp import web
 
 from pingmon.throttle import LOG_EVERY_SECONDS, LogThrottle
 from pingmon.webhooks.reasons import STATUS, Reason
-from pingmon.webhooks.settings import (
-    SimotelWebhookSettings,
-    StripeWebhookSettings,
-    source_allowed,
-)
+from pingmon.webhooks.settings import source_allowed
 from pingmon.webhooks.tracker import Delivered, Held, WebhookTarget, WebhookTracker
-from pingmon.webhooks.verify import Authentic, Refused, verify_simotel, verify_stripe
+from pingmon.webhooks.verify import Authentic, Refused
 
 log = logging.getLogger("pingmon.webhooks")
 
-# A thin Stripe event is under 1 KB and Simotel's Ping smaller still; nothing legitimate
-# comes near this, and nothing larger is read.
+# A provider's ping event is under 1 KB (a thin event, a form of a few fields); nothing
+# legitimate comes near this, and nothing larger is read.
 WEBHOOK_MAX_BODY_BYTES = 65536
 # The default wait for a body once its headers have come (the server's header_timeout).
 BODY_TIMEOUT_SECONDS = 10.0
@@ -61,8 +57,9 @@ def add_webhook_routes(
     prefix: str,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> None:
-    """The receiver's routes; Simotel's Rest4 format appends the event's name to the URL.
-    A body that has not arrived ``body_timeout`` seconds after the headers is answered 408."""
+    """The receiver's routes; a second segment (an event's name, as some providers append it
+    to the URL) reaches the kind's verification as ``path_event``. A body that has not
+    arrived ``body_timeout`` seconds after the headers is answered 408."""
     refusal_log = RefusalLog()
 
     async def receive(request: web.Request) -> web.Response:
@@ -117,25 +114,9 @@ async def _judge(
 
 
 def _verify(request: web.Request, target: WebhookTarget, body: bytes) -> Authentic | Refused:
-    settings = target.settings
-    if isinstance(settings, StripeWebhookSettings):
-        return verify_stripe(
-            body,
-            request.headers.get("Stripe-Signature"),
-            settings.signing_secret.reveal(),
-            settings.tolerance,
-            time.time(),
-        )
-    if isinstance(settings, SimotelWebhookSettings):
-        return verify_simotel(
-            body,
-            request.headers.get("Authorization"),
-            request.headers.get("Content-Type", ""),
-            request.match_info.get("event"),
-            settings.username.reveal(),
-            settings.password.reveal(),
-        )
-    raise TypeError(f"no webhook verification for {type(settings).__name__}")
+    """The provider type's webhook kind judges the delivery (pure; see WebhookKind)."""
+    path_event = request.match_info.get("event")
+    return target.kind.verify(body, request.headers, path_event, target.settings, time.time())
 
 
 async def _read_bounded(request: web.Request, timeout: float) -> bytes | None:

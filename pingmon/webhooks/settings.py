@@ -6,17 +6,16 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pingmon.fields import Duration, Secret
+from pingmon.fields import Duration
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
-# stripe-python's Webhook.DEFAULT_TOLERANCE, and what every official Stripe SDK uses.
-STRIPE_DEFAULT_TOLERANCE_SECONDS = 300.0
 
 Network = IPv4Network | IPv6Network
 
 
 class WebhookSettings(BaseModel):
-    """Settings every provider's webhook shares."""
+    """Settings every provider's webhook shares; a webhook kind subclasses it with its
+    credentials (``Secret`` fields, masked and never shown)."""
 
     # Validation messages must not echo the input: it may hold a literal secret.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -46,23 +45,11 @@ class WebhookSettings(BaseModel):
     def networks(self) -> tuple[Network, ...]:
         return tuple(ip_network(source, strict=False) for source in self.allowed_sources)
 
-
-class StripeWebhookSettings(WebhookSettings):
-    """A Stripe event destination's endpoint: deliveries carry a ``Stripe-Signature``."""
-
-    signing_secret: Secret = Field(description="The destination's signing secret, whsec_...")
-    tolerance: Duration = Field(
-        default=STRIPE_DEFAULT_TOLERANCE_SECONDS,
-        description="How old a signature's timestamp may be (Stripe's SDKs: 5 minutes).",
-    )
-
-
-class SimotelWebhookSettings(WebhookSettings):
-    """Simotel's Event Webhooks authenticate with HTTP Basic ("API Username"/"API Password")
-    and nothing else: no signature, no timestamp."""
-
-    username: Secret = Field(description="Simotel's Event Webhooks 'API Username'.")
-    password: Secret = Field(description="Simotel's Event Webhooks 'API Password'.")
+    def replay_window(self) -> float:
+        """Seconds an accepted signature is remembered, to refuse its replay: a kind whose
+        signatures carry a timestamp gives its tolerance (older ones are refused as stale).
+        0: remembered only up to the tracker's memory bound."""
+        return 0.0
 
 
 def source_allowed(peer: str | None, networks: tuple[Network, ...]) -> bool:

@@ -2,11 +2,12 @@
 
 A successful ping opens an expectation with a deadline (the target's webhook timeout). A
 delivery that matches it closes it: delivered, with a round trip. The deadline passing closes
-it as missed. Stripe deliveries match by event id (the ping's response names the event);
-Simotel's carry nothing to match, so a delivery closes the latest ping still waiting.
+it as missed. The provider type's webhook kind says how a delivery finds its ping: by event
+id (the ping's response names the event), or, carrying nothing to match, it closes the
+latest ping still waiting.
 
 A webhook can overtake its ping's answer: the provider sends it while pingmon still reads the
-response (Simotel fires it from inside the ping call). An authentic delivery nothing awaits
+response (some providers fire it from inside the ping call). An authentic delivery nothing awaits
 yet is therefore held for the timeout: the ping it belongs to claims it when its answer is
 recorded; if none does, it is counted as not a delivery when the hold ends.
 Everything runs on the event loop; the metrics read this state between two turns of it.
@@ -21,13 +22,14 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pingmon.providers import webhook_kind
+from pingmon.webhooks.kind import AnyWebhookKind, Match
 from pingmon.webhooks.reasons import Reason
-from pingmon.webhooks.settings import Network, StripeWebhookSettings, WebhookSettings
-from pingmon.webhooks.verify import Authentic, Refused, is_simotel_ping
+from pingmon.webhooks.settings import Network, WebhookSettings
+from pingmon.webhooks.verify import Authentic, Refused
 
 log = logging.getLogger("pingmon.webhooks")
 
-STRIPE_PING_EVENT = "v2.core.event_destination.ping"
 ROUNDTRIP_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 # What a target remembers of closed pings and accepted signatures, to tell a provider's
 # retry (duplicate) and a late delivery from a stranger's event, and to refuse replays.
@@ -42,13 +44,18 @@ class WebhookTarget:
 
     name: str
     provider: str
-    provider_type: str  # "stripe" | "simotel"
+    provider_type: str  # a provider type with a webhook kind
     settings: WebhookSettings
     networks: tuple[Network, ...] = ()
 
     @property
     def identity(self) -> tuple[str, str]:
         return (self.provider, self.provider_type)
+
+    @property
+    def kind(self) -> AnyWebhookKind:
+        """The provider type's webhook kind (KeyError: the type sends no webhook)."""
+        return webhook_kind(self.provider_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +163,8 @@ class WebhookTracker:
         if state is None:
             return
         state.sequence += 1
-        key = (
-            event_id
-            if state.target.provider_type == "stripe" and event_id
-            else str(state.sequence)
-        )
+        by_event_id = state.target.kind.match is Match.BY_EVENT_ID
+        key = event_id if by_event_id and event_id else str(state.sequence)
         pending = _Pending(state.sequence, sent_at)
         delay = max(0.0, sent_at + state.target.settings.timeout - self._clock())
         pending.deadline = asyncio.get_running_loop().call_later(delay, self._expire, state, key)
@@ -178,8 +182,8 @@ class WebhookTracker:
 
     @staticmethod
     def _claim(state: WebhookState, event_id: str | None, sent_at: float) -> _Early | None:
-        """The held delivery that belongs to a ping just answered: Stripe's by its event id,
-        Simotel's the first that came after the ping was sent."""
+        """The held delivery that belongs to a ping just answered: by its event id when the
+        kind matches by id, else the first that came after the ping was sent."""
         for early in state.held:
             matches = early.event_id == event_id if event_id else early.received_at >= sent_at
             if matches:
@@ -203,17 +207,20 @@ class WebhookTracker:
         if state is None:  # removed by a reload while its body was read
             self.unknown_target_total += 1
             return Refused(Reason.UNKNOWN_TARGET, "the target no longer expects webhooks")
-        if state.target.provider_type == "stripe":
-            outcome = self._match_stripe(state, event)
+        kind = state.target.kind
+        if not kind.is_ping(event):
+            outcome: Delivered | Held | Refused = Refused(
+                Reason.UNMATCHED, f"event type {event.event_type} is not a ping"
+            )
+        elif kind.match is Match.BY_EVENT_ID:
+            outcome = self._match_event_id(state, event)
         else:
-            outcome = self._match_simotel(state, event)
+            outcome = self._match_latest(state)
         if isinstance(outcome, Refused):
             state.rejected[outcome.reason] += 1
         return outcome
 
-    def _match_stripe(self, state: WebhookState, event: Authentic) -> Delivered | Held | Refused:
-        if event.event_type != STRIPE_PING_EVENT:
-            return Refused(Reason.UNMATCHED, f"event type {event.event_type} is not a ping")
+    def _match_event_id(self, state: WebhookState, event: Authentic) -> Delivered | Held | Refused:
         if event.event_id is None or event.signed_at is None:
             return Refused(Reason.BAD_PAYLOAD, "no event id or signature timestamp")
         signature = (event.event_id, event.signed_at)
@@ -228,9 +235,7 @@ class WebhookTracker:
             return _closed_refusal(state, closed, event.event_id)
         return self._hold(state, _Early(now, event.event_id))
 
-    def _match_simotel(self, state: WebhookState, event: Authentic) -> Delivered | Held | Refused:
-        if not is_simotel_ping(event):
-            return Refused(Reason.UNMATCHED, f"event {event.event_type} is not a Ping")
+    def _match_latest(self, state: WebhookState) -> Delivered | Held | Refused:
         now = self._clock()
         if state.pending:
             latest = max(state.pending, key=lambda key: state.pending[key].sequence)
@@ -258,8 +263,8 @@ class WebhookTracker:
 
     @staticmethod
     def _unclaimed(state: WebhookState, early: _Early) -> Refused:
-        """Stripe's event ids say it all (a retry of an event delivered meanwhile is a
-        duplicate); a Simotel Ping is judged by the latest ping sent before it arrived
+        """An event id says it all (a retry of an event delivered meanwhile is a
+        duplicate); a delivery without one is judged by the latest ping sent before it arrived
         (already delivered: a duplicate; missed: late)."""
         if early.event_id is not None:
             closed = state.closed.get(early.event_id)
@@ -321,9 +326,7 @@ class WebhookTracker:
         """Keep accepted signatures while they are inside the tolerance: after it, a replay
         is refused as stale before it gets here."""
         state.signatures[signature] = None
-        settings = state.target.settings
-        tolerance = settings.tolerance if isinstance(settings, StripeWebhookSettings) else 0.0
-        oldest = self._clock() - tolerance
+        oldest = self._clock() - state.target.settings.replay_window()
         while state.signatures and (
             len(state.signatures) > MEMORY or next(iter(state.signatures))[1] < oldest
         ):

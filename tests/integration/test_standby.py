@@ -111,3 +111,18 @@ async def test_a_file_that_is_not_yaml_serves_on_the_default_or_overridden_liste
     async with running(path, FLAG, PINGMON_LISTEN="127.0.0.1:0") as daemon:
         assert refused_problems(daemon)[0].startswith(f"{path}: line 1, column")
         assert reload_gauge((await get(daemon, "/metrics"))[1]) == 0
+
+
+async def test_an_override_that_is_not_json_starts_in_standby_instead_of_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # OverrideRefused escaped standby's settings and `run` crash-looped with exit 1: exactly
+    # what the switch exists to prevent.
+    path = tmp_path / "pingmon.yaml"
+    path.write_text("listen: 127.0.0.1:0\nproviders: {}\n")
+    async with running(path, FLAG, PINGMON_PROVIDERS="not json") as daemon:
+        problems = refused_problems(daemon)
+        assert problems == [f"{path}: PINGMON_PROVIDERS: not valid JSON (Expecting value: "
+                            "line 1 column 1 (char 0))"]  # fmt: skip
+        assert reload_gauge((await get(daemon, "/metrics"))[1]) == 0
+        assert (await get(daemon, "/-/ready"))[0] == 503

@@ -81,3 +81,18 @@ def test_a_bad_nested_override_is_refused_at_its_path(
     assert refusal_lines(config) == [
         "backoff.max: 1000000000d is longer than 7d, the longest duration pingmon accepts"
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PINGMON_LISTEN", "127.0.0.1\udcff:9108"),  # reached bind(): a traceback at `run`
+        ("PINGMON_PROVIDERS__H__BASE_URL", "http://h\udcff"),
+        ("PINGMON_DEFAULTS", '{"interval": "\udcff"}'),
+    ],
+)
+def test_an_override_whose_bytes_are_not_utf8_is_one_line_naming_the_variable(
+    config: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert refusal_lines(config) == [f"{name}: not UTF-8 text"]

@@ -411,3 +411,57 @@ def test_secrets_in_never_walks_an_expect_json_value() -> None:
         shared = {"left": shared, "right": shared}  # 2^60 paths, 61 distinct objects
     params = HttpParams.model_validate({"expect": {"json": shared}})
     assert secrets_in(params) == ()
+
+
+# Below 1ms a timer cannot tell runs apart (1e-9 s is a zero timedelta) and no request answers
+# within it: such a value passed validation and ran twice in 4 s, or timed out every check.
+TOO_SHORT = "is shorter than 1ms, the shortest duration pingmon accepts"
+
+
+@pytest.mark.parametrize("value", ["1ms", 0.001, "0.001s", "1.0ms"])
+def test_parse_duration_accepts_one_millisecond(value: str | float) -> None:
+    assert parse_duration(value) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    ("value", "given"),
+    [
+        ("0.5ms", "0.5ms"),
+        ("0.001ms", "0.001ms"),
+        (1e-9, "1e-09s"),
+        (0.0009, "0.0009s"),
+        ("0.0001", "0.0001"),
+    ],
+)
+def test_parse_duration_refuses_less_than_one_millisecond_saying_the_bound(
+    value: str | float, given: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"{given} {TOO_SHORT}")):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value", ["1/h", "0.0002/s", "0.15/h"])
+def test_parse_rate_accepts_a_rate_of_at_least_one_request_per_seven_days(value: str) -> None:
+    assert parse_rate(value) * 7 * 86400 >= 1
+
+
+@pytest.mark.parametrize("value", ["0.0000000001/h", "0.005/h", "0.000001/s"])
+def test_parse_rate_refuses_a_rate_whose_wait_would_pass_seven_days(value: str) -> None:
+    # A check waits its turn in the budget: `pingmon check` of two targets sharing
+    # 0.0000000001/h never ended.
+    with pytest.raises(ValueError, match="allows less than one request per 7d"):
+        parse_rate(value)
+
+
+@pytest.mark.parametrize("value", ["hunter2\udcff", "\udc80hunter2\n", "hun\udce9ter2"])
+def test_an_environment_secret_whose_bytes_are_not_utf8_is_refused_without_its_value(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.environ decodes such bytes as lone surrogates; they reached the log redactor's
+    # percent-encoding and `config validate` ended in a UnicodeEncodeError traceback.
+    monkeypatch.setenv("PINGMON_TEST_SECRET", value)
+    with pytest.raises(
+        ValueError, match="environment variable PINGMON_TEST_SECRET is not UTF-8"
+    ) as raised:
+        Secret.resolve({"env": "PINGMON_TEST_SECRET"})
+    assert "hunter2" not in str(raised.value)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
 import yarl
@@ -338,3 +340,96 @@ def test_the_request_built_at_load_is_checked_whatever_the_provider_type(
     for line, start in zip(found, problems, strict=True):
         assert line.startswith(start)
         assert "hunter2" not in line
+
+
+# user:password@ that aiohttp cannot send as Basic, and host names the resolver cannot encode,
+# passed `config validate` and ended every check as "internal error" (UnicodeEncodeError,
+# ValueError, UnicodeError).
+UNSENDABLE_USERINFO = [
+    ("http://\u7528:p@127.0.0.1:9", "outside latin-1"),
+    ("http://u:%e5%af%86@127.0.0.1:9", "outside latin-1"),
+    ("http://u:\U0001f600@127.0.0.1:9", "outside latin-1"),
+    ("http://a%3Ab:c@127.0.0.1:9", "holding ':' (%3A)"),
+]
+SENDABLE_USERINFO = [
+    "http://u:p@127.0.0.1:9",
+    "http://us\u00e9r:p\u00e4ss@127.0.0.1:9",
+    "http://u:%ff@127.0.0.1:9",
+    "http://@127.0.0.1:9",
+    "http://u:a%3Ab@127.0.0.1:9",
+]
+
+
+@pytest.mark.parametrize(("url", "message"), UNSENDABLE_USERINFO)
+def test_a_base_url_userinfo_aiohttp_cannot_send_is_refused_without_showing_it(
+    url: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        check_base_url(url)
+    assert "\u7528" not in str(raised.value)
+    assert "%e5" not in str(raised.value)
+
+
+@pytest.mark.parametrize("url", [url for url, _ in UNSENDABLE_USERINFO] + SENDABLE_USERINFO)
+def test_a_base_url_userinfo_is_accepted_exactly_when_aiohttp_can_send_it(url: str) -> None:
+    auth = aiohttp.BasicAuth.from_url(yarl.URL(url))  # what every check does with it
+    try:
+        if auth is not None:
+            auth.encode()
+    except ValueError:  # UnicodeEncodeError included
+        sendable = False
+    else:
+        sendable = True
+    try:
+        check_base_url(url)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted is sendable
+
+
+@pytest.mark.parametrize(
+    "host", ["a" * 64 + ".example.com", "example." + "b" * 100, "a..example.com"]
+)
+def test_a_base_url_host_the_resolver_cannot_encode_is_refused(host: str) -> None:
+    with pytest.raises(UnicodeError):
+        socket.getaddrinfo(host, 443)  # what each check's connection does with it
+    with pytest.raises(ValueError, match="an empty label or one longer than 63 characters"):
+        check_base_url(f"https://{host}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://" + "a" * 63 + ".example.com",
+        "http://localhost.",
+        "https://b\u00fccher.example",
+        "http://[::1]:65535",
+        "HTTPS://API.EXAMPLE.COM",
+    ],
+)
+def test_odd_but_resolvable_base_url_hosts_are_accepted(url: str) -> None:
+    assert check_base_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"]
+)
+def test_a_header_that_frames_the_body_is_refused(name: str) -> None:
+    # Content-Length: -1 made aiohttp raise (internal error); 5 on a 1-byte body made the
+    # server wait (a timeout blamed on it); Transfer-Encoding got a 400.
+    with pytest.raises(ValueError, match=re.escape(f"{name} frames the body")):
+        check_header_name(name)
+
+
+def test_a_framing_header_in_a_file_is_one_problem_at_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "pingmon.yaml"
+    path.write_text(
+        "providers:\n  h: {type: http, base_url: 'http://127.0.0.1:9'}\n"
+        "targets:\n  - {name: t, provider: h, method: POST, body: x, "
+        "headers: {Content-Length: '-1'}}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert [p.path for p in raised.value.problems] == ["targets[0].headers.Content-Length"]

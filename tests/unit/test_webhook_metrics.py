@@ -15,7 +15,8 @@ from pingmon.metrics import Metrics
 from pingmon.results import ResultStore
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.reasons import Reason
-from pingmon.webhooks.settings import SimotelWebhookSettings, StripeWebhookSettings
+from pingmon.webhooks.simotel import SimotelWebhookSettings
+from pingmon.webhooks.stripe import StripeWebhookSettings
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
 from pingmon.webhooks.verify import Authentic
 from tests.tools import require_tool

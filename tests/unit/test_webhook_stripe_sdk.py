@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pingmon.webhooks.reasons import Reason
-from pingmon.webhooks.verify import Authentic, Refused, verify_stripe
+from pingmon.webhooks.stripe import verify_stripe
+from pingmon.webhooks.verify import Authentic, Refused
 
 stripe = pytest.importorskip("stripe")
 WebhookSignature = stripe.WebhookSignature

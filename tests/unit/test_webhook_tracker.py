@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from pingmon.webhooks.reasons import Reason
-from pingmon.webhooks.settings import SimotelWebhookSettings, StripeWebhookSettings
+from pingmon.webhooks.simotel import SimotelWebhookSettings
+from pingmon.webhooks.stripe import StripeWebhookSettings
 from pingmon.webhooks.tracker import (
     HELD_LIMIT,
     ROUNDTRIP_BUCKETS,

@@ -16,13 +16,9 @@ import pytest
 
 from pingmon.webhooks.reasons import Reason
 from pingmon.webhooks.settings import WebhookSettings, source_allowed
-from pingmon.webhooks.verify import (
-    Authentic,
-    Refused,
-    is_simotel_ping,
-    verify_simotel,
-    verify_stripe,
-)
+from pingmon.webhooks.simotel import is_simotel_ping, verify_simotel
+from pingmon.webhooks.stripe import verify_stripe
+from pingmon.webhooks.verify import Authentic, Refused
 
 SECRET = "whsec_test_signing-secret-value"
 OLD_SECRET = "whsec_test_rotated-out-secret-value"

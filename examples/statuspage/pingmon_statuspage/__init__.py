@@ -1,0 +1,1 @@
+"""pingmon's ``statuspage`` provider type: Atlassian Statuspage's public status summary."""
