@@ -411,7 +411,15 @@ run=$(readlink -f /var/run)
 mount -t tmpfs tmpfs "$run"
 mkdir "$run/walk"
 mount --bind "$WALK" "$run/walk"
+# A fresh /tmp, keeping what the walk runs from if it lives there (a checkout in /tmp).
+mkdir "$run/keep"
+for kept in $KEEP; do
+  mkdir "$run/keep/${kept##*/}" && mount --bind "$kept" "$run/keep/${kept##*/}"
+done
 mount -t tmpfs tmpfs /tmp
+for kept in $KEEP; do
+  mkdir -p "$kept" && mount --bind "$run/keep/${kept##*/}" "$kept"
+done
 for path in $SECRET_FILES; do
   mkdir -p "$(dirname "$path")"
   printf 'dummy' >"$path"
@@ -430,6 +438,7 @@ def run_script(walk: Walk, block: Block, files: list[str]) -> subprocess.Complet
         "BLOCK": block.text,
         "SECRET_FILES": " ".join(files),
         "WALK": str(walk.root),
+        "KEEP": " ".join(_kept_under_tmp(walk.env.get("PATH", ""))),
     }
     unshare = require_tool("unshare")
     return subprocess.run(
@@ -441,3 +450,15 @@ def run_script(walk: Walk, block: Block, files: list[str]) -> subprocess.Complet
         check=False,
         timeout=300,
     )
+
+
+def _kept_under_tmp(path_variable: str) -> list[str]:
+    """The folders directly under /tmp that the repository, the Python running the tests or
+    a PATH entry live in: the walk mounts a fresh /tmp and binds these back."""
+    places = [REPO, Path(sys.prefix), Path(sys.executable), *map(Path, path_variable.split(":"))]
+    kept = set()
+    for place in places:
+        parts = place.resolve().parts
+        if len(parts) > 2 and parts[:2] == ("/", "tmp"):
+            kept.add(f"/tmp/{parts[2]}")
+    return sorted(kept)
