@@ -64,7 +64,7 @@ _BOMS = (
 def load_yaml(source: str) -> dict[str, Any]:
     """The file's mapping of settings; ConfigError with its one problem when the file cannot
     be read, is empty, is not UTF-8, passes a bound or is not valid YAML."""
-    text = _read_text(source)
+    text = read_text(source)
     if _blank(text):
         raise ConfigError(source, [Problem("", EMPTY_FILE)])
     problem = _shape_problem(text)
@@ -85,9 +85,11 @@ def _blank(text: str) -> bool:
     return re.search(r"^[ \t\r\f\v]*[^\s#]", text, re.MULTILINE) is None
 
 
-def _read_text(source: str) -> str:
+def read_text(source: str, limit: int = MAX_FILE_BYTES) -> str:
+    """A configuration file's text: a regular file of at most ``limit`` bytes, UTF-8;
+    ConfigError with its one problem otherwise."""
     try:
-        content = read_bounded(source, MAX_FILE_BYTES)
+        content = read_bounded(source, limit)
     except FileRefused as refused:
         raise ConfigError(
             source, [Problem("", f"cannot read the file: {refused.reason}")]

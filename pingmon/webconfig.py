@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from pingmon.errors import ConfigError, Problem
-from pingmon.files import FileRefused, read_bounded
+from pingmon.loading import read_text
 from pingmon.problems import validation_problems
 from pingmon.watch import file_signature
 from pingmon.webtls import TLS_VERSIONS, ClientAuth, TLSSettings, tls_problems
@@ -272,7 +272,7 @@ class _Loader(yaml.SafeLoader):
 def _read_yaml(source: str) -> dict[str, Any]:
     """The file's mapping: a regular file (never a FIFO or a device) of at most
     MAX_FILE_BYTES, UTF-8 YAML without aliases; ConfigError says what it is instead."""
-    text = _read_text(source)
+    text = read_text(source, MAX_FILE_BYTES)
     try:
         raw = yaml.load(text, Loader=_Loader)  # a SafeLoader without aliases
     except yaml.YAMLError as error:
@@ -287,20 +287,6 @@ def _read_yaml(source: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(source, [Problem("", "the file must hold a mapping of settings")])
     return raw
-
-
-def _read_text(source: str) -> str:
-    try:
-        content = read_bounded(source, MAX_FILE_BYTES)
-    except FileRefused as refused:
-        raise ConfigError(
-            source, [Problem("", f"cannot read the file: {refused.reason}")]
-        ) from None
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        message = f"not valid UTF-8 (byte {error.start})"
-        raise ConfigError(source, [Problem("", message)]) from None
 
 
 def _header_problems(headers: Mapping[str, str]) -> list[Problem]:

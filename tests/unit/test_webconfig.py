@@ -389,7 +389,10 @@ def test_every_problem_of_every_section_is_listed_at_once(tmp_path: Path, certs:
             "line 1, column 21: expected the node content, but found '<stream end>'",
         ),
         ("- a list\n", "the file must hold a mapping of settings"),
-        (b"\xff\xfe".decode("latin1"), "not valid UTF-8 (byte 0)"),
+        (
+            b"\xff\xfe".decode("latin1"),
+            "the file is UTF-16 (it starts with a byte order mark); save it as UTF-8",
+        ),
         ("a: &x [1]\nb: *x\n", "line 2, column 4: aliases are not allowed"),
         ("[" * 5000 + "]" * 5000, "nested too deeply"),
     ],
