@@ -105,6 +105,24 @@ ROUTES = [
         id="lag-tickets-the-platform",
     ),
     pytest.param(
+        ("alertname=PingmonInternalErrors", "severity=warning", "job=pingmon"),
+        "platform-ticket",
+        id="internal-errors-ticket-the-platform",
+    ),
+    *(
+        pytest.param(
+            (
+                "alertname=PingmonResourceExhausted",
+                "severity=critical",
+                "job=pingmon",
+                f"errno={e}",
+            ),
+            "platform-page",
+            id=f"{e}-exhaustion-pages-the-platform",
+        )
+        for e in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
+    ),
+    pytest.param(
         ("alertname=PingmonCheckStale", "severity=warning", *TARGET),
         "platform-ticket",
         id="stale-target-tickets-the-platform-not-the-provider-watchers",

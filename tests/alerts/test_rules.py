@@ -30,6 +30,8 @@ CONTRACT_ALERTS = {
     "PingmonAbsent",
     "PingmonConfigReloadFailed",
     "PingmonSchedulerLagging",
+    "PingmonInternalErrors",
+    "PingmonResourceExhausted",
     "PingmonErrorBudgetBurnFast",
     "PingmonErrorBudgetBurnSlow",
     "PingmonWebhookNotDelivered",
