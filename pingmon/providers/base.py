@@ -399,12 +399,6 @@ def parse_body_json(response: HttpResponse) -> ParsedJson:
     return parsed if parsed.problem is None else ParsedJson(problem=f"body is {parsed.problem}")
 
 
-def parse_json_object(response: HttpResponse) -> dict[str, Any] | None:
-    """The body as a JSON object (``parse_body_json``), or None when it is not one."""
-    value = parse_body_json(response).value
-    return value if isinstance(value, dict) else None
-
-
 def shown_token(value: str) -> str:
     """A server's identifier (an error code, a request or event id) as a detail shows it:
     bare while short, as providers' identifiers are, else named by its length only."""
