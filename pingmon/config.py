@@ -29,6 +29,7 @@ from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
 from pingmon.providers.base import ProviderSettings, TargetParams
+from pingmon.sharding import ShardingSettings
 from pingmon.targetrules import request_problems, schedule_problems, webhook_problems
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
@@ -144,6 +145,7 @@ class Settings(BaseSettings):
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()
+    sharding: ShardingSettings = ShardingSettings()
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )

@@ -12,13 +12,16 @@ from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, Target
 from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
+from pingmon.placement import own_share
 from pingmon.results import CheckResult
 from pingmon.runner import Runner, build_plans
 
 
 async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
-    """Check the named targets (all when none are named) concurrently, once each."""
-    plans = build_plans(config)
+    """Check the named targets (all of this shard's when none are named) concurrently, once
+    each. Every name must be one of this shard's targets (KeyError)."""
+    own, share = own_share(config)
+    plans = build_plans(own, rate_shares=share.assignment.rate_share)
     selected = [plans[name] for name in names] if names else list(plans.values())
     async with new_sessions() as sessions:
         gate = RateLimitGate(config.settings.backoff)
@@ -43,8 +46,9 @@ def held_back(target: Target) -> CheckResult:
     )
 
 
-def as_json(results: Sequence[CheckResult]) -> str:
-    return json.dumps([result_json(result) for result in results], indent=2)
+def as_json(results: Sequence[CheckResult], shard: int = 0) -> str:
+    """One JSON array; each object says the ``shard`` that checked it (0 when unsharded)."""
+    return json.dumps([{**result_json(result), "shard": shard} for result in results], indent=2)
 
 
 def result_json(result: CheckResult) -> dict[str, Any]:

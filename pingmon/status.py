@@ -70,7 +70,13 @@ class StatusPages:
 
 def _head(daemon: Daemon) -> bytes:
     """The document up to its list of targets: ``{"version": ..., ..., "targets": [``."""
-    envelope = {"version": __version__, "config": daemon.config.source, "ready": daemon.ready}
+    envelope: dict[str, Any] = {
+        "version": __version__,
+        "config": daemon.config.source,
+        "ready": daemon.ready,
+        # which shard this is, and how many targets every shard holds (placement.Share)
+        "sharding": None if daemon.runtime is None else daemon.runtime.share.summary(),
+    }
     return json.dumps(envelope)[:-1].encode() + b', "targets": ['
 
 
