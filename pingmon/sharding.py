@@ -86,6 +86,7 @@ class ShardingSettings(BaseModel):
     )
     shard: ShardIndex | None = Field(
         default=None,
+        validate_default=True,  # required when shards > 1: checked when absent too
         description="this process's shard, 0 to shards-1, or a StatefulSet pod name whose "
         "ordinal it is (pingmon-2 is shard 2); required when shards > 1",
     )
