@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import (
@@ -116,16 +117,28 @@ class ShardingSettings(BaseModel):
 
 
 def weight(shard: int, key: str) -> int:
-    """The rendezvous weight of ``key`` on ``shard``: 64 bits of BLAKE2b, stable everywhere."""
-    digest = hashlib.blake2b(f"{shard}:{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    """The rendezvous weight of ``key`` on ``shard``: 64 bits of BLAKE2b of ``"{shard}:{key}"``,
+    the same on every platform and Python."""
+    return int.from_bytes(_digest(_prefix(shard), key.encode()), "big")
 
 
 def shard_of(key: str, shards: int) -> int:
     """The shard (0 to shards-1) whose weight for ``key`` is highest."""
     if shards == 1:
         return 0
-    return max(range(shards), key=lambda shard: weight(shard, key))
+    encoded = key.encode()
+    # Big-endian digests of one length compare as the weights they stand for.
+    digests = [_digest(_prefix(shard), encoded) for shard in range(shards)]
+    return digests.index(max(digests))
+
+
+@cache
+def _prefix(shard: int) -> bytes:
+    return f"{shard}:".encode()
+
+
+def _digest(prefix: bytes, key: bytes) -> bytes:
+    return hashlib.blake2b(prefix + key, digest_size=8).digest()
 
 
 @dataclass(frozen=True, slots=True)
