@@ -36,7 +36,8 @@ from pydantic import (
 )
 
 MAX_SHARDS = 1024
-_POD_ORDINAL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?-(?P<ordinal>[0-9]{1,4})$")
+# A pod name: a DNS subdomain name ending in -<ordinal> (the schema's pattern, so ECMA-262 too).
+_POD_ORDINAL = re.compile(r"^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?-([0-9]{1,4})$")
 
 
 class ShardBy(StrEnum):
@@ -57,7 +58,7 @@ def _ordinal(value: Any) -> Any:
                 f"{value[:100]!r} is neither a shard number nor a StatefulSet pod name ending "
                 "in -<ordinal> (e.g. pingmon-2)"
             )
-        return int(match["ordinal"])
+        return int(match[1])
     return value
 
 
@@ -69,9 +70,7 @@ ShardIndex = Annotated[
             "anyOf": [
                 {"type": "integer", "minimum": 0},
                 {"type": "string", "pattern": _POD_ORDINAL.pattern},
-            ],
-            "description": "this process's shard, 0 to shards-1, or a StatefulSet pod name "
-            "whose ordinal it is (pingmon-2 is shard 2)",
+            ]
         }
     ),
 ]
