@@ -101,17 +101,20 @@ def take_snapshot(
     ready: bool,
     names: Sequence[str] | None = None,
 ) -> Snapshot:
-    """Read every collaborator at once (no await in here) into a Snapshot."""
+    """Read every collaborator at once (no await in here) into a Snapshot; ``names`` as in
+    ``ReadModel.snapshot``. About as much work as one slice of the document (~10 ms at
+    10,000 targets), most of it their next run times."""
     if names is None:
         targets = store.snapshot()
         unknown: tuple[str, ...] = ()
         next_runs = scheduler.next_runs()
+        hooks = webhooks.states()
     else:
         found = {name: store.get(name) for name in names}
         targets = tuple(state for name in names if (state := found[name]) is not None)
         unknown = tuple(name for name in names if found[name] is None)
         next_runs = {name: run for name in found if (run := scheduler.next_run(name)) is not None}
-    wanted = {state.info.name for state in targets}
+        hooks = tuple(state for state in webhooks.states() if state.target.name in found)
     return Snapshot(
         config=config,
         ready=ready,
@@ -119,11 +122,5 @@ def take_snapshot(
         unknown=unknown,
         next_runs=MappingProxyType(next_runs),
         backoffs=MappingProxyType(gate.in_force()),
-        webhooks=MappingProxyType(
-            {
-                state.target.name: webhook_view(state)
-                for state in webhooks.states()
-                if state.target.name in wanted
-            }
-        ),
+        webhooks=MappingProxyType({state.target.name: webhook_view(state) for state in hooks}),
     )
