@@ -18,7 +18,8 @@ from pingmon.readmodel import Snapshot, take_snapshot
 from pingmon.results import CheckResult, ResultStore, TargetInfo
 from pingmon.scheduler import CheckScheduler
 from pingmon.status import document
-from pingmon.webhooks.tracker import WebhookTracker
+from pingmon.webhooks.stripe import StripeWebhookSettings
+from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
 
 NOW = 1000.0
 
@@ -103,3 +104,16 @@ def test_a_snapshot_cannot_be_changed_through_its_mappings(daemonless: Daemonles
     assert isinstance(snapshot.backoffs, MappingProxyType)
     with pytest.raises(TypeError):
         snapshot.backoffs["key"] = snapshot.backoff("other")  # type: ignore[index]
+
+
+def test_a_snapshot_carries_the_webhook_state_of_the_targets_it_shows(
+    daemonless: Daemonless,
+) -> None:
+    settings = StripeWebhookSettings.model_validate({"signing_secret": "whsec_x", "timeout": 60})
+    daemonless.webhooks.configure([WebhookTarget("a", "shop", "stripe", settings)])
+    assert set(daemonless.snapshot().webhooks) == {"a"}
+    assert set(daemonless.snapshot(["a", "b"]).webhooks) == {"a"}
+    assert set(daemonless.snapshot(["b"]).webhooks) == set()
+    (entry, _, _) = targets(daemonless.snapshot())
+    assert entry["webhook"]["timeout_seconds"] == 60.0
+    assert entry["webhook"]["awaiting"] == 0
