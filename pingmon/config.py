@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union, cast
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -20,16 +19,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
 from pingmon.loading import load_yaml
-from pingmon.problems import UNKNOWN_KEY, validation_problems
+from pingmon.problems import UNKNOWN_KEY, detail_problems, validation_problems
 from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
 from pingmon.providers.base import ProviderSettings, TargetParams
-from pingmon.targetrules import request_problems, schedule_problems, webhook_problems
+from pingmon.schedule import Schedule, schedule_problems
+from pingmon.targetrules import request_problems
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
@@ -101,7 +102,9 @@ class ServerSettings(BaseModel):
 
 
 class TargetSettings(BaseModel):
-    """What every target has; its provider type adds its own parameters beside these."""
+    """The keys every target has (``COMMON_TARGET_KEYS``): its name, its provider, and the
+    schedule values it sets itself, None where the default applies. The entry's other keys
+    are its provider type's ``params_model``'s, validated on their own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,6 +127,25 @@ class TargetSettings(BaseModel):
     failure_interval: Duration | None = None
     retries: NonNegativeInt | None = Field(default=None, le=5)
     max_body_bytes: PositiveInt | None = None
+
+    def schedule(self, defaults: Defaults) -> Schedule:
+        """This target's schedule: each value its own where it sets one, else the default."""
+        return Schedule(
+            interval=_own_or(self.interval, defaults.interval),
+            timeout=_own_or(self.timeout, defaults.timeout),
+            jitter=_own_or(self.jitter, defaults.jitter),
+            failure_interval=_own_or(self.failure_interval, defaults.failure_interval),
+            retries=_own_or(self.retries, defaults.retries),
+            max_body_bytes=_own_or(self.max_body_bytes, defaults.max_body_bytes),
+        )
+
+
+T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _own_or(own: T | None, default: T) -> T:
+    return default if own is None else own
 
 
 def _provider_union() -> Any:
@@ -207,18 +229,13 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A target with its provider and every default applied."""
+    """A target with its provider, its type's own parameters and its resolved schedule."""
 
     name: str
     provider_name: str
     provider: ProviderSettings
     params: TargetParams
-    interval: float
-    timeout: float
-    jitter: float
-    failure_interval: float | None
-    retries: int
-    max_body_bytes: int
+    schedule: Schedule
 
     @property
     def provider_type(self) -> str:
@@ -248,22 +265,6 @@ class Config:
         (an edit, a ConfigMap or Secret update in Kubernetes) calls for a reload."""
         secret_files = (path for secret in self.secrets() if (path := secret.file) is not None)
         return (self.source, *dict.fromkeys(secret_files))
-
-
-@cache
-def target_model(provider_type: str) -> type[Any]:
-    """The model of a target of this provider type: common fields plus the type's parameters.
-
-    Its instances are both a TargetSettings and the type's TargetParams.
-    """
-    provider: ProviderClass = PROVIDER_TYPES[provider_type]
-    bases: tuple[type[BaseModel], ...] = (TargetSettings, provider.params_model)
-    model: type[Any] = create_model(
-        f"{provider_type.capitalize()}Target",
-        __base__=bases,
-        __doc__=f"A target checked by a provider of type {provider_type}.",
-    )
-    return model
 
 
 def load_config(path: str | Path) -> Config:
@@ -332,47 +333,87 @@ def _resolve_targets(
     provider_types: Mapping[str, str],
     problems: list[Problem],
 ) -> list[Target]:
+    """Every target resolved; a target's problems are added instead, named at
+    ``targets[i]``. Schedules are judged only against valid defaults, requests only with
+    valid settings."""
     if not isinstance(raw_targets, list):
         return []
     resolved: list[Target] = []
     first_seen: dict[str, int] = {}
-    providers: dict[str, Provider[Any, Any]] = {}
+    providers: dict[str, Provider[ProviderSettings, TargetParams]] = {}
     for index, raw in enumerate(raw_targets):
         where = f"targets[{index}]"
         if not isinstance(raw, dict):
             continue  # already reported by the Settings model
         problems.extend(_name_problems(raw.get("name"), index, first_seen))
-        provider_name = raw.get("provider")
-        if not isinstance(provider_name, str) or provider_name not in provider_types:
-            defined = ", ".join(sorted(provider_types)) or "none"
-            message = f"no provider named {provider_name!r} is defined under providers"
-            problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
+        halves = _validated_halves(raw, index, provider_types, problems)
+        if halves is None or defaults is None:
             continue
-        provider_type = provider_types[provider_name]
-        if "webhook" in raw and PROVIDER_TYPES[provider_type].webhook is None:
-            message = f"{provider_type} pings send no webhook; {_webhook_types_phrase()}"
-            problems.append(Problem(f"{where}.webhook", message))
-            raw = {key: value for key, value in raw.items() if key != "webhook"}
-        try:
-            spec: TargetSettings = target_model(provider_type).model_validate(raw)
-        except ValidationError as error:
-            problems.extend(validation_problems(error, prefix=("targets", index)))
-            continue
-        if defaults is None:
-            continue
-        schedule = _schedule(spec, defaults)
-        params = cast(TargetParams, spec)
-        problems.extend(schedule_problems(schedule, where))
-        problems.extend(webhook_problems(params, schedule["interval"], where))
+        common, params = halves
+        schedule = common.schedule(defaults)
+        webhook = params.webhook_settings
+        webhook_timeout = None if webhook is None else webhook.timeout
+        problems.extend(schedule_problems(schedule, webhook_timeout, where))
         if settings is not None:
-            if spec.provider not in providers:
-                provider_settings = settings.providers[spec.provider]
-                providers[spec.provider] = PROVIDER_TYPES[provider_type](provider_settings)
-            provider = providers[spec.provider]
-            problems.extend(request_problems(provider, spec.provider, params, where))
-            target = Target(spec.name, spec.provider, provider.settings, params, **schedule)
+            if common.provider not in providers:
+                provider_settings = settings.providers[common.provider]
+                provider_type = PROVIDER_TYPES[provider_types[common.provider]]
+                providers[common.provider] = provider_type(provider_settings)
+            provider = providers[common.provider]
+            problems.extend(request_problems(provider, common.provider, params, where))
+            target = Target(common.name, common.provider, provider.settings, params, schedule)
             resolved.append(target)
     return resolved
+
+
+def _validated_halves(
+    raw: dict[Any, Any], index: int, provider_types: Mapping[str, str], problems: list[Problem]
+) -> tuple[TargetSettings, TargetParams] | None:
+    """The target's common keys (TargetSettings) and its type's own (the type's
+    ``params_model``), each validated by its model; None with their problems added.
+
+    The problems come in the order one model of both halves gave before: the type's fields,
+    the common fields, then every key neither knows (``targets[i].key: unknown key``).
+    """
+    where = f"targets[{index}]"
+    provider_name = raw.get("provider")
+    if not isinstance(provider_name, str) or provider_name not in provider_types:
+        defined = ", ".join(sorted(provider_types)) or "none"
+        message = f"no provider named {provider_name!r} is defined under providers"
+        problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
+        return None
+    provider_type = provider_types[provider_name]
+    provider = PROVIDER_TYPES[provider_type]
+    if "webhook" in raw and provider.webhook is None:
+        message = f"{provider_type} pings send no webhook; {_webhook_types_phrase()}"
+        problems.append(Problem(f"{where}.webhook", message))
+        raw = {key: value for key, value in raw.items() if key != "webhook"}
+    common_keys = TargetSettings.model_fields
+    own = {key: value for key, value in raw.items() if key not in common_keys}
+    params, params_errors = _validated(provider.params_model, own)
+    common, common_errors = _validated(
+        TargetSettings, {key: value for key, value in raw.items() if key in common_keys}
+    )
+    unknown = [error for error in params_errors if _is_unknown_key(error)]
+    known = [error for error in params_errors if not _is_unknown_key(error)]
+    problems.extend(detail_problems([*known, *common_errors, *unknown], ("targets", index)))
+    if params is None or common is None:
+        return None
+    return common, params
+
+
+def _validated(
+    model: type[ModelT], raw: dict[Any, Any]
+) -> tuple[ModelT | None, list[ErrorDetails]]:
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as error:
+        return None, error.errors(include_url=False)
+
+
+def _is_unknown_key(error: ErrorDetails) -> bool:
+    """An unknown key of the target itself (not of a model nested in it)."""
+    return error["type"] == "extra_forbidden" and len(error["loc"]) == 1
 
 
 def _webhook_types_phrase() -> str:
@@ -396,15 +437,6 @@ def _name_problems(name: object, index: int, first_seen: dict[str, int]) -> list
         return [Problem(f"targets[{index}].name", message)]
     first_seen[name] = index
     return []
-
-
-def _schedule(spec: TargetSettings, defaults: Defaults) -> dict[str, Any]:
-    """The target's schedule and limits, each from the target or else from defaults."""
-    names = ("interval", "timeout", "jitter", "failure_interval", "retries", "max_body_bytes")
-    return {
-        name: getattr(defaults, name) if getattr(spec, name) is None else getattr(spec, name)
-        for name in names
-    }
 
 
 def _literal_secret_warnings(settings: Settings) -> list[str]:
@@ -432,7 +464,7 @@ def _literal_webhook_secret_warnings(targets: list[Target]) -> list[str]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the file, with every provider type's target parameters."""
-    targets = tuple(target_model(name) for name in PROVIDER_TYPES)
+    targets = tuple(_schema_target_model(name) for name in PROVIDER_TYPES)
     schema_model = create_model(
         "PingmonConfiguration",
         __base__=Settings,
@@ -441,3 +473,15 @@ def json_schema() -> dict[str, Any]:
     schema = schema_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def _schema_target_model(provider_type: str) -> type[BaseModel]:
+    """A target of this provider type as the JSON Schema shows it: the common keys and the
+    type's own in one object. Only for the schema: loading validates the two halves apart."""
+    provider: ProviderClass = PROVIDER_TYPES[provider_type]
+    bases: tuple[type[BaseModel], ...] = (TargetSettings, provider.params_model)
+    return create_model(
+        f"{provider_type.capitalize()}Target",
+        __base__=bases,
+        __doc__=f"A target checked by a provider of type {provider_type}.",
+    )

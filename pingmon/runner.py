@@ -224,7 +224,7 @@ class Runner:
             sent_at = self._clock()
             verdict, status, retry_after, sent = await self._attempt(plan, request)
             requests += sent
-            if not self._may_retry(verdict, tries, target.retries):
+            if not self._may_retry(verdict, tries, target.schedule.retries):
                 break
             await asyncio.sleep(retry_delay(tries, self._rand))
         result = CheckResult(
@@ -252,8 +252,8 @@ class Runner:
             response = await send(
                 self.sessions,
                 request,
-                timeout=target.timeout,
-                max_body_bytes=target.max_body_bytes,
+                timeout=target.schedule.timeout,
+                max_body_bytes=target.schedule.max_body_bytes,
                 transport=plan.transport,
                 wire=wire,
             )
