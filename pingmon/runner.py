@@ -14,7 +14,7 @@ from typing import Any
 
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
-from pingmon.config import Config, Target
+from pingmon.config import Config
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import (
@@ -28,6 +28,7 @@ from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.targets import Target
 from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")

@@ -11,7 +11,6 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
 
-from pingmon.config import Target
 from pingmon.providers.http import HttpParams, HttpSettings
 from pingmon.schedule import Schedule
 from pingmon.scheduler import (
@@ -21,6 +20,7 @@ from pingmon.scheduler import (
     plan_schedule,
     spread_offset,
 )
+from pingmon.targets import Target
 
 
 def make_target(

@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from pingmon.config import Defaults, TargetSettings, json_schema, load_config
+from pingmon.config import Defaults, json_schema, load_config
 from pingmon.errors import ConfigError, Problem
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import (
@@ -26,6 +26,7 @@ from pingmon.providers.http import HttpParams
 from pingmon.providers.ninepic import NinepicParams
 from pingmon.providers.registry import PluginError, load_provider_types
 from pingmon.schedule import Schedule, schedule_problems
+from pingmon.targets import TargetSettings
 
 UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a check)"
 
