@@ -8,11 +8,12 @@ import time
 from collections.abc import Sequence
 
 from pingmon.backoff import RateLimitGate
-from pingmon.config import Config, Target
+from pingmon.config import Config
 from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
 from pingmon.results import CheckResult, Scalar, result_fields
 from pingmon.runner import Runner, build_plans
+from pingmon.targets import Target
 
 
 async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
