@@ -77,7 +77,7 @@ def fleet(kind: str, targets: int, credentials: int, seed: int) -> list[Placed]:
 
 
 def balance(assignment: Assignment) -> float:
-    counts = assignment.targets_per_shard()
+    counts = assignment.targets_per_shard
     return max(counts) * len(counts) / sum(counts)
 
 

@@ -30,8 +30,9 @@ class Share:
     def by(self) -> ShardBy:
         return self.assignment.by
 
+    @property
     def targets_per_shard(self) -> tuple[int, ...]:
-        return self.assignment.targets_per_shard()
+        return self.assignment.targets_per_shard
 
     def owner(self, target: str) -> int | None:
         """The shard that checks ``target``; None if the file has no such target."""
@@ -39,7 +40,7 @@ class Share:
 
     def summary(self) -> dict[str, object]:
         """The ``sharding`` object of ``/status`` and ``check --json``."""
-        counts = self.targets_per_shard()
+        counts = self.targets_per_shard
         return {
             "shard": self.shard,
             "shards": self.shards,
@@ -50,7 +51,7 @@ class Share:
 
     def heading(self) -> str:
         """One line for ``check``'s table: this shard, and what the others hold."""
-        counts = self.targets_per_shard()
+        counts = self.targets_per_shard
         others = ", ".join(
             f"{shard}: {count}" for shard, count in enumerate(counts) if shard != self.shard
         )
@@ -95,7 +96,7 @@ def own_share(config: Config) -> tuple[Config, Share]:
 def assignment_table(assignment: Assignment) -> str:
     """What ``config validate --shards N`` prints: targets and credentials per shard, and the
     balance (the largest shard over the mean)."""
-    targets = assignment.targets_per_shard()
+    targets = assignment.targets_per_shard
     credentials = assignment.credentials_per_shard()
     rows = [("SHARD", "TARGETS", "CREDENTIALS")]
     rows += [

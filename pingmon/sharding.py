@@ -158,10 +158,7 @@ class Assignment:
     credentials: Mapping[str, str]  # target name -> credential key
     # credential key -> how many shards hold its targets (1 under by: credential)
     spread: Mapping[str, int]
-
-    def targets_per_shard(self) -> tuple[int, ...]:
-        counts = Counter(self.shard_by_target.values())
-        return tuple(counts[shard] for shard in range(self.shards))
+    targets_per_shard: tuple[int, ...]  # by shard
 
     def credentials_per_shard(self) -> tuple[int, ...]:
         held = {(shard, self.credentials[name]) for name, shard in self.shard_by_target.items()}
@@ -186,10 +183,12 @@ def assign(targets: Iterable[Placed], shards: int, by: ShardBy) -> Assignment:
             shard = memo[key] = shard_of(key, shards)
         shard_by_target[target.name] = shard
         holders.setdefault(target.credential, set()).add(shard)
+    counts = Counter(shard_by_target.values())
     return Assignment(
         shards=shards,
         by=by,
         shard_by_target=shard_by_target,
         credentials={target.name: target.credential for target in placed},
         spread={credential: len(held) for credential, held in holders.items()},
+        targets_per_shard=tuple(counts[shard] for shard in range(shards)),
     )

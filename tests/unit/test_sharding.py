@@ -54,7 +54,7 @@ def test_the_weight_is_blake2b_not_the_salted_builtin_hash() -> None:
 def test_one_shard_holds_everything() -> None:
     assignment = assign(fleet(20, 3), 1, ShardBy.CREDENTIAL)
     assert set(assignment.shard_by_target.values()) == {0}
-    assert assignment.targets_per_shard() == (60,)
+    assert assignment.targets_per_shard == (60,)
 
 
 @pytest.mark.parametrize("by", list(ShardBy))
@@ -64,7 +64,7 @@ def test_every_target_is_in_exactly_one_shard(by: ShardBy, shards: int) -> None:
     assignment = assign(targets, shards, by)
     assert set(assignment.shard_by_target) == {t.name for t in targets}
     assert all(0 <= shard < shards for shard in assignment.shard_by_target.values())
-    assert sum(assignment.targets_per_shard()) == len(targets)
+    assert sum(assignment.targets_per_shard) == len(targets)
 
 
 def test_by_credential_keeps_every_target_of_a_credential_in_one_shard() -> None:
@@ -103,7 +103,7 @@ def test_by_target_spreads_one_big_credential_and_counts_its_shards_for_the_rate
     big = [Placed(f"pbx-{i}", "big") for i in range(400)]
     small = [Placed("lonely", "small")]
     assignment = assign(big + small, 4, ShardBy.TARGET)
-    counts = assignment.targets_per_shard()
+    counts = assignment.targets_per_shard
     assert max(counts) < 1.3 * (401 / 4)
     assert assignment.rate_share("big") == 4
     assert assignment.rate_share("small") == 1
@@ -113,7 +113,7 @@ def test_by_target_spreads_one_big_credential_and_counts_its_shards_for_the_rate
 def test_by_credential_one_big_credential_loads_one_shard() -> None:
     big = [Placed(f"pbx-{i}", "big") for i in range(400)]
     assignment = assign(big, 4, ShardBy.CREDENTIAL)
-    assert sorted(assignment.targets_per_shard()) == [0, 0, 0, 400]
+    assert sorted(assignment.targets_per_shard) == [0, 0, 0, 400]
     assert assignment.rate_share("big") == 1
 
 

@@ -130,7 +130,7 @@ def test_the_shards_together_hold_every_target_once(tmp_path: Path) -> None:
     seen: list[str] = []
     for shard in range(3):
         own, share = own_share(load_config(write(tmp_path, {"shards": 3, "shard": shard})))
-        assert len(own.targets) == share.targets_per_shard()[shard]
+        assert len(own.targets) == share.targets_per_shard[shard]
         seen += [target.name for target in own.targets]
     assert sorted(seen) == sorted(f"t{n}" for n in range(60))
 
@@ -164,7 +164,7 @@ def test_by_credential_keeps_the_whole_rate_limit(tmp_path: Path) -> None:
 def test_the_assignment_table_shows_targets_and_credentials_per_shard(tmp_path: Path) -> None:
     config = load_config(write(tmp_path))
     table = assignment_table(assignment(config, 2)).splitlines()
-    counts = assignment(config, 2).targets_per_shard()
+    counts = assignment(config, 2).targets_per_shard
     assert table[0] == "60 targets over 2 shards by credential"
     assert table[1].split() == ["SHARD", "TARGETS", "CREDENTIALS"]
     assert [row.split()[1] for row in table[2:4]] == [str(c) for c in counts]
