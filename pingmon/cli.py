@@ -215,7 +215,7 @@ def _check(config: Config, names: list[str], as_json: bool) -> int:
         return EXIT_CONFIG
     results = asyncio.run(check_once(config, names))
     if as_json:
-        print(to_json(results, share.shard))
+        print(to_json(results, None if share.shards == 1 else share.shard))
     else:
         print(
             as_table(results) if share.shards == 1 else f"{share.heading()}\n{as_table(results)}"

@@ -46,10 +46,11 @@ def held_back(target: Target) -> CheckResult:
     )
 
 
-def as_json(results: Sequence[CheckResult], shard: int = 0) -> str:
-    """A JSON array, an object of ``RESULT_FIELDS`` per result, each with the ``shard`` that
-    checked it (0 when unsharded)."""
-    return json.dumps([{**result_fields(result), "shard": shard} for result in results], indent=2)
+def as_json(results: Sequence[CheckResult], shard: int | None = None) -> str:
+    """A JSON array, an object of ``RESULT_FIELDS`` per result; sharded, each also says the
+    ``shard`` that checked it (unsharded output stays as it always was)."""
+    extra = {} if shard is None else {"shard": shard}
+    return json.dumps([{**result_fields(result), **extra} for result in results], indent=2)
 
 
 def as_table(results: Sequence[CheckResult]) -> str:
