@@ -72,10 +72,13 @@ class P(Provider):
     [
         ("gone", "broken_plugin:Gone", "import no_such_module\n", "could not be loaded"),
         ("gone", "broken_plugin:Gone", "Gone = 1\n", "is not a subclass of"),
+        # A module that ends the process when imported (a CLI run at import): not exit 0
+        # with nothing checked, which `pingmon check` would pass as healthy.
+        ("gone", "broken_plugin:Gone", "raise SystemExit(0)\n", "loaded: SystemExit: 0"),
         ("http", "broken_plugin:P", NOT_A_LITERAL, "clashes with the type of that name"),
         ("odd", "broken_plugin:P", NOT_A_LITERAL, 'type: Literal["odd"]'),
     ],
-    ids=["import-error", "not-a-provider", "name-clash", "bad-models"],
+    ids=["import-error", "not-a-provider", "exit-at-import", "name-clash", "bad-models"],
 )
 def test_a_broken_plugin_is_one_line_naming_its_package_and_exit_2(
     tmp_path: Path, name: str, value: str, module: str, problem: str
