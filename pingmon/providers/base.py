@@ -250,6 +250,21 @@ class Verdict:
         return self.error_class is ErrorClass.NONE
 
 
+def verdict_problem(verdict: object) -> str | None:
+    """What makes ``verdict`` not a Verdict every output can show, or None."""
+    if not isinstance(verdict, Verdict):
+        return f"a {type(verdict).__name__}, not a Verdict"
+    if not isinstance(verdict.error_class, ErrorClass):
+        return f"an error_class of type {type(verdict.error_class).__name__}, not an ErrorClass"
+    if not isinstance(verdict.detail, str):
+        return f"a detail of type {type(verdict.detail).__name__}, not a str"
+    if verdict.retry is not None and not isinstance(verdict.retry, bool):
+        return f"a retry of type {type(verdict.retry).__name__}, not a bool or None"
+    if verdict.event_id is not None and not isinstance(verdict.event_id, str):
+        return f"an event_id of type {type(verdict.event_id).__name__}, not a str or None"
+    return None
+
+
 SettingsT = TypeVar("SettingsT", bound=ProviderSettings)
 ParamsT = TypeVar("ParamsT", bound=TargetParams)
 
@@ -278,8 +293,16 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
 
     def assess(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
         """``judge``, as the runner calls it. The detail is not masked here: the runner
-        masks every detail, transport errors included, before shortening it."""
-        return self.judge(params, request, response)
+        masks every detail, transport errors included, before shortening it.
+
+        TypeError when the judge returned something other than a well-formed Verdict (a
+        type from another package may): the runner records it as its internal error with
+        the status it judged, as when the judge raises, never lets it reach a result."""
+        verdict = self.judge(params, request, response)
+        problem = verdict_problem(verdict)
+        if problem is not None:
+            raise TypeError(f"{type(self).__name__}.judge returned {problem}")
+        return verdict
 
     def wire_secrets(self) -> tuple[str, ...]:
         """Every credential as this provider's requests carry it, for masking: each secret

@@ -10,6 +10,7 @@ from typing import Literal
 import pytest
 from pydantic import AliasChoices, AliasPath, ConfigDict, Field
 
+from pingmon.errors import ErrorClass
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import (
     HttpResponse,
@@ -117,3 +118,43 @@ def test_every_built_in_type_keeps_the_contract_the_registry_asks_of_plugins(nam
     assert provider.params_model.model_config.get("extra") == "forbid"
     assert provider.settings_model.model_config.get("extra") == "forbid"
     assert not {"name", "provider", "interval", "timeout"} & input_keys(provider.params_model)
+
+
+class _Judge(_Base):
+    """A judge returning whatever the test puts in ``answer``."""
+
+    answer: object = None
+
+    def judge(
+        self, params: TargetParams, request: PreparedRequest, response: HttpResponse
+    ) -> Verdict:
+        return self.answer  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (None, "a NoneType, not a Verdict"),
+        ("ok", "a str, not a Verdict"),
+        (Verdict("none", "x"), "an error_class of type str"),  # type: ignore[arg-type]
+        (Verdict(ErrorClass.NONE, 12345), "a detail of type int"),  # type: ignore[arg-type]
+        (Verdict(ErrorClass.NONE, "x", retry="no"), "a retry of type str"),  # type: ignore[arg-type]
+        (Verdict(ErrorClass.NONE, "x", event_id=7), "an event_id of type int"),  # type: ignore[arg-type]
+    ],
+    ids=["none", "str", "class-str", "detail-int", "retry-str", "event-id-int"],
+)
+def test_a_malformed_verdict_is_a_type_error_naming_the_judge(
+    answer: object, problem: str
+) -> None:
+    provider = _Judge(_Settings(base_url="http://127.0.0.1:9"))
+    provider.answer = answer
+    request = provider.request(TargetParams(), "c")
+    with pytest.raises(TypeError, match=f"_Judge.judge returned .*{problem}"):
+        provider.assess(TargetParams(), request, HttpResponse(200, {}, b""))
+
+
+def test_a_well_formed_verdict_passes_through_assess() -> None:
+    provider = _Judge(_Settings(base_url="http://127.0.0.1:9"))
+    provider.answer = Verdict(ErrorClass.NONE, "fine", retry=False, event_id="evt_1")
+    request = provider.request(TargetParams(), "c")
+    assert provider.assess(TargetParams(), request, HttpResponse(200, {}, b"")) is provider.answer
