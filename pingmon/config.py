@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     providers: dict[str, _provider_union()] = {}  # type: ignore[valid-type]
     # Raw, as written: validated per provider type in load_config. Out of repr and dumps,
     # since a literal webhook secret may sit in it.
-    targets: list[dict[str, Any]] = Field(default=[], repr=False, exclude=True)
+    targets: list[dict[Any, Any]] = Field(default=[], repr=False, exclude=True)
 
     @field_validator("listen", "webhook_listen")
     @classmethod
@@ -265,12 +265,35 @@ def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[s
     }
 
 
+class _DefaultsOnly(BaseSettings):
+    """The ``defaults`` of Settings alone, with their ``PINGMON_DEFAULTS*`` overrides."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True
+    )
+
+    defaults: Defaults = Defaults()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (EnvironmentSource(settings_cls), init_settings)
+
+
 def _file_defaults(raw: Mapping[str, Any]) -> Defaults | None:
-    """The file's defaults when they are valid on their own (other settings were refused);
-    None when they are not, so targets' schedules are not judged against the wrong ones."""
+    """The defaults as Settings would have them (the file's, overridden by the environment)
+    when they are valid on their own (other settings were refused); None when they are not,
+    so targets' schedules are not judged against the wrong ones."""
+    given = {"defaults": raw["defaults"]} if "defaults" in raw else {}
     try:
-        return Defaults.model_validate(raw.get("defaults") or {})
-    except ValidationError:
+        return _DefaultsOnly(**given).defaults
+    except (ValidationError, OverrideRefused):
         return None
 
 
