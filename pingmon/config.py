@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -23,7 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
-from pingmon.fields import Duration, Secret, format_duration
+from pingmon.fields import Duration, NumbersNotBooleans, Secret, format_duration
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES
@@ -33,7 +32,7 @@ from pingmon.targets import Target, resolve_targets, schema_target_model
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
 
 
-class Defaults(BaseModel):
+class Defaults(NumbersNotBooleans):
     """Schedule and limits every target inherits unless it sets its own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,7 +56,7 @@ class Defaults(BaseModel):
         )
 
 
-class BackoffSettings(BaseModel):
+class BackoffSettings(NumbersNotBooleans):
     """How long every target sharing a credential waits after a 429."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,7 +73,7 @@ class BackoffSettings(BaseModel):
         return self
 
 
-class WatchSettings(BaseModel):
+class WatchSettings(NumbersNotBooleans):
     """Whether and how often pingmon looks for a changed configuration (or secret) file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,7 +82,7 @@ class WatchSettings(BaseModel):
     interval: Duration = Field(default=5.0, description="how often the files are looked at")
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(NumbersNotBooleans):
     """Bounds on pingmon's own HTTP server, so that no client can hold it or starve the checks
     (Go's ``http.Server`` ReadHeaderTimeout, IdleTimeout and WriteTimeout; nginx's
     ``client_header_timeout`` and ``keepalive_timeout``). They take effect at the next start."""
@@ -114,7 +113,7 @@ def _provider_union() -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, NumbersNotBooleans):
     """The whole file; top-level values can be overridden by ``PINGMON_*`` variables."""
 
     model_config = SettingsConfigDict(

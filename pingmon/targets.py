@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pingmon.errors import Problem
-from pingmon.fields import Duration
+from pingmon.fields import Duration, NumbersNotBooleans
 from pingmon.problems import UNKNOWN_KEY, detail_problems
 from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
 from pingmon.providers.base import ProviderSettings, TargetParams
@@ -30,7 +30,7 @@ from pingmon.targetrules import request_problems
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
-class TargetSettings(BaseModel):
+class TargetSettings(NumbersNotBooleans):
     """The keys every target has (``COMMON_TARGET_KEYS``): its name, its provider, and the
     schedule values it sets itself, None where the default applies. The entry's other keys
     are its provider type's ``params_model``'s, validated on their own."""

@@ -14,7 +14,6 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import webencodings
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
@@ -24,7 +23,7 @@ from pydantic import (
 )
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.fields import NumbersNotBooleans, RatePerSecond, Secret, secrets_in
 from pingmon.jsonvalue import (
     SCALAR_MAX_CHARS,
     ParsedJson as ParsedJson,
@@ -41,7 +40,7 @@ from pingmon.webhooks.settings import WebhookSettings
 DETAIL_MAX_CHARS = 200
 
 
-class TLSSettings(BaseModel):
+class TLSSettings(NumbersNotBooleans):
     """How to verify the provider's certificate; verification is on unless switched off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,7 +65,7 @@ class TLSSettings(BaseModel):
         return None if path is None else check_ca_file(path)
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(NumbersNotBooleans):
     """Settings every provider type shares; a type subclasses it with its own fields."""
 
     # Validation messages must not echo the input: it may hold a literal secret.
@@ -175,7 +174,7 @@ COMMON_TARGET_KEYS = frozenset(
 )
 
 
-class TargetParams(BaseModel):
+class TargetParams(NumbersNotBooleans):
     """The per-target parameters a provider type needs (destination id, event id...): the
     keys of a ``targets[i]`` entry other than ``COMMON_TARGET_KEYS``, validated on their own."""
 
