@@ -25,7 +25,6 @@ from functools import cache
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -34,6 +33,8 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+
+from pingmon.fields import NumbersNotBooleans
 
 MAX_SHARDS = 1024
 # A pod name: a DNS subdomain name ending in -<ordinal> (the schema's pattern, so ECMA-262 too).
@@ -49,6 +50,8 @@ class ShardBy(StrEnum):
 
 def _ordinal(value: Any) -> Any:
     """An integer, or the ordinal of a StatefulSet pod name (``pingmon-2`` is 2)."""
+    if isinstance(value, bool):  # YAML's true/false would pass as 1/0
+        raise ValueError("must be a number, not true or false")
     if isinstance(value, str):
         if value.isdigit():
             return int(value)
@@ -76,7 +79,7 @@ ShardIndex = Annotated[
 ]
 
 
-class ShardingSettings(BaseModel):
+class ShardingSettings(NumbersNotBooleans):
     """Which share of the targets this process checks (every target, unless ``shards > 1``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -90,6 +90,8 @@ def test_shard_is_a_number_or_a_statefulset_pod_name(
             "sharding.by: Input should be 'credential' or 'target'",
         ),
         ({"shards": 2, "shard": 0, "shardz": 1}, "sharding.shardz: unknown key"),
+        ({"shards": True, "shard": 0}, "sharding.shards: must be a number, not true or false"),
+        ({"shards": 2, "shard": True}, "sharding.shard: must be a number, not true or false"),
     ],
 )
 def test_a_bad_sharding_is_one_line_naming_its_key(
