@@ -48,6 +48,8 @@ import exposition
 import processes
 from processes import cpu_seconds, cpu_seconds_precise, peak_rss_mb, rss_mb
 
+from pingmon.fields import parse_duration
+
 DEFAULT_INTERVALS = {1000: 1.0, 10000: 10.0, 100000: 60.0}
 LEAN_FROM = 100000  # --profile auto: the lean profile from this many targets on
 SCRAPE_TIMEOUT = 30.0
@@ -64,7 +66,7 @@ def write_config(
     targets take 3.3 MB, under pingmon's 4 MiB limit on a configuration file."""
     config: dict[str, Any] = {
         "watch": {"enabled": False},
-        "defaults": {"interval": f"{interval:g}s", "timeout": f"{min(5.0, interval / 2):g}s"},
+        "defaults": {"interval": interval, "timeout": min(5.0, interval / 2)},  # seconds
         "providers": {"l": {"type": "http", "base_url": url}},
     }
     if args.concurrency is not None:
@@ -167,7 +169,9 @@ async def run_scale(
     write_config(targets, interval, profile, url, args, config)
     warmup = interval + 2.0 if args.warmup is None else args.warmup
     print(f"{targets} targets / {interval:g} s ...", file=sys.stderr, flush=True)
-    daemon, base, start_seconds = await processes.start_pingmon(args.pingmon, config, directory)
+    daemon, base, start_seconds = await processes.start_pingmon(
+        args.pingmon, config, directory, timeout=120 + targets / 500
+    )
     try:
         timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
@@ -269,8 +273,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default="1000,10000,100000", help="comma-separated scales, run in turn"
     )
-    parser.add_argument("--interval", type=float, help="seconds, for every scale (default: "
-                        "1,000: 1, 10,000: 10, 100,000: 60, else targets / 1,000)")  # fmt: skip
+    parser.add_argument(
+        "--interval", type=parse_duration,
+        help="for every scale: 1s, 500ms (default 1,000: 1s, 10,000: 10s, 100,000: 60s)",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, default=60.0, help="window, seconds")
     parser.add_argument("--warmup", type=float, help="seconds before it (interval + 2)")
     parser.add_argument("--scrape-interval", type=float, default=15.0)

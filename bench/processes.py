@@ -49,6 +49,7 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         default_type application/json;
         location / {{ return 200 '{body}'; }}
+        location = /nginx_status {{ stub_status; }}
     }}
 }}
 """
@@ -169,6 +170,13 @@ async def start_nginx(directory: Path) -> tuple[Child, str]:
     return child, url
 
 
+async def nginx_requests(http: aiohttp.ClientSession, url: str) -> int:
+    """Requests nginx has answered so far (``stub_status``), this one excluded."""
+    async with http.get(url + "/nginx_status") as response:
+        text = await response.text()
+    return int(text.splitlines()[2].split()[2]) - 1
+
+
 async def start_fallback_server(directory: Path) -> tuple[Child, str]:
     """This module's aiohttp server, for hosts without nginx; its URL."""
     argv = [sys.executable, __file__, "--serve"]
@@ -191,14 +199,16 @@ async def start_target(directory: Path, use_nginx: bool = True) -> tuple[Child, 
     return await start_fallback_server(directory)
 
 
-async def start_pingmon(pingmon: str, config: Path, directory: Path) -> tuple[Child, str, float]:
+async def start_pingmon(
+    pingmon: str, config: Path, directory: Path, timeout: float = 2 * START_TIMEOUT
+) -> tuple[Child, str, float]:
     """``pingmon run`` on a free port; (child, base URL, seconds from exec to /-/ready 200)."""
     port = free_port()
     argv = [pingmon, "run", "--config", str(config), f"--web.listen-address=127.0.0.1:{port}"]
     started = time.monotonic()
     child = await spawn("pingmon", argv, directory, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    await wait_ok(child, url + "/-/ready", START_TIMEOUT * 2)
+    await wait_ok(child, url + "/-/ready", timeout)
     return child, url, time.monotonic() - started
 
 

@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -48,10 +49,14 @@ import exposition
 import processes
 from processes import PATH, Child, cpu_seconds, rss_mb
 
+from pingmon.fields import parse_duration
+
 DRIVER_TICK = 0.005  # seconds between two launches of the requests due
 DRIVER_MAX_IN_FLIGHT = 5000  # beyond this a due request is dropped (counted), not queued
 REQUEST_TIMEOUT = 10.0
-CONNECTIONS = 100  # the driver's keep-alive pool, as pingmon's default concurrency
+CONNECTIONS = 100  # the bare client's keep-alive pool, as pingmon's default concurrency
+PROBE_CONNECTIONS = 500  # to blackbox: as many probes in flight as a Prometheus would send
+SCRAPE_TIMEOUT = 300.0  # pingmon's /metrics of 5,000 targets, on a starved CPU
 BLACKBOX_CONFIG = "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n"
 NOTE = (
     "blackbox_exporter opens a new TCP connection for every probe, by design; pingmon and the "
@@ -64,8 +69,12 @@ NOTE = (
 
 @dataclass
 class Tally:
-    done: int = 0
+    """answered: got a response (failed: one that says the check failed); errors: no response
+    (timeout, connection); dropped: due but not sent, DRIVER_MAX_IN_FLIGHT already in flight."""
+
+    answered: int = 0
     failed: int = 0
+    errors: int = 0
     dropped: int = 0
 
 
@@ -74,18 +83,18 @@ async def drive(url: str, rate: float, probe: bool) -> None:
     as a JSON line for every line read on stdin. ``probe``: success is ``probe_success 1``."""
     tally = Tally()
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    connector = aiohttp.TCPConnector(limit=PROBE_CONNECTIONS if probe else CONNECTIONS)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
 
         async def one() -> None:
             try:
                 async with http.get(url) as response:
                     body = await response.read()
-                ok = response.status == 200 and (not probe or b"\nprobe_success 1" in body)
             except (aiohttp.ClientError, OSError, TimeoutError):
-                ok = False
-            tally.done += 1
-            tally.failed += not ok
+                tally.errors += 1
+                return
+            tally.answered += 1
+            tally.failed += response.status != 200 or (probe and b"\nprobe_success 1" not in body)
 
         launcher = asyncio.create_task(launch(one, rate, tally))
         await report_on_request(tally)
@@ -179,6 +188,7 @@ class Measure:
     checks: float  # in the window
     failures: float
     rss_mb: float
+    not_sent: int = 0  # the driver's backlog (it could not keep the rate)
 
     @property
     def cpu_us_per_check(self) -> float | None:
@@ -197,9 +207,10 @@ async def window_of_driver(
     cpu0, t0, before = cpu_seconds(measured), time.monotonic(), await driver.tally()
     await asyncio.sleep(args.window)
     cpu1, t1, after = cpu_seconds(measured), time.monotonic(), await driver.tally()
-    failures = after.failed - before.failed + after.dropped - before.dropped
-    done = after.done - before.done
-    return Measure(variant, cpu1 - cpu0, t1 - t0, done, failures, rss_mb(measured))
+    failures = after.failed - before.failed + after.errors - before.errors
+    answered, dropped = after.answered - before.answered, after.dropped - before.dropped
+    rss = rss_mb(measured)
+    return Measure(variant, cpu1 - cpu0, t1 - t0, answered, failures, rss, dropped)
 
 
 async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> Measure:
@@ -237,10 +248,7 @@ def pingmon_config(url: str, args: argparse.Namespace, directory: Path) -> Path:
     count = round(args.rate * args.interval)
     config = {
         "watch": {"enabled": False},
-        "defaults": {
-            "interval": f"{args.interval:g}s",
-            "timeout": f"{min(5.0, args.interval / 2):g}s",
-        },
+        "defaults": {"interval": args.interval, "timeout": min(5.0, args.interval / 2)},
         "providers": {"nginx": {"type": "http", "base_url": url}},
         "targets": [
             {"name": f"t{i:05d}", "provider": "nginx", "path": PATH} for i in range(count)
@@ -251,34 +259,34 @@ def pingmon_config(url: str, args: argparse.Namespace, directory: Path) -> Path:
     return path
 
 
-async def scrape(http: aiohttp.ClientSession, url: str) -> tuple[exposition.Reading, float]:
+async def scrape(http: aiohttp.ClientSession, url: str) -> exposition.Reading:
     async with http.get(url + "/metrics") as response:
-        text = await response.text()
-    return exposition.read(text), time.monotonic()
+        return exposition.read(await response.text())
 
 
 async def run_pingmon(
     variant: str, pingmon: str, url: str, args: argparse.Namespace, directory: Path
 ) -> Measure:
-    """Checks/s from two scrapes just outside the CPU window (their own CPU is left out):
-    the rate between the two, times the window."""
+    """Checks: requests nginx answered in the window (only pingmon sends any then); failures:
+    from two scrapes of pingmon's /metrics just outside it (their CPU is left out)."""
     config = pingmon_config(url, args, directory)
     daemon, base, _ = await processes.start_pingmon(pingmon, config, directory)
-    timeout = aiohttp.ClientTimeout(total=60)
+    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             await asyncio.sleep(args.interval + args.warmup)  # every target has run once
-            before, s0 = await scrape(http, base)
+            before = await scrape(http, base)
+            n0 = await processes.nginx_requests(http, url)
             cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
             await asyncio.sleep(args.window)
             cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+            n1 = await processes.nginx_requests(http, url)
             rss = rss_mb(daemon.pid)
-            after, s1 = await scrape(http, base)
+            after = await scrape(http, base)
     finally:
         await daemon.stop()
-    rate = (after.checks - before.checks) / (s1 - s0)
     failures = after.failures - before.failures
-    return Measure(variant, cpu1 - cpu0, t1 - t0, rate * (t1 - t0), failures, rss)
+    return Measure(variant, cpu1 - cpu0, t1 - t0, n1 - n0, failures, rss)
 
 
 # --- rounds and the table -------------------------------------------------------------------
@@ -317,7 +325,10 @@ async def run_rounds(args: argparse.Namespace) -> list[list[Measure]]:
                 measures = []
                 for variant, run in turn:
                     print(f"round {k + 1}: {variant} ...", file=sys.stderr, flush=True)
-                    measures.append(await run(url, args, directory))
+                    try:
+                        measures.append(await run(url, args, directory))
+                    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError) as error:
+                        print(f"round {k + 1}: {variant} failed: {error!r}", file=sys.stderr)
                 rounds.append(measures)
                 print_round(k + 1, measures)
         finally:
@@ -337,12 +348,13 @@ def number(value: float | None, digits: int = 0) -> str:
 def print_round(k: int, measures: list[Measure]) -> None:
     blackbox = next((m for m in measures if m.variant == "blackbox"), None)
     print(f"\n### Round {k}\n")
-    print("| variant | CPU µs per check | checks/s | failures | RSS MB | ÷ blackbox |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | CPU µs per check | checks/s | failures | not sent | RSS MB | ÷ blackbox |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in sorted(measures, key=lambda m: m.variant):
         print(
             f"| {m.variant} | {number(m.cpu_us_per_check)} | {number(m.checks_per_second, 1)} "
-            f"| {m.failures:,.0f} | {m.rss_mb:,.1f} | {number(ratio(m, blackbox), 2)} |"
+            f"| {m.failures:,.0f} | {m.not_sent:,} | {m.rss_mb:,.1f} "
+            f"| {number(ratio(m, blackbox), 2)} |"
         )
     sys.stdout.flush()
 
@@ -350,7 +362,8 @@ def print_round(k: int, measures: list[Measure]) -> None:
 def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None:
     print(f"\n### Medians over {len(rounds)} round(s): rate {args.rate:g}/s, window "
           f"{args.window:g} s, pingmon interval {args.interval:g} s\n")  # fmt: skip
-    print("| variant | CPU µs per check | checks/s | failures (sum) | RSS MB | ÷ blackbox |")
+    print("| variant | CPU µs per check | checks/s | failures, not sent (sums) | RSS MB "
+          "| ÷ blackbox |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     names = sorted({m.variant for measures in rounds for m in measures})
     for name in names:
@@ -360,11 +373,12 @@ def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None
         print(
             f"| {name} | {number(median(m.cpu_us_per_check for m in mine))} "
             f"| {number(median(m.checks_per_second for m in mine), 1)} "
-            f"| {sum(m.failures for m in mine):,.0f} "
+            f"| {sum(m.failures for m in mine):,.0f}, {sum(m.not_sent for m in mine):,} "
             f"| {number(median(m.rss_mb for m in mine), 1)} "
             f"| {number(median(ratios), 2)} |"
         )
-    print(f"\n{NOTE} CPU: utime + stime of the measured process (all threads) over the window.")
+    print(f"\n{NOTE} CPU: utime + stime of the measured process (all threads) over the window; "
+          "pingmon's checks: requests nginx answered in it.")  # fmt: skip
 
 
 def median(values: Any) -> float | None:
@@ -378,7 +392,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
-    parser.add_argument("--interval", type=float, default=10.0, help="pingmon's, seconds")
+    parser.add_argument("--interval", type=parse_duration, default=10.0, help="pingmon's: 10s")
+    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
     parser.add_argument(
         "--pingmon", action="append", help="a pingmon executable (repeatable; default: "
         "the one beside this Python)",
@@ -399,6 +414,8 @@ def main() -> None:
     if args.drive:
         run_driver(args)
         return
+    if args.nice is not None:  # inherited by every process the run starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     missing = [p for p in ("nginx", "prometheus-blackbox-exporter") if not shutil.which(p)]
     if missing:
         sys.exit(f"vs_blackbox: not installed: {', '.join(missing)} (apt-get install -y "
