@@ -326,8 +326,8 @@ def main() -> None:
     if not shutil.which(args.pingmon):
         sys.exit(f"bench_daemon: no pingmon at {args.pingmon}")
     try:
-        results = asyncio.run(run_all(args))
-    except KeyboardInterrupt:
+        results = asyncio.run(processes.until_signal(run_all(args)))
+    except asyncio.CancelledError:
         sys.exit("bench_daemon: interrupted")
     print_table(results)
     print(f"\nTarget server: {results[0]['target_server']}; pingmon: {args.pingmon}.")

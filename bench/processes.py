@@ -19,12 +19,15 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -53,6 +56,19 @@ http {{
     }}
 }}
 """
+
+
+T = TypeVar("T")
+
+
+async def until_signal(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGINT and SIGTERM cancel it, so that its ``finally`` blocks stop every
+    child (a shell starts a background job with SIGINT ignored: SIGTERM is the way then)."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    return await task
 
 
 def free_port() -> int:

@@ -423,8 +423,8 @@ def main() -> None:
     per_variant = 2 * args.warmup + args.window + args.interval + 120
     bound = args.rounds * len(variants(args)) * per_variant + 60
     try:
-        rounds = asyncio.run(asyncio.wait_for(run_rounds(args), bound))
-    except KeyboardInterrupt:
+        rounds = asyncio.run(processes.until_signal(asyncio.wait_for(run_rounds(args), bound)))
+    except asyncio.CancelledError:
         sys.exit("vs_blackbox: interrupted")
     print_summary(rounds, args)
 
