@@ -52,7 +52,7 @@ from pingmon.fields import parse_duration
 
 DEFAULT_INTERVALS = {1000: 1.0, 10000: 10.0, 100000: 60.0}
 LEAN_FROM = 100000  # --profile auto: the lean profile from this many targets on
-SCRAPE_TIMEOUT = 30.0
+SCRAPE_TIMEOUT = 120.0  # Prometheus gives up after 10 s; here a slow scrape is a figure
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -145,9 +145,13 @@ async def scrape_on_schedule(
     tick = 0
     while len(window) <= in_window:
         await asyncio.sleep(max(0.0, origin + tick * every - time.monotonic()))
-        done = await scrape(http, url, pid)
-        if window or done.started - origin >= warmup:
-            window.append(done)
+        try:
+            done = await scrape(http, url, pid)
+        except (aiohttp.ClientError, TimeoutError) as error:  # skipped, as Prometheus would
+            print(f"scrape failed: {error!r}", file=sys.stderr, flush=True)
+        else:
+            if window or done.started - origin >= warmup:
+                window.append(done)
         tick = int((time.monotonic() - origin) // every) + 1
     return window
 
