@@ -150,6 +150,8 @@ async def scrape_on_schedule(
         except (aiohttp.ClientError, TimeoutError) as error:  # skipped, as Prometheus would
             print(f"scrape failed: {error!r}", file=sys.stderr, flush=True)
         else:
+            print(f"scrape: {done.wall:.2f} s, {done.wire_bytes:,} bytes ({done.encoding}), "
+                  f"{done.reading.checks:,.0f} checks", file=sys.stderr, flush=True)  # fmt: skip
             if window or done.started - origin >= warmup:
                 window.append(done)
         tick = int((time.monotonic() - origin) // every) + 1
@@ -302,27 +304,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
-    results = []
+async def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every scale in turn; (results, one line per scale that failed)."""
+    results, failed = [], []
     with tempfile.TemporaryDirectory(prefix="pingmon-bench-daemon-") as name:
         directory = Path(name)
         server, url = await processes.start_target(directory, use_nginx=not args.no_nginx)
         try:
             for targets in args.scales:
-                bound = (
-                    300
-                    + 2 * interval_for(targets, args)
-                    + args.duration
-                    + 2 * args.scrape_interval
-                )
-                result = await asyncio.wait_for(run_scale(targets, args, url, directory), bound)
-                result["target_server"] = "nginx" if server.name == "nginx" else "aiohttp"
+                interval = interval_for(targets, args)
+                bound = 300 + targets / 500 + 2 * interval + args.duration + 8 * SCRAPE_TIMEOUT
+                try:
+                    result = await asyncio.wait_for(
+                        run_scale(targets, args, url, directory), bound
+                    )
+                except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as error:
+                    failed.append(f"{targets:,} / {interval:g} s: failed: {error!r}")
+                    print(failed[-1], file=sys.stderr, flush=True)
+                    continue
+                result["target_server"] = server.name
                 results.append(result)
                 if args.json:
                     print(json.dumps(result), flush=True)
         finally:
             await server.stop()
-    return results
+    return results, failed
 
 
 def main() -> None:
@@ -330,12 +336,16 @@ def main() -> None:
     if not shutil.which(args.pingmon):
         sys.exit(f"bench_daemon: no pingmon at {args.pingmon}")
     try:
-        results = asyncio.run(processes.until_signal(run_all(args)))
+        results, failed = asyncio.run(processes.until_signal(run_all(args)))
     except asyncio.CancelledError:
         sys.exit("bench_daemon: interrupted")
-    print_table(results)
-    print(f"\nTarget server: {results[0]['target_server']}; pingmon: {args.pingmon}.")
-    sys.exit(0 if all(r["checks_per_second"] for r in results) else 1)
+    if results:
+        print_table(results)
+    for line in failed:
+        print(f"\n- {line}")
+    server = "nginx" if args.no_nginx is False and shutil.which("nginx") else "aiohttp"
+    print(f"\nTarget server: {server}; pingmon: {args.pingmon}.")
+    sys.exit(1 if failed or not all(r["checks_per_second"] for r in results) else 0)
 
 
 if __name__ == "__main__":
