@@ -36,9 +36,11 @@ import gzip
 import json
 import shutil
 import statistics
+import string
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,16 +180,47 @@ async def run_scale(
     daemon, base, start_seconds = await processes.start_pingmon(
         args.pingmon, config, directory, timeout=120 + targets / 500
     )
+    scrapes: list[Scrape] = []
+    unscraped: dict[str, Any] = {}
     try:
         timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
-            scrapes = await scrape_on_schedule(http, base, daemon.pid, args, warmup)
+            if args.scrape_interval:
+                scrapes = await scrape_on_schedule(http, base, daemon.pid, args, warmup)
+            else:
+                unscraped = await window_without_scrapes(http, url, daemon.pid, args, warmup)
         rss, peak = rss_mb(daemon.pid), peak_rss_mb(daemon.pid)
     finally:
         await daemon.stop()
     log_lines = len(daemon.stderr.read_bytes().splitlines())
-    found = figures(targets, interval, scrapes, rss, peak, start_seconds)
+    if args.scrape_interval:
+        found = figures(targets, interval, scrapes, rss, peak, start_seconds)
+    else:
+        found = {**unscraped, "targets": targets, "interval_seconds": interval,
+                 "expected_checks_per_second": round(targets / interval, 1),
+                 "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
+                 "start_seconds_to_ready": round(start_seconds, 2)}  # fmt: skip
     return {**found, "metrics_profile": profile_note, "daemon_log_lines": log_lines}
+
+
+async def window_without_scrapes(
+    http: aiohttp.ClientSession, url: str, pid: int, args: argparse.Namespace, warmup: float
+) -> dict[str, Any]:
+    """``--scrape-interval 0``: no /metrics at all; checks are the requests nginx answered
+    (``stub_status``) in the window, so there is no lag nor failure figure."""
+    await asyncio.sleep(warmup)
+    n0, cpu0, t0 = await processes.nginx_requests(http, url), cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(args.duration)
+    n1, cpu1, t1 = await processes.nginx_requests(http, url), cpu_seconds(pid), time.monotonic()
+    seconds, cpu, checks = t1 - t0, cpu1 - cpu0, n1 - n0
+    return {
+        "window_seconds": round(seconds, 1),
+        "checks_per_second": round(checks / seconds, 1),
+        "cpu_us_per_check": per_check(cpu, checks),
+        "cpu_us_per_check_without_scrapes": per_check(cpu, checks),
+        "cpu_percent": round(cpu / seconds * 100, 1),
+        "scrapes": 0,
+    }
 
 
 def figures(
@@ -266,12 +299,23 @@ ROWS = (
 )
 
 
+class DashFormatter(string.Formatter):
+    """str.format where a missing or None figure shows as "-"."""
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        return kwargs.get(str(key))
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return "-" if value is None else super().format_field(value, format_spec)
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     heads = [f"{r['targets']:,} / {r['interval_seconds']:g} s" for r in results]
     print("\n| figure | " + " | ".join(heads) + " |")
     print("| --- |" + " ---: |" * len(results))
+    dash = DashFormatter()
     for label, form in ROWS:
-        print(f"| {label} | " + " | ".join(form.format(**r) for r in results) + " |")
+        print(f"| {label} | " + " | ".join(dash.format(form, **r) for r in results) + " |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -285,7 +329,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--duration", type=float, default=60.0, help="window, seconds")
     parser.add_argument("--warmup", type=float, help="seconds before it (interval + 2)")
-    parser.add_argument("--scrape-interval", type=float, default=15.0)
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0,
+        help="seconds; 0: no scrape at all, checks counted by nginx (no lag, no failures)",
+    )  # fmt: skip
     parser.add_argument(
         "--profile", choices=("auto", "none", "default", "lean"), default="auto",
         help="metrics.profile to write; auto: lean from 100,000 targets if the build has it",
@@ -335,6 +382,8 @@ def main() -> None:
     args = parse_args()
     if not shutil.which(args.pingmon):
         sys.exit(f"bench_daemon: no pingmon at {args.pingmon}")
+    if not args.scrape_interval and (args.no_nginx or not shutil.which("nginx")):
+        sys.exit("bench_daemon: --scrape-interval 0 counts checks with nginx's stub_status")
     try:
         results, failed = asyncio.run(processes.until_signal(run_all(args)))
     except asyncio.CancelledError:
