@@ -233,8 +233,10 @@ def figures(
     a, b = first.reading, last.reading
     checks = b.checks - a.checks
     gross, wall = sum(s.cpu_gross for s in served), sum(s.wall for s in served)
-    baseline = (cpu - gross) / (seconds - wall) if seconds > wall else 0.0
-    net = [s.cpu_gross - baseline * s.wall for s in served]
+    # The baseline needs time outside scrapes: with less than a quarter of the window, the
+    # daemon is scraping all the time and a net figure would be noise (None).
+    baseline = (cpu - gross) / (seconds - wall) if seconds > 4 / 3 * wall else None
+    net = [s.cpu_gross - baseline * s.wall for s in served] if baseline is not None else []
     p50 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.5)
     p99 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.99)
     return {
@@ -245,7 +247,7 @@ def figures(
         "expected_checks_per_second": round(targets / interval, 1),
         "failures": round(b.failures - a.failures),
         "cpu_us_per_check": per_check(cpu, checks),
-        "cpu_us_per_check_without_scrapes": per_check(cpu - sum(net), checks),
+        "cpu_us_per_check_without_scrapes": per_check(cpu - sum(net), checks) if net else None,
         "cpu_percent": round(cpu / seconds * 100, 1),
         "lag_p50_ms": ms(p50),
         "lag_p99_ms": ms(p99),
@@ -253,7 +255,7 @@ def figures(
             exposition.share_above(a.lag_buckets, b.lag_buckets, 0.05) * 100, 2
         ),
         "scrapes": len(served),
-        "scrape_cpu_ms_net_median": ms(statistics.median(net)),
+        "scrape_cpu_ms_net_median": ms(statistics.median(net)) if net else None,
         "scrape_cpu_ms_gross_median": ms(statistics.median(s.cpu_gross for s in served)),
         "scrape_wall_ms_median": ms(statistics.median(s.wall for s in served)),
         "scrape_wire_bytes": last.wire_bytes,

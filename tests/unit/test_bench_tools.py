@@ -76,3 +76,31 @@ def test_config_of_100000_targets_fits_pingmons_file_limit(tmp_path: Path) -> No
 
     assert path.stat().st_size < MAX_FILE_BYTES
     assert '"metrics":{"profile":"lean"}' in path.read_text(encoding="utf-8")
+
+
+def scrape_at(
+    ended: float, wall: float, cpu_gross: float, cpu_at_end: float, checks: float
+) -> bench_daemon.Scrape:
+    """A scrape ending at ``ended`` (s) that saw ``checks`` checks in all."""
+    reading = exposition.Reading({"none": checks}, {float("inf"): checks}, 0, 0)
+    return bench_daemon.Scrape(ended - wall, ended, cpu_gross, cpu_at_end, 0, 0, "gzip", reading)
+
+
+def test_scrape_cpu_is_what_the_scrape_added_above_the_windows_baseline() -> None:
+    # 10 s window, 1 s scrape that took 0.6 s of CPU; 9 s outside at 0.2 CPU-s/s.
+    scrapes = [scrape_at(0.0, 0.1, 0.0, 0.0, 0), scrape_at(10.0, 1.0, 0.6, 2.4, 1000)]
+
+    found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
+
+    assert found["scrape_cpu_ms_net_median"] == pytest.approx(400.0)
+    assert found["cpu_us_per_check"] == pytest.approx(2400.0)
+    assert found["cpu_us_per_check_without_scrapes"] == pytest.approx(2000.0)
+
+
+def test_scrape_cpu_has_no_net_figure_when_scrapes_fill_the_window() -> None:
+    scrapes = [scrape_at(0.0, 0.1, 0.0, 0.0, 0), scrape_at(10.0, 9.0, 3.0, 3.2, 1000)]
+
+    found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
+
+    assert found["scrape_cpu_ms_net_median"] is None
+    assert found["scrape_wall_ms_median"] == pytest.approx(9000.0)
