@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import os
 import shutil
 import statistics
 import string
@@ -344,6 +345,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pingmon", help="the pingmon executable (default: beside this Python)")
     parser.add_argument("--no-nginx", action="store_true", help="the aiohttp target server")
     parser.add_argument("--json", action="store_true", help="print one JSON line per scale too")
+    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
     parser.add_argument("--quick", action="store_true", help="1,000 targets, 10 s window")
     args = parser.parse_args(argv)
     if args.quick:
@@ -384,6 +386,8 @@ def main() -> None:
     args = parse_args()
     if not shutil.which(args.pingmon):
         sys.exit(f"bench_daemon: no pingmon at {args.pingmon}")
+    if args.nice is not None:  # inherited by every process the run starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     if not args.scrape_interval and (args.no_nginx or not shutil.which("nginx")):
         sys.exit("bench_daemon: --scrape-interval 0 counts checks with nginx's stub_status")
     try:
