@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union, cast
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -100,6 +100,19 @@ class ServerSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Which per-target series /metrics exports (docs/metrics-profiles.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Literal["default", "lean"] = Field(
+        default="default",
+        description="default: every per-target family (about 34 series a target); lean: only "
+        "what the shipped alert rules read, the active error_class series and no latency "
+        "histogram (9 series for a target that never failed), for very large target sets",
+    )
+
+
 class TargetSettings(BaseModel):
     """What every target has; its provider type adds its own parameters beside these."""
 
@@ -145,8 +158,11 @@ class Settings(BaseSettings):
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()
     latency_histogram: bool = Field(
-        default=True, description="export pingmon_check_latency_seconds (11 series a target)"
+        default=True,
+        description="export pingmon_check_latency_seconds (11 series a target) in the default "
+        "metrics profile; the lean profile never does",
     )
+    metrics: MetricsSettings = MetricsSettings()
     webhook_listen: str | None = Field(
         default=None,
         description="host:port of a separate server for webhooks only (POST /webhooks/TARGET), "

@@ -188,6 +188,7 @@ class Daemon:
             self.gate.delays,
             config.settings.latency_histogram,
             collectors=[WebhookCollector(self.webhooks)],
+            profile=config.settings.metrics.profile,
         )
         self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
         self.in_flight: set[asyncio.Task[Any]] = set()
@@ -326,7 +327,7 @@ class Daemon:
         self.webhooks.configure(runtime.webhooks)
         self.gate.policy = settings.backoff
         self.gate.retain(set(runtime.credentials))
-        self.metrics.latency_histogram = settings.latency_histogram
+        self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
             self._runner.slots = asyncio.Semaphore(settings.concurrency)
         self.scheduler.apply(runtime.schedule)
