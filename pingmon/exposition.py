@@ -63,7 +63,7 @@ def headers(families: Sequence[Family], openmetrics: bool) -> list[bytes]:
 class _Target:
     """One target's place in the pieces, its label text, and its templates by family."""
 
-    __slots__ = ("credential", "index", "prefix", "shapes", "templates")
+    __slots__ = ("credential", "index", "prefix", "shapes", "templates", "values")
 
     def __init__(self, index: int, state: TargetState, width: int) -> None:
         info = state.info
@@ -73,6 +73,7 @@ class _Target:
         self.prefix = f'provider="{provider}",target="{name}"'.replace("%", "%%")
         self.shapes: list[object] = [_UNSET] * width
         self.templates: list[str] = [""] * width
+        self.values: list[object] = [_UNSET] * width  # what each piece shows now
 
 
 class Exposition:
@@ -153,13 +154,18 @@ class Exposition:
         return TargetView(state, self._backoff.get(state.info.credential, 0.0))
 
     def _render(self, target: _Target, f: int, view: TargetView) -> None:
+        """Render one piece again, if what it shows changed (most gauges of a healthy
+        target, such as success and status, stay the same from one check to the next)."""
         family = self._families[f]
+        numbers = family.values(view)
         shape = family.shape(view)
         if shape != target.shapes[f]:
             target.shapes[f] = shape
             target.templates[f] = template(family, target.prefix, shape)
-        numbers = family.values(view)
-        # The sum of finite floats is finite (but for an overflow, which only costs this path).
+        elif numbers == target.values[f]:
+            return
+        target.values[f] = numbers
+        # The sum of finite numbers is finite (but for an overflow, which only costs this path).
         values: tuple[object, ...] = (
             numbers if math.isfinite(sum(numbers)) else tuple(map(format_value, numbers))
         )

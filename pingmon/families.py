@@ -129,7 +129,7 @@ def _seen_classes(view: TargetView) -> Hashable:
 
 
 def _checks_total(view: TargetView) -> tuple[float, ...]:
-    return tuple(float(n) for _, n in view.state.checks_by_class)
+    return tuple(n for _, n in view.state.checks_by_class)
 
 
 _LATENCY_SERIES: tuple[Series, ...] = (
@@ -141,7 +141,7 @@ _LATENCY_SERIES: tuple[Series, ...] = (
 
 
 def _latency(view: TargetView) -> tuple[float, ...]:
-    cumulative = tuple(map(float, accumulate(view.state.latency_counts)))
+    cumulative = tuple(accumulate(view.state.latency_counts))
     return (*cumulative, cumulative[-1], view.state.latency_sum)
 
 
@@ -165,17 +165,17 @@ LAST_SUCCESS = Family("pingmon_check_last_success_timestamp_seconds", "gauge",
                       lambda v: v.state.last_success_at is not None, _one_or_none, _last_success)
 CONSECUTIVE_FAILURES = _always("pingmon_check_consecutive_failures", "gauge",
                                "Failed checks in a row, 0 after a success.",
-                               lambda v: float(v.state.consecutive_failures))
+                               lambda v: v.state.consecutive_failures)
 CHECKS_TOTAL = Family("pingmon_checks_total", "counter", "Checks by error class (none = success).",
                       _seen_classes, _class_series, _checks_total)
 ATTEMPTS_TOTAL = _always("pingmon_check_attempts_total", "counter",
                          "Requests sent, retries included.",
-                         lambda v: float(v.state.attempts_total))
+                         lambda v: v.state.attempts_total)
 LATENCY = Family("pingmon_check_latency_seconds", "histogram", "Duration of every check.",
                  lambda v: None, lambda shape: _LATENCY_SERIES, _latency)
 RATE_LIMITED_TOTAL = _always("pingmon_rate_limited_total", "counter",
                              "Checks answered with 429.",
-                             lambda v: float(v.state.rate_limited_total))
+                             lambda v: v.state.rate_limited_total)
 BACKOFF = _always("pingmon_backoff_seconds", "gauge",
                   "Back-off delay in force for the target's credential, 0 when none.",
                   lambda v: v.backoff_seconds, on_result=False)
