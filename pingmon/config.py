@@ -101,7 +101,7 @@ class ServerSettings(BaseModel):
 
 
 class MetricsSettings(BaseModel):
-    """Which per-target series /metrics exports (docs/metrics-profiles.md)."""
+    """Which per-target series /metrics exports (README.md, "Metrics profiles")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -188,7 +188,7 @@ FAMILIES: tuple[Family, ...] = (
     SUCCESS, DURATION, ERROR_CLASS, HTTP_STATUS, INTERVAL, LAST_RUN, LAST_SUCCESS,
     CONSECUTIVE_FAILURES, CHECKS_TOTAL, ATTEMPTS_TOTAL, LATENCY, RATE_LIMITED_TOTAL, BACKOFF,
 )
-# What the shipped rules read, and the dashboard's duration panels (docs/metrics-profiles.md).
+# What the shipped rules read, and the dashboard's duration panels (README.md, "Metrics profiles").
 LEAN_FAMILIES: tuple[Family, ...] = (
     SUCCESS, DURATION, ACTIVE_ERROR_CLASS, HTTP_STATUS, INTERVAL, LAST_RUN,
     CONSECUTIVE_FAILURES, CHECKS_TOTAL, BACKOFF,
