@@ -97,7 +97,11 @@ class Exposition:
         if families == self._families:
             return
         self._families = families
-        self._on_result = [i for i, f in enumerate(families) if f.on_result]
+        self._on_result = [
+            (f, family, family.values, family.shape)
+            for f, family in enumerate(families)
+            if family.on_result
+        ]
         self._headers = {om: headers(families, om) for om in (False, True)}
         self.configured(self._states)
 
@@ -113,14 +117,33 @@ class Exposition:
                 self._render(target, f, self._view(state))
 
     def recorded(self, state: TargetState) -> None:
-        """A target's new result: re-render the families whose values follow results."""
+        """A target's new result: re-render the families whose values follow results
+        (``_render``, inlined: this runs for every check)."""
         target = self._targets.get(state.info.name)
         if target is None:
             return
-        self._states[target.index] = state
-        view = self._view(state)
-        for f in self._on_result:
-            self._render(target, f, view)
+        index = target.index
+        self._states[index] = state
+        view = TargetView(state, self._backoff.get(target.credential, 0.0))
+        shapes, shown, templates, pieces = (
+            target.shapes,
+            target.values,
+            target.templates,
+            self._pieces,
+        )
+        for f, family, values_of, shape_of in self._on_result:
+            numbers = values_of(view)
+            shape = shape_of(view)
+            if shape != shapes[f]:
+                shapes[f] = shape
+                templates[f] = template(family, target.prefix, shape)
+            elif numbers == shown[f]:
+                continue
+            shown[f] = numbers
+            values: tuple[object, ...] = (
+                numbers if math.isfinite(sum(numbers)) else tuple(map(format_value, numbers))
+            )
+            pieces[f][index] = (templates[f] % values).encode()
 
     def refresh_backoff(self, delays: Mapping[str, float]) -> None:
         """Bring the back-off gauges to ``delays`` (credential -> delay in force, as
