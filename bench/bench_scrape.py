@@ -82,7 +82,7 @@ def cpu_ns(pid: int) -> int:
 def write_config(directory: Path, targets: int, port: int, profile: str, rate: float) -> Path:
     interval = max(5.0, targets / rate)
     config: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port + 1}",
+        "listen": "127.0.0.1:0",
         "concurrency": 200,
         "defaults": {"interval": interval, "timeout": 2.0, "jitter": 0},
         "providers": {"loop": {"type": "http", "base_url": f"http://127.0.0.1:{port}"}},
@@ -99,20 +99,23 @@ def write_config(directory: Path, targets: int, port: int, profile: str, rate: f
     return path
 
 
-def free_port_pair() -> int:
-    """A port whose successor is free too (the target server, then the daemon)."""
-    import socket
+def address_in(log: Path) -> str | None:
+    """The address of the daemon's JSON log line "listening", once it is there."""
+    for line in log.read_text().splitlines():
+        if '"listening"' in line:
+            address: str = json.loads(line)["address"]
+            return address
+    return None
 
-    while True:
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port: int = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
+
+async def listening(log: Path, daemon: asyncio.subprocess.Process) -> str:
+    """The address the daemon listens on (port 0: the kernel chose it)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline and daemon.returncode is None:
+        if address := address_in(log):
+            return address
+        await asyncio.sleep(0.5)
+    raise TimeoutError("the daemon did not start listening")
 
 
 @dataclass
@@ -164,9 +167,9 @@ async def wait_all_checked(http: aiohttp.ClientSession, base: str, targets: int)
 async def run_one(
     build: Build, targets: int, profile: str, args: argparse.Namespace, directory: Path
 ) -> dict[str, Any]:
-    port = free_port_pair()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(TargetProtocol, "127.0.0.1", port, backlog=4096)
+    server = await loop.create_server(TargetProtocol, "127.0.0.1", 0, backlog=4096)
+    port = server.sockets[0].getsockname()[1]
     config = write_config(directory, targets, port, profile, args.rate)
     log_path = directory / f"{build.name}-{targets}-{profile}.log"
     log = log_path.open("w")
@@ -175,9 +178,9 @@ async def run_one(
         build.python, "-m", "pingmon", "run", "--config", str(config),
         cwd=build.checkout, stdout=log, stderr=log, env=env,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port + 1}"
     timeout = aiohttp.ClientTimeout(total=120)
     try:
+        base = f"http://{await listening(log_path, daemon)}"
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
             await wait_all_checked(http, base, targets)
             scrapes = []
