@@ -40,6 +40,7 @@ RESPONSE = (
 HERE = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 120.0
 IDLE_SECONDS = 1.0
+REUSE_GAP = 10.0
 
 
 class TargetProtocol(asyncio.Protocol):
@@ -135,8 +136,14 @@ async def idle_rate(pid: int) -> float:
     return (cpu_ns(pid) - start_ns) / (time.monotonic() - start)
 
 
-async def scrape(http: aiohttp.ClientSession, url: str, pid: int, gzip: bool) -> Scrape:
-    """One scrape; its CPU less the checks' (the mean idle rate before and after it)."""
+async def scrape(
+    http: aiohttp.ClientSession, url: str, pid: int, gzip: bool, previous: Scrape | None
+) -> Scrape:
+    """One scrape; its CPU less the checks' (the mean idle rate before and after it).
+    Long enough after the previous one that the daemon renders afresh (both builds hand a
+    render to scrapes that follow within 9 times its cost), as with scrapes 15 s apart."""
+    if previous is not None:
+        await asyncio.sleep(REUSE_GAP * previous.seconds)
     rate_before = await idle_rate(pid)
     before, started = cpu_ns(pid), time.monotonic()
     headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
@@ -183,10 +190,11 @@ async def run_one(
         base = f"http://{await listening(log_path, daemon)}"
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
             await wait_all_checked(http, base, targets)
-            scrapes = []
+            scrapes: list[Scrape] = []
             for _ in range(args.scrapes):
-                scrapes.append(await scrape(http, base + "/metrics", daemon.pid, gzip=False))
-                scrapes.append(await scrape(http, base + "/metrics", daemon.pid, gzip=True))
+                for gzip in (False, True):
+                    last = scrapes[-1] if scrapes else None
+                    scrapes.append(await scrape(http, base + "/metrics", daemon.pid, gzip, last))
     except Exception:
         print(log_path.read_text()[-3000:], file=sys.stderr)
         raise
