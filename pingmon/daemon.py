@@ -195,6 +195,7 @@ class Daemon:
             self.gate.delays,
             config.settings.latency_histogram,
             collectors=[WebhookCollector(self.webhooks)],
+            profile=config.settings.metrics.profile,
         )
         self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
         self.in_flight: set[asyncio.Task[Any]] = set()
@@ -237,9 +238,9 @@ class Daemon:
             sharding=None if self.runtime is None else self.runtime.share,
         )
 
-    async def exposition(self, openmetrics: bool) -> tuple[bytes, ...]:
+    async def exposition(self, openmetrics: bool, gzip: bool = False) -> tuple[bytes, ...]:
         """The /metrics body (``readmodel.ReadModel``)."""
-        return await self.metrics.exposition(openmetrics)
+        return await self.metrics.exposition(openmetrics, gzip)
 
     async def start(self) -> None:
         """Adopt the configuration and start the timers; ConfigError if it cannot run."""
@@ -351,7 +352,7 @@ class Daemon:
         self.gate.policy = settings.backoff
         self.gate.retain(set(runtime.credentials))
         self.metrics.sharded(runtime.share.shard, runtime.share.shards)
-        self.metrics.latency_histogram = settings.latency_histogram
+        self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
             self._runner.slots = asyncio.Semaphore(settings.concurrency)
         self.scheduler.apply(runtime.schedule)

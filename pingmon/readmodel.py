@@ -88,8 +88,9 @@ class ReadModel(Protocol):
         """Every target (``names`` None), or the named ones (``()``: none, for readiness)."""
         ...
 
-    async def exposition(self, openmetrics: bool) -> tuple[bytes, ...]:
-        """The /metrics body, in chunks, in the text format or OpenMetrics."""
+    async def exposition(self, openmetrics: bool, gzip: bool = False) -> tuple[bytes, ...]:
+        """The /metrics body, in chunks, in the text format or OpenMetrics (gzip-compressed
+        when ``gzip``)."""
         ...
 
 

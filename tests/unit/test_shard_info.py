@@ -12,7 +12,7 @@ from tests.tools import require_tool
 
 
 def shard_series(metrics: Metrics) -> list[dict[str, str]]:
-    body = metrics.render(metrics.snapshot(), openmetrics=False).decode()
+    body = metrics.render(openmetrics=False).decode()
     return [
         sample.labels
         for family in text_string_to_metric_families(body)
@@ -35,7 +35,7 @@ def test_a_new_shard_replaces_the_series_rather_than_adding_one() -> None:
 def test_promtool_accepts_the_shard_info() -> None:
     metrics = Metrics(ResultStore(), dict)
     metrics.sharded(2, 3)
-    body = metrics.render(metrics.snapshot(), openmetrics=False)
+    body = metrics.render(openmetrics=False)
     assert b'pingmon_shard_info{shard="2",shards="3"} 1.0' in body
     checked = subprocess.run(
         [require_tool("promtool"), "check", "metrics"], input=body, capture_output=True,
