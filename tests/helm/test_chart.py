@@ -205,7 +205,11 @@ def test_every_secret_reference_in_the_config_resolves_inside_the_pod(
     for workload in workloads(manifests):
         pod = workload["spec"]["template"]["spec"]
         pingmon = container(pod)
-        env = {var["name"] for var in pingmon.get("env", []) if "secretKeyRef" in var["valueFrom"]}
+        env = {
+            var["name"]
+            for var in pingmon.get("env", [])
+            if "secretKeyRef" in var.get("valueFrom", {})
+        }
         files = secret_files(pod, pingmon)
         for where, kind, value in refs:
             if kind == "env":
