@@ -333,11 +333,13 @@ def test_pingmon_config_validate_accepts_each_pods_configmap_and_sharding_enviro
     assert refused.returncode != 0, refused.stdout + refused.stderr
 
 
+@pytest.mark.parametrize("mode", ["sharded", "standalone", "sidecar"])
 def test_sharding_settings_in_config_are_refused_the_chart_sets_them(
-    helm: Helm, chart: Path
+    helm: Helm, chart: Path, mode: str
 ) -> None:
     done = helm.run(
-        "template", "rel", chart, "--values", SHARDED, "--set", "config.sharding.shards=3",
+        "template", "rel", chart, "--set", f"mode={mode}",
+        "--set", "config.sharding.shards=3", "--set", "config.sharding.shard=0",
         check=False,
     )  # fmt: skip
     assert done.returncode == 1
