@@ -27,6 +27,7 @@ from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.schedule import Schedule
+from pingmon.sharding import ShardingSettings
 from pingmon.targets import Target, resolve_targets, schema_target_model
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
@@ -126,6 +127,7 @@ class Settings(BaseSettings, NumbersNotBooleans):
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()
+    sharding: ShardingSettings = ShardingSettings()
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )
