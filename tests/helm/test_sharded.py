@@ -7,7 +7,6 @@ pingmon's reading of it (a pod name or an index) is run through `pingmon config 
 
 from __future__ import annotations
 
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ SHARDED = CHART / "ci" / "sharded.yaml"
 POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
 POD_NAME = "metadata.name"
 SHARDING_ENV = ("PINGMON_SHARDING__SHARDS", "PINGMON_SHARDING__SHARD", "PINGMON_SHARDING__BY")
-# pingmon's sharding settings come from a parallel branch: until it is merged, pingmon ignores
-# PINGMON_SHARDING__* and its schema refuses config.sharding, so these tests are reported as
-# expected failures; once pingmon.sharding exists they must pass.
-NEEDS_SHARDING_SETTINGS = pytest.mark.xfail(
-    find_spec("pingmon.sharding") is None,
-    reason="pingmon has no sharding settings yet (pingmon.sharding)",
-    strict=True,
-)
 
 
 @pytest.fixture
@@ -326,7 +317,6 @@ def pod_overrides(manifests: list[Manifest], ordinal: int) -> dict[str, str]:
     return env
 
 
-@NEEDS_SHARDING_SETTINGS
 @pytest.mark.parametrize("kube_version", ["1.27.0", "1.30.0"])
 def test_pingmon_config_validate_accepts_each_pods_configmap_and_sharding_environment(
     helm: Helm, chart: Path, tmp_path: Path, kube_version: str
@@ -343,7 +333,6 @@ def test_pingmon_config_validate_accepts_each_pods_configmap_and_sharding_enviro
     assert refused.returncode != 0, refused.stdout + refused.stderr
 
 
-@NEEDS_SHARDING_SETTINGS
 @pytest.mark.parametrize("mode", ["sharded", "standalone", "sidecar"])
 def test_sharding_settings_in_config_are_refused_the_chart_sets_them(
     helm: Helm, chart: Path, mode: str
