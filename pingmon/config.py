@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, NumbersNotBooleans, Secret, format_duration
+from pingmon.heap import pausing_collection
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES
@@ -230,6 +231,7 @@ class Config:
         return (self.source, *dict.fromkeys(secret_files))
 
 
+@pausing_collection
 def load_config(path: str | Path) -> Config:
     """Read, validate and resolve a configuration file; ConfigError lists every problem.
 

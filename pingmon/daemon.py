@@ -25,6 +25,7 @@ from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, load_config
 from pingmon.deadline import Abandoned, DeadlineWorker
 from pingmon.errors import ConfigError, ErrorClass, Problem, ResourceExhausted, describe_exception
+from pingmon.heap import collection_paused, pausing_collection
 from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
 from pingmon.placement import Share, own_share
@@ -159,6 +160,7 @@ def _prepare(config: Config, share: Share, previous: Mapping[str, TargetPlan] | 
     )
 
 
+@pausing_collection
 def load_runtime(
     source: str,
     previous: Mapping[str, TargetPlan],
@@ -244,18 +246,19 @@ class Daemon:
 
     async def start(self) -> None:
         """Adopt the configuration and start the timers; ConfigError if it cannot run."""
-        runtime = prepare(self._initial)
-        self._sessions = new_sessions()
-        self._runner = Runner(
-            self._sessions,
-            self.gate,
-            runtime.config.settings.concurrency,
-            on_internal_error=self.metrics.internal_errors.inc,
-            on_exhausted=self._exhausted,
-        )
-        self._commit(runtime)
-        self.metrics.config_loaded(not self.standby)
-        self.scheduler.start()
+        with collection_paused():
+            runtime = prepare(self._initial)
+            self._sessions = new_sessions()
+            self._runner = Runner(
+                self._sessions,
+                self.gate,
+                runtime.config.settings.concurrency,
+                on_internal_error=self.metrics.internal_errors.inc,
+                on_exhausted=self._exhausted,
+            )
+            self._commit(runtime)
+            self.metrics.config_loaded(not self.standby)
+            self.scheduler.start()
         settle_heap()
         log.info(
             "pingmon started",
@@ -314,7 +317,8 @@ class Daemon:
             log.warning(warning)
         _warn_restart_only(self.config, runtime.config)
         try:
-            self._commit(runtime)
+            with collection_paused():
+                self._commit(runtime)
         except Exception as error:  # a bug: put the previous configuration back whole
             log.exception("adopting the configuration failed; going back to the running one")
             self._roll_back(previous)

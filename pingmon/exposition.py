@@ -12,12 +12,13 @@ configuration, and the back-off gauge when its credential's delay in force does
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from isal import isal_zlib
 
-from pingmon.families import Family, Series, TargetView
+from pingmon.families import Family, TargetView
 from pingmon.results import TargetState
 
 # ISA-L's level 1: about zlib level 1's ratio (25:1 on an exposition) at a sixth of its CPU.
@@ -42,13 +43,22 @@ def format_value(value: float) -> str:
 def template(family: Family, prefix: str, shape: Hashable) -> str:
     """A target's lines of ``family`` with ``%s`` where the values go; ``prefix`` holds its
     labels, already escaped for the text format and for ``%``."""
-    return "".join(_line(family.name, prefix, series) for series in family.series(shape))
+    return prefix.join(_around_prefix(family, shape))
 
 
-def _line(name: str, prefix: str, series: Series) -> str:
-    suffix, extra = series
-    labels = "".join(f',{k}="{escape_label_value(v)}"' for k, v in extra).replace("%", "%%")
-    return f"{name}{suffix}{{{prefix}{labels}}} %s\n"
+@functools.lru_cache(maxsize=4096)
+def _around_prefix(family: Family, shape: Hashable) -> tuple[str, ...]:
+    """The lines of ``family`` for ``shape`` cut where a target's label prefix goes: joined
+    by a target's prefix, they are its template. The same for every target, so built once
+    (a start renders every target's families)."""
+    parts: list[str] = []
+    tail = ""
+    for suffix, extra in family.series(shape):
+        labels = "".join(f',{k}="{escape_label_value(v)}"' for k, v in extra).replace("%", "%%")
+        parts.append(f"{tail}{family.name}{suffix}{{")
+        tail = f"{labels}}} %s\n"
+    parts.append(tail)
+    return tuple(parts)
 
 
 def headers(families: Sequence[Family], openmetrics: bool) -> list[bytes]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -120,6 +122,19 @@ def _trigger(cadence: Cadence, seconds: float, first_in: float) -> IntervalTrigg
     return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
 
 
+def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` as a job's callable that APScheduler checks at no cost per job.
+
+    ``add_job`` checks a job's arguments against its callable's signature, and
+    ``inspect.signature`` of a bound method is rebuilt on every call (about 0.3 ms: a third
+    of a start's time at 100,000 targets); a partial that carries its signature is read at
+    once (``inspect`` looks for ``__signature__`` first). Calling it calls ``function``.
+    """
+    wrapped = functools.partial(function)
+    wrapped.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+    return wrapped
+
+
 class CheckScheduler:
     """Runs ``check(name)`` for every target on its own timer.
 
@@ -133,6 +148,7 @@ class CheckScheduler:
         observe_lag: Callable[[float], None],
     ) -> None:
         self._check = check
+        self._job_function = presigned(check)
         self._observe_lag = observe_lag
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
@@ -177,7 +193,7 @@ class CheckScheduler:
                 continue
             self._failing.discard(name)
             self._scheduler.add_job(
-                self._check,
+                self._job_function,
                 trigger=_trigger(cadence, cadence.interval, spread_offset(name, cadence.interval)),
                 args=[name],
                 id=name,
