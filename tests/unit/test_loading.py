@@ -233,3 +233,69 @@ def test_a_key_that_is_not_a_string_is_an_unknown_key(
     assert [str(problem) for problem in raised.value.problems] == [
         f"{shown}: unknown key (refused so that a typo never silently changes a check)"
     ]
+
+
+# A file that is JSON is read as JSON (fast), into exactly what YAML reads; else by YAML.
+
+SAME_AS_YAML = [
+    '{"a":1.5e+3,"b":-0,"c":[true,false,null,-0.0,12345678901234567890],"d":{"e":"x # y"}}',
+    '{\n  "targets": [\n    {"name": "a", "provider": "l", "expect": {"status": [200]}}\n  ]\n}\n',
+    '\n{"": "", "<<": {"=": "&x *x !t"}, "k": [[], {}, "2024-01-01", "0x10", "1_000"]}',
+    # YAML reads these otherwise than JSON (or refuses them): YAML's reading is kept.
+    '{"a": 1e3, "b": 1.5e3, "c": 1E+3}',
+    '{"a": NaN, "b": Infinity}',
+    '{"a": "\\u00e9\\ud83d\\ude00\\/"}',
+    '{"a": "x\u2028y", "b": "x\u0085y", "\u00e9": "\ufeff"}',
+    '{"a"\n: 1, "b" : 2}',
+    '{"' + "k" * 300 + '": 1}',
+    "[1, 2]",
+]
+
+
+@pytest.mark.parametrize("text", SAME_AS_YAML)
+def test_a_json_file_reads_as_yaml_reads_it(tmp_path: Path, text: str) -> None:
+    yaml_reads, problem = loading._construct(text)
+    if problem is not None:
+        assert refused(write(tmp_path, text)) == [str(problem)]
+        return
+    if not isinstance(yaml_reads, dict):
+        assert refused(write(tmp_path, text)) == ["the file must hold a mapping of settings"]
+        return
+    loaded = load_yaml(str(write(tmp_path, text)))
+    assert loaded == yaml_reads
+    assert repr(loaded) == repr(yaml_reads)  # the same types (1 is not 1.0, -0.0 keeps its sign)
+
+
+def test_plain_json_is_read_without_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_yaml(text: str) -> None:
+        raise AssertionError("read by YAML")
+
+    monkeypatch.setattr(loading, "_shape_problem", no_yaml)
+    path = write(tmp_path, '{"targets": [{"name": "t1", "provider": "l", "interval": 1.5}]}')
+    assert load_yaml(str(path)) == {"targets": [{"name": "t1", "provider": "l", "interval": 1.5}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('{"a": 1, "a": 2}', "a: line 1, column 10: duplicate key; YAML would silently keep "
+                             "only its last value"),
+        ('{"x": ' + "[" * 64 + "]" * 64 + "}", "x[0][0][0][0][0][0][0]...: line 1, column 70: "
+                                              "nested more than 64 levels deep"),
+        ('{"a": 1} {"b": 2}', "line 1, column 10: expected '<document start>', but found '{'"),
+        ('{"a": [1, 2}', "line 1, column 12: expected ',' or ']', but got '}'"),
+        ('{"a": "\x7f"}', "line 1, column 8: character U+007F is not allowed in YAML"),
+    ],
+)  # fmt: skip
+def test_a_json_file_is_refused_as_yaml_refuses_it(tmp_path: Path, text: str, line: str) -> None:
+    assert refused(write(tmp_path, text)) == [line]
+
+
+def test_the_value_bound_holds_for_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loading, "MAX_VALUES", 8)  # the root, x, its list and 3 items, y, {}
+    within = '{"x": [1, 2, 3], "y": {}}'
+    assert load_yaml(str(write(tmp_path, within))) == {"x": [1, 2, 3], "y": {}}
+    assert refused(write(tmp_path, '{"x": [1, 2, 3], "y": [1]}')) == [
+        "y[0]: line 1, column 24: more than 8 values (scalars, lists and mappings, each alias "
+        "counted as the copy it stands for)"
+    ]
