@@ -1,7 +1,8 @@
 """Configuration load, start and reload times of ``pingmon`` builds side by side, at 10,000 and
 100,000 targets.
 
-    python bench/bench_startup.py --pingmon /work/main/.venv/bin/pingmon --pingmon .venv/bin/pingmon
+    python bench/bench_startup.py --pingmon /work/main/.venv/bin/pingmon \
+        --pingmon .venv/bin/pingmon
     python bench/bench_startup.py --targets 10000 --rounds 3 --pingmon ...
     python bench/bench_startup.py --quick          # 1,000 targets, this build, one round
 
