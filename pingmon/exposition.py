@@ -122,9 +122,9 @@ class Exposition:
         self._targets = {s.info.name: _Target(i, s, width) for i, s in enumerate(states)}
         self._pieces = [[b""] * len(states) for _ in self._families]
         for state in self._states:
-            target = self._targets[state.info.name]
+            target, view = self._targets[state.info.name], self._view(state)
             for f in range(width):
-                self._render(target, f, self._view(state))
+                self._render(target, f, view)
 
     def recorded(self, state: TargetState) -> None:
         """A target's new result: re-render the families whose values follow results

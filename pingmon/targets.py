@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -110,12 +110,13 @@ def resolve_targets(
     resolved: list[Target] = []
     first_seen: dict[str, int] = {}
     built: dict[str, Provider[ProviderSettings, TargetParams]] = {}
+    params_seen: dict[Hashable, TargetParams] = {}
     for index, raw in enumerate(raw_targets):
         where = f"targets[{index}]"
         if not isinstance(raw, dict):
             continue  # already reported by the Settings model
         problems.extend(_name_problems(raw.get("name"), index, first_seen))
-        halves = _validated_halves(raw, index, provider_types, problems)
+        halves = _validated_halves(raw, index, provider_types, problems, params_seen)
         if halves is None or defaults is None:
             continue
         common, params = halves
@@ -135,10 +136,18 @@ def resolve_targets(
 
 
 def _validated_halves(
-    raw: dict[Any, Any], index: int, provider_types: Mapping[str, str], problems: list[Problem]
+    raw: dict[Any, Any],
+    index: int,
+    provider_types: Mapping[str, str],
+    problems: list[Problem],
+    params_seen: dict[Hashable, TargetParams],
 ) -> tuple[TargetSettings, TargetParams] | None:
     """The target's common keys (TargetSettings) and its type's own (the type's
     ``params_model``), each validated by its model; None with their problems added.
+
+    Targets whose own keys are the same plain values (most of a large file's: the same
+    path, headers and expectations, or none) share one validated, frozen parameters
+    model: ``params_seen`` holds them by type and values (``_plain_key``).
 
     The problems come in the order one model of both halves gave before: the type's fields,
     the common fields, then every key neither knows (``targets[i].key: unknown key``).
@@ -164,7 +173,13 @@ def _validated_halves(
     raw = {key: value for key, value in raw.items() if isinstance(key, str)}
     common_keys = TargetSettings.model_fields
     own = {key: value for key, value in raw.items() if key not in common_keys}
-    params, params_errors = _validated(provider.params_model, own)
+    key = _plain_key(own)
+    params = None if key is None else params_seen.get((provider_type, key))
+    params_errors: list[ErrorDetails] = []
+    if params is None:
+        params, params_errors = _validated(provider.params_model, own)
+        if params is not None and key is not None:
+            params_seen[(provider_type, key)] = params
     common, common_errors = _validated(
         TargetSettings, {key: value for key, value in raw.items() if key in common_keys}
     )
@@ -174,6 +189,31 @@ def _validated_halves(
     if params is None or common is None:
         return None
     return common, params
+
+
+def _plain_key(value: object) -> Hashable | None:
+    """``value`` as a key equal only to the same value of the same types (``1``, ``1.0``
+    and ``True`` differ; so do ``0.0`` and ``-0.0``), when it is made of strings, numbers,
+    booleans, None, lists and mappings of them; None when it holds anything else (a YAML
+    timestamp, bytes...)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return (kind, value)
+    if kind is float:
+        return (kind, repr(value))
+    if kind is list or kind is dict:
+        assert isinstance(value, dict | list)
+        pairs: Iterable[tuple[object, object]] = (
+            value.items() if isinstance(value, dict) else enumerate(value)
+        )
+        parts = []
+        for name, item in pairs:
+            name_key, item_key = _plain_key(name), _plain_key(item)
+            if name_key is None or item_key is None:
+                return None
+            parts.append((name_key, item_key))
+        return (kind, tuple(parts))
+    return None
 
 
 def _validated(

@@ -4,6 +4,7 @@ halves (common keys, the type's params) validated apart under ``targets[i]``, an
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import date
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Literal
@@ -26,7 +27,7 @@ from pingmon.providers.http import HttpParams
 from pingmon.providers.ninepic import NinepicParams
 from pingmon.providers.registry import PluginError, load_provider_types
 from pingmon.schedule import Schedule, schedule_problems
-from pingmon.targets import TargetSettings
+from pingmon.targets import TargetSettings, _plain_key
 
 UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a check)"
 
@@ -87,6 +88,37 @@ def test_the_params_hold_only_the_types_own_keys(tmp_path: Path) -> None:
     assert not hasattr(target.params, "interval")
     assert not hasattr(target.params, "name")
     assert target.schedule.interval == 300.0
+
+
+def test_targets_with_the_same_own_values_share_one_validated_params(tmp_path: Path) -> None:
+    targets = (
+        "  - {name: a, provider: ninepic, org_id: 9, event_id: 4}\n"
+        "  - {name: b, provider: ninepic, org_id: 9, event_id: 4, interval: 5m}\n"
+        "  - {name: c, provider: ninepic, org_id: 9, event_id: 5}\n"
+        "  - {name: d, provider: status-page, path: /a, expect: {status: [200, 2xx]}}\n"
+        "  - {name: e, provider: status-page, path: /a, expect: {status: [200, 2xx]}}\n"
+        "  - {name: f, provider: status-page, path: /a, expect: {status: [200, 2xx, 3xx]}}\n"
+    )
+    a, b, c, d, e, f = load_config(_write(tmp_path, targets)).targets
+    assert a.params is b.params
+    assert d.params is e.params
+    assert c.params == NinepicParams(org_id=9, event_id=5)
+    assert c.params is not a.params
+    assert f.params.expect.status == [200, "2xx", "3xx"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [(1, 1.0), (1, True), (0.0, -0.0), ([1], {0: 1}), ({"a": 1}, {"a": "1"}), (None, "")],
+)
+def test_own_values_that_python_finds_equal_are_not_shared(one: object, other: object) -> None:
+    assert _plain_key(one) != _plain_key(other)
+    assert _plain_key({"v": one}) == _plain_key({"v": one}) != _plain_key({"v": other})
+
+
+def test_own_values_of_other_types_are_validated_each_time() -> None:
+    assert _plain_key({"at": date(2024, 1, 1)}) is None
+    assert _plain_key([b"x"]) is None
 
 
 def test_a_targets_own_values_win_over_the_defaults(tmp_path: Path) -> None:
