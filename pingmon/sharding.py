@@ -2,7 +2,8 @@
 
 Every replica of a StatefulSet reads the same file and computes the same assignment, so no
 coordinator or shared store is needed. A target's key is its credential (``by: credential``,
-the default: a credential's 429 back-off and rate budget then live in one process) or its
+the default: a credential's 429 back-off and rate budget then live in one process; named by a
+provider entry, never by its secret, see ``placement.anchors``) or its
 name (``by: target``: even load when one credential holds most targets; each credential's
 ``rate_limit`` is then split between the shards that hold its targets).
 
@@ -145,10 +146,13 @@ def _digest(prefix: bytes, key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """A target as the assignment sees it: its name and its credential's key."""
+    """A target as the assignment sees it: its name, its credential's key (whose targets share
+    a back-off and a rate budget), and the name ``by: credential`` places that credential by
+    (``anchor``; the key itself when empty)."""
 
     name: str
     credential: str
+    anchor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,7 @@ def assign(targets: Iterable[Placed], shards: int, by: ShardBy) -> Assignment:
     shard_by_target: dict[str, int] = {}
     holders: dict[str, set[int]] = {}
     for target in placed:
-        key = target.credential if by is ShardBy.CREDENTIAL else target.name
+        key = (target.anchor or target.credential) if by is ShardBy.CREDENTIAL else target.name
         shard = memo.get(key)
         if shard is None:
             shard = memo[key] = shard_of(key, shards)
