@@ -40,6 +40,8 @@ from pingmon.fields import NumbersNotBooleans
 MAX_SHARDS = 1024
 # A pod name: a DNS subdomain name ending in -<ordinal> (the schema's pattern, so ECMA-262 too).
 _POD_ORDINAL = re.compile(r"^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?-([0-9]{1,4})$")
+# A number written out: ASCII digits only (str.isdigit() and int() also take "٣" and "²").
+DIGITS = re.compile(r"[0-9]+")
 
 
 class ShardBy(StrEnum):
@@ -54,9 +56,9 @@ def _ordinal(value: Any) -> Any:
     if isinstance(value, bool):  # YAML's true/false would pass as 1/0
         raise ValueError("must be a number, not true or false")
     if isinstance(value, str):
-        if value.isdigit():
+        if DIGITS.fullmatch(value):
             return int(value)
-        match = _POD_ORDINAL.match(value)
+        match = _POD_ORDINAL.fullmatch(value)  # all of it: ``$`` also matches before a "\n"
         if match is None:
             raise ValueError(
                 f"{value[:100]!r} is neither a shard number nor a StatefulSet pod name ending "

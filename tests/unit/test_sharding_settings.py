@@ -90,6 +90,13 @@ def test_shard_is_a_number_or_a_statefulset_pod_name(
             "sharding.by: Input should be 'credential' or 'target'",
         ),
         ({"shards": 2, "shard": 0, "shardz": 1}, "sharding.shardz: unknown key"),
+        # Only ASCII digits are a number (str.isdigit() and int() take Arabic-Indic and
+        # superscript digits), and a pod name is all of the string (``$`` matches before a
+        # trailing newline): what the schema's pattern says.
+        ({"shards": 5, "shard": "\u0663"}, "sharding.shard: '\u0663' is neither a shard number"),
+        ({"shards": 5, "shard": "\u00b2"}, "sharding.shard: '\u00b2' is neither a shard number"),
+        ({"shards": 5, "shard": "pingmon-2\n"}, "sharding.shard: 'pingmon-2\\n' is neither"),
+        ({"shards": 5, "shard": "pingmon-\u0663"}, "sharding.shard: 'pingmon-\u0663' is neither"),
         ({"shards": True, "shard": 0}, "sharding.shards: must be a number, not true or false"),
         ({"shards": 2, "shard": True}, "sharding.shard: must be a number, not true or false"),
     ],
