@@ -14,7 +14,7 @@ from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
 from pingmon.logs import mask_secrets, setup_logging
-from pingmon.sharding import MAX_SHARDS, ShardBy
+from pingmon.sharding import DIGITS, MAX_SHARDS, ShardBy
 from pingmon.standby import start_refused
 from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
@@ -101,7 +101,7 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+    if not DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_SHARDS:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SHARDS}")
     return int(text)
 
