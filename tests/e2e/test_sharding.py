@@ -56,6 +56,7 @@ OBSERVE_SECONDS: Final = 4.0
 RATIO_TOLERANCE: Final = 0.05
 # Checks the failing target fails for, at least, so that its error ratio is far from 0.
 FAILED_CHECKS: Final = 12
+EXPECT: Final = {"status": [200], "json": {"status": "ok"}}
 
 
 def account_targets() -> list[tuple[str, str]]:
@@ -89,6 +90,7 @@ class ShardStack(Stack):
         config = load_config(self.config_path)
         self.owners = dict(assignment(config, SHARDS).shard_by_target)
         self._start_pingmons()
+        self._fail_once(FAILING)
         self._start_alertmanager()
         self._start_prometheus()
         eventually(
@@ -131,10 +133,9 @@ class ShardStack(Stack):
                 "type": "http",
                 "base_url": self.sandbox_urls["http"],
                 "headers": {"Authorization": secret(name, f"Bearer status-token-{account}")},
-                "expect": {"status": [200], "json": {"status": "ok"}},
             }
         targets: list[dict[str, Any]] = [
-            {"name": name, "provider": provider, "path": path_of(name)}
+            {"name": name, "provider": provider, "path": path_of(name), "expect": EXPECT}
             for name, provider in account_targets()
         ]
         targets += [
@@ -169,6 +170,26 @@ class ShardStack(Stack):
         for address in self.addresses:
             ready = partial(http_ok, f"http://{address}/-/ready")
             eventually(ready, f"pingmon at {address} ready", self.logs)
+
+    def _fail_once(self, target: str) -> None:
+        """Before the first scrape, let both processes that check the target fail it, then heal
+        it: its `server_error` series exists from the first scrape on, as in a deployment that
+        has run for a while, so rate() sees every later failure. (A class's first occurrence
+        creates its series at 1, which rate() cannot see; the two processes would lose a
+        different number of failures to the scrape's phase.)"""
+        checkers = [self.shard_address(self.owners[target]), self.addresses[SHARDS]]
+
+        def classes() -> set[str]:
+            return {
+                entry["error_class"]
+                for address in checkers
+                for entry in http_json(f"http://{address}/status?target={target}")["targets"]
+            }
+
+        self.set_target_scenario(target, "server_error")
+        eventually(lambda: classes() == {"server_error"}, f"{target} failing", self.logs)
+        self.set_target_scenario(target, "ok")
+        eventually(lambda: classes() == {"none"}, f"{target} healed", self.logs)
 
     def scrape_configs(self) -> list[dict[str, Any]]:
         shards = [
@@ -269,30 +290,53 @@ def test_each_shard_says_which_it_is_and_lists_only_its_own_targets(shards: Shar
         assert status["sharding"]["targets_per_shard"] == per_shard
 
 
-def test_a_failing_target_raises_one_alert_not_one_per_shard(shards: ShardStack) -> None:
-    owner = shards.shard_address(shards.owners[FAILING])
+@dataclass(frozen=True)
+class Outage:
+    """What the alerting pipeline held while FAILING failed, before it healed."""
+
+    owner: str  # the address of the shard that checks it
+    active: list[dict[str, Any]]  # Alertmanager's PingmonTargetFailing alerts of job SHARDED
+    seen: set[tuple[str, str]]  # (job, instance) of Prometheus's, pending or firing
+
+
+@pytest.fixture(scope="module")
+def outage(shards: ShardStack) -> Outage:
+    """FAILING answers 500 until its alert fired and it failed FAILED_CHECKS times; healed."""
     shards.set_target_scenario(FAILING, "server_error")
-    shards.wait_alert("PingmonTargetFailing", target=FAILING, job=SHARDED)
-    seen = shards.alerts_seen("PingmonTargetFailing", OBSERVE_SECONDS)
-    active = shards.active_alerts(alertname="PingmonTargetFailing", job=SHARDED)
-    # Enough failed checks for a ratio far from 0 in the next test.
-    failures = f'pingmon_check_consecutive_failures{{target="{FAILING}"}} >= {FAILED_CHECKS}'
-    eventually(lambda: len(shards.query(failures)) == 2, "failed checks", shards.diagnosis)
-    shards.set_target_scenario(FAILING, "ok")
+    try:
+        shards.wait_alert("PingmonTargetFailing", target=FAILING, job=SHARDED)
+        seen = shards.alerts_seen("PingmonTargetFailing", OBSERVE_SECONDS)
+        active = shards.active_alerts(alertname="PingmonTargetFailing", job=SHARDED)
+        failed = f'pingmon_check_consecutive_failures{{target="{FAILING}"}} >= {FAILED_CHECKS}'
+        eventually(lambda: len(shards.query(failed)) == 2, "failed checks", shards.diagnosis)
+    finally:
+        shards.set_target_scenario(FAILING, "ok")
+    return Outage(shards.shard_address(shards.owners[FAILING]), active, seen)
 
-    assert [(a["labels"]["target"], a["labels"]["instance"]) for a in active] == [(FAILING, owner)]
-    assert active[0]["labels"]["error_class"] == "server_error"
+
+def test_a_failing_target_raises_one_alert_not_one_per_shard(
+    shards: ShardStack, outage: Outage
+) -> None:
+    labels = [a["labels"] for a in outage.active]
+    assert [(a["target"], a["instance"], a["error_class"]) for a in labels] == [
+        (FAILING, outage.owner, "server_error")
+    ]
     # Prometheus held it for the owner only (and the unsharded deployment's own copy).
-    assert seen == {(SHARDED, owner), (UNSHARDED, shards.addresses[SHARDS])}
+    assert outage.seen == {(SHARDED, outage.owner), (UNSHARDED, shards.addresses[SHARDS])}
 
 
-def test_recorded_error_ratios_equal_those_of_one_unsharded_process(shards: ShardStack) -> None:
+def test_recorded_error_ratios_equal_those_of_one_unsharded_process(
+    shards: ShardStack, outage: Outage
+) -> None:
     recorded = recording_rules(rules_file())
     assert len(recorded) >= 7
-    # The healed target succeeds again in both deployments; their error counts are final.
-    healed = f'pingmon_check_success{{target="{FAILING}"}} == 1'
-    eventually(lambda: len(shards.query(healed)) == 2, "the failing target healed", shards.logs)
-    time.sleep(1.5)  # a scrape of every process after the heal, and an evaluation
+    # Both deployments' error counts are final: healed, and the last 2 s of scrapes (and so
+    # the last evaluation) saw no new failure.
+    final = (
+        f'changes(pingmon_checks_total{{target="{FAILING}",error_class="server_error"}}[2s]) == 0'
+        f' and on (job, instance) pingmon_check_success{{target="{FAILING}"}} == 1'
+    )
+    eventually(lambda: len(shards.query(final)) == 2, "the failure over", shards.diagnosis)
     for record in recorded:
         ratios: dict[str, dict[str, float]] = {SHARDED: {}, UNSHARDED: {}}
         for labels, value in shards.values(f"{record}{{job=~'{SHARDED}|{UNSHARDED}'}}"):
