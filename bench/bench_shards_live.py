@@ -6,10 +6,11 @@
 One configuration file holds every target (``--shards`` x ``--targets-per-shard``, 40,000 by
 default); N ``pingmon run`` child processes read it, each with ``PINGMON_SHARDING__SHARDS``,
 ``__BY`` and a ``PINGMON_SHARDING__SHARD`` and ``PINGMON_LISTEN`` of its own, as the chart's
-StatefulSet pods do. Targets are ``http`` targets on a local server in its own process: nginx (Debian
-``nginx-light``) when installed, else the minimal keep-alive server of bench_daemon.py. They
-belong to ``--credentials`` credentials (1,000: each a provider entry of its own, told apart
-by its base_url), so the default ``sharding.by: credential`` spreads them evenly enough.
+StatefulSet pods do. Targets are ``http`` targets on a local server in its own process: nginx
+(Debian ``nginx-light``) when installed, else the minimal keep-alive server of
+bench_daemon.py. They belong to ``--credentials`` credentials (1,000: each a provider entry
+of its own, told apart by its base_url), so the default ``sharding.by: credential`` spreads
+them evenly enough.
 
 The shards are started together; ``ready`` is the time from the spawn to ``/-/ready`` (each
 loads and validates the whole file, then schedules its share). After ``--warmup`` seconds, a
