@@ -32,7 +32,7 @@ import yaml
 
 from pingmon.config import load_config
 from pingmon.placement import assignment
-from tests.e2e.conftest import rules_file
+from tests.e2e.conftest import NOTES, rules_file
 from tests.e2e.stack import CREDS, Stack
 from tests.processes import POLL_SECONDS, Process, eventually, free_port, http_json, http_ok
 from tests.tools import require_tool
@@ -40,7 +40,10 @@ from tests.tools import require_tool
 SHARDS: Final = 3
 SHARDED: Final = "pingmon-sharded"
 UNSHARDED: Final = "pingmon-unsharded"
-INTERVAL: Final = "250ms"
+# Checks and scrapes every 500 ms, a check's timeout 400 ms: loopback answers take a
+# millisecond, but on a loaded machine a shorter timeout makes healthy targets time out.
+INTERVAL: Final = "500ms"
+TIMEOUT: Final = "400ms"
 # Status-page accounts, each behind its own bearer token (a credential of its own); the even
 # ones hold two targets. With the two 9pic keys: ten credentials, fourteen targets.
 ACCOUNTS: Final = 8
@@ -50,12 +53,16 @@ FAILING: Final = "acct-3-a"
 STOPPED: Final = 1
 # Longer than a shortened `for` plus a scrape and an evaluation: an alert that was going to
 # appear has appeared, at least as pending, by the end of such a window.
-OBSERVE_SECONDS: Final = 4.0
-# How far the two deployments' ratios may differ: their processes were scraped up to one
-# scrape interval apart, a few checks out of the hundred or so each target ran.
-RATIO_TOLERANCE: Final = 0.05
+OBSERVE_SECONDS: Final = 3.0
+WARM_SCRAPES: Final = 12
+# How far the two deployments' ratios may differ: each target runs a few dozen checks in the
+# window, and the two processes that check it were first and last scraped up to a check
+# apart (one check is 3 to 4 points of ratio here, a second one is the slack for a slow run).
+RATIO_TOLERANCE: Final = 0.08
 # Checks the failing target fails for, at least, so that its error ratio is far from 0.
-FAILED_CHECKS: Final = 12
+FAILED_CHECKS: Final = 8
+PENDING_OR_FIRING: Final = frozenset({"pending", "firing"})
+FIRING: Final = frozenset({"firing"})
 EXPECT: Final = {"status": [200], "json": {"status": "ok"}}
 
 
@@ -148,7 +155,7 @@ class ShardStack(Stack):
             },
         ]
         document = {
-            "defaults": {"interval": INTERVAL, "timeout": "200ms", "jitter": 0},
+            "defaults": {"interval": INTERVAL, "timeout": TIMEOUT, "jitter": 0},
             "providers": providers,
             "targets": targets,
         }
@@ -197,9 +204,12 @@ class ShardStack(Stack):
             for shard in range(SHARDS)
         ]
         alone = [{"targets": [self.addresses[SHARDS]], "labels": {"pod": "pingmon-alone"}}]
+        # Scraped at the check interval: the two deployments' first (and last) scrapes are at
+        # most one check apart, which is what the ratios' comparison can tell apart.
+        often = {"scrape_interval": INTERVAL, "scrape_timeout": INTERVAL}
         return [
-            {"job_name": SHARDED, "static_configs": shards},
-            {"job_name": UNSHARDED, "static_configs": alone},
+            {"job_name": SHARDED, "static_configs": shards, **often},
+            {"job_name": UNSHARDED, "static_configs": alone, **often},
         ]
 
     def set_target_scenario(self, target: str, name: str) -> None:
@@ -213,15 +223,18 @@ class ShardStack(Stack):
     def values(self, expr: str) -> list[tuple[dict[str, str], float]]:
         return [(s["metric"], float(s["value"][1])) for s in self.query(expr)]
 
-    def alerts_seen(self, alertname: str, seconds: float) -> set[tuple[str, str]]:
-        """(job, instance) of every pending or firing alert of that name during the window."""
+    def alerts_seen(
+        self, seconds: float, states: frozenset[str], **labels: str
+    ) -> set[tuple[str, str]]:
+        """(job, instance) of every alert Prometheus held in one of those states (pending,
+        firing) with those labels during the window."""
         seen: set[tuple[str, str]] = set()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             seen |= {
                 (a["labels"].get("job", ""), a["labels"].get("instance", ""))
                 for a in self.prometheus_alerts()
-                if a["labels"]["alertname"] == alertname
+                if a["state"] in states and labels.items() <= a["labels"].items()
             }
             time.sleep(POLL_SECONDS)
         return seen
@@ -302,10 +315,20 @@ class Outage:
 @pytest.fixture(scope="module")
 def outage(shards: ShardStack) -> Outage:
     """FAILING answers 500 until its alert fired and it failed FAILED_CHECKS times; healed."""
+    # A history of healthy checks before anything fails, so that one check more or less in a
+    # deployment's window moves its error ratios little.
+    scraped = f"count_over_time(up{{job=~'{SHARDED}|{UNSHARDED}'}}[1m]) >= {WARM_SCRAPES}"
+    eventually(
+        lambda: len(shards.query(scraped)) == SHARDS + 1,
+        f"Prometheus scraping the four pingmons {WARM_SCRAPES} times",
+        shards.logs,
+    )
     shards.set_target_scenario(FAILING, "server_error")
     try:
         shards.wait_alert("PingmonTargetFailing", target=FAILING, job=SHARDED)
-        seen = shards.alerts_seen("PingmonTargetFailing", OBSERVE_SECONDS)
+        seen = shards.alerts_seen(
+            OBSERVE_SECONDS, PENDING_OR_FIRING, alertname="PingmonTargetFailing", target=FAILING
+        )
         active = shards.active_alerts(alertname="PingmonTargetFailing", job=SHARDED)
         failed = f'pingmon_check_consecutive_failures{{target="{FAILING}"}} >= {FAILED_CHECKS}'
         eventually(lambda: len(shards.query(failed)) == 2, "failed checks", shards.diagnosis)
@@ -326,7 +349,7 @@ def test_a_failing_target_raises_one_alert_not_one_per_shard(
 
 
 def test_recorded_error_ratios_equal_those_of_one_unsharded_process(
-    shards: ShardStack, outage: Outage
+    shards: ShardStack, outage: Outage, pytestconfig: pytest.Config
 ) -> None:
     recorded = recording_rules(rules_file())
     assert len(recorded) >= 7
@@ -351,6 +374,11 @@ def test_recorded_error_ratios_equal_those_of_one_unsharded_process(
             if not math.isclose(sharded[target], unsharded[target], abs_tol=RATIO_TOLERANCE)
         }
         assert apart == {}, record
+        if record.endswith("_rate5m"):
+            pytestconfig.stash.setdefault(NOTES, []).append(
+                f"sharding: {record} of {FAILING} {sharded[FAILING]:.3f} over 3 shards, "
+                f"{unsharded[FAILING]:.3f} unsharded"
+            )
         assert min(sharded[FAILING], unsharded[FAILING]) > 0.1, record
         assert {t: v for t, v in sharded.items() if t != FAILING} == dict.fromkeys(
             shards.targets - {FAILING}, 0.0
@@ -361,7 +389,8 @@ def test_a_stopped_shard_raises_pingmon_down_for_that_shard_only(shards: ShardSt
     stopped = shards.shard_address(STOPPED)
     assert shards.pingmons[STOPPED].stop() == 0
     alert = shards.wait_alert("PingmonDown", job=SHARDED)
-    seen = shards.alerts_seen("PingmonDown", OBSERVE_SECONDS)
+    # Firing only: on a loaded machine one slow scrape of another process is a pending alert.
+    seen = shards.alerts_seen(OBSERVE_SECONDS, FIRING, alertname="PingmonDown")
     active = shards.active_alerts(alertname="PingmonDown")
 
     assert alert["labels"]["instance"] == stopped
