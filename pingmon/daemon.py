@@ -30,7 +30,7 @@ from pingmon.metrics import Metrics
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
 from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
-from pingmon.scheduler import CheckScheduler, Schedule, ScheduleError, plan_schedule
+from pingmon.scheduler import CheckScheduler, ScheduleError, SchedulePlan, plan_schedule
 from pingmon.standby import StandbyConfig
 from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
@@ -115,7 +115,7 @@ class Runtime:
     plans: Mapping[str, TargetPlan]
     infos: tuple[TargetInfo, ...]
     webhooks: tuple[WebhookTarget, ...]
-    schedule: Schedule
+    schedule: SchedulePlan
     credentials: frozenset[str]
     # Every secret of the file in every wire form, for the log filter.
     redactor: Redactor = NO_REDACTION
@@ -407,8 +407,9 @@ def _rate_limited(result: CheckResult) -> bool:
 
 def _info(plan: TargetPlan) -> TargetInfo:
     target = plan.target
+    interval = target.schedule.interval
     return TargetInfo(
-        target.name, target.provider_name, target.provider_type, target.interval, plan.credential
+        target.name, target.provider_name, target.provider_type, interval, plan.credential
     )
 
 

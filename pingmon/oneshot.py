@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from pingmon.backoff import RateLimitGate
-from pingmon.config import Config, Target
+from pingmon.config import Config
 from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
 from pingmon.results import CheckResult
 from pingmon.runner import Runner, build_plans
+from pingmon.targets import Target
 
 
 async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:

@@ -147,7 +147,8 @@ async def _start_site(
 
 def _grace(config: Config) -> float:
     """Long enough for a check that just started, bounded so shutdown never hangs."""
-    longest = max((t.timeout * (t.retries + 1) for t in config.targets), default=0.0)
+    tries = (t.schedule.timeout * (t.schedule.retries + 1) for t in config.targets)
+    longest = max(tries, default=0.0)
     return min(SHUTDOWN_GRACE_SECONDS, longest + 1.0)
 
 
