@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_abuse import Counts, Daemon, free_port, lag_quantile, read_counts, share_above
+from bench_abuse import Counts, Daemon, free_port, lag_quantile, share_above
 
 from pingmon.config import load_config
 from pingmon.fields import parse_duration
@@ -51,6 +52,7 @@ from pingmon.sharding import ShardBy
 READY_TIMEOUT = 300.0  # 4 processes loading 40,000 targets each on 2 shared cores
 STOP_TIMEOUT = 30.0
 RSS_EVERY = 1.0
+SCRAPE_TIMEOUT = 300.0  # on a starved machine a 10,000-target /metrics can take a minute
 BENCH_DAEMON = Path(__file__).with_name("bench_daemon.py")
 
 NGINX_CONF = """\
@@ -138,6 +140,7 @@ def write_config(directory: Path, args: argparse.Namespace, port: int) -> Path:
         "watch": {"enabled": False},
         "concurrency": args.concurrency,
         "defaults": {"interval": args.interval, "timeout": args.timeout},
+        "latency_histogram": not args.no_latency_histogram,
         "providers": {
             f"c{c:04d}": {"type": "http", "base_url": f"{base}/c{c:04d}", "proxy_url": "none"}
             for c in range(credentials)
@@ -220,15 +223,35 @@ class Reading:
     seconds: float
 
 
-async def read(shard: Shard) -> Reading:
+_CHECKS = re.compile(rb'^pingmon_checks_total\{[^}]*error_class="([a-z_]+)"\} (\S+)$', re.M)
+_LAG = re.compile(rb'^pingmon_scheduler_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+
+
+def parse_counts(body: bytes) -> Counts:
+    """Checks by class (every target's summed) and the lag histogram's cumulative buckets."""
+    checks: dict[str, float] = {}
+    for error_class, value in _CHECKS.findall(body):
+        name = error_class.decode()
+        checks[name] = checks.get(name, 0.0) + float(value)
+    lag = {float(le): float(value) for le, value in _LAG.findall(body)}
+    return Counts(checks, lag, 0.0)
+
+
+async def read(shard: Shard, http: aiohttp.ClientSession) -> Reading:
+    """One scrape of the shard's /metrics; ``at`` is the middle of the request (a starved
+    shard takes seconds to render 10,000 targets, so that is where its counts were taken)."""
     started = time.monotonic()
-    counts = await read_counts(shard.daemon.url)
+    async with http.get(shard.daemon.url + "/metrics") as response:
+        response.raise_for_status()
+        body = await response.read()
     now = time.monotonic()
-    return Reading(counts, now, now - started)
+    return Reading(parse_counts(body), (started + now) / 2, now - started)
 
 
 async def scrape_all(shards: list[Shard]) -> list[Reading]:
-    return list(await asyncio.gather(*(read(shard) for shard in shards)))
+    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        return list(await asyncio.gather(*(read(shard, http) for shard in shards)))
 
 
 async def scrape_every(shards: list[Shard], seconds: float, stop: asyncio.Event) -> list[float]:
@@ -305,7 +328,8 @@ def print_table(result: dict[str, Any]) -> None:
     run = result["run"]
     print(
         f"{run['shards']} shards, {run['targets']:,} targets, {run['credentials']:,} "
-        f"credentials (by {run['by']}), interval {run['interval']}, window {run['window_s']} s "
+        f"credentials (by {run['by']}), interval {run['interval']}, latency histogram "
+        f"{'on' if run['latency_histogram'] else 'off'}, window {run['window_s']} s "
         f"after {run['warmup_s']} s; target server: {run['target_server']}; "
         f"assignment computed in {run['assignment_ms']} ms; {run['scrapes']} scrapes of "
         f"/metrics, the slowest {run['scrape_seconds_max']} s; load average (1 min) "
@@ -376,6 +400,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "credentials": min(args.credentials, sum(per_shard)),
             "by": args.by,
             "interval": args.interval,
+            "latency_histogram": not args.no_latency_histogram,
             "warmup_s": args.warmup,
             "window_s": round(elapsed, 1),
             "target_server": server,
@@ -408,7 +433,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds after all ready")
     parser.add_argument("--duration", type=float, default=60.0, help="the window, in seconds")
-    parser.add_argument("--scrape-interval", type=float, default=15.0, help="seconds")
+    parser.add_argument("--scrape-interval", type=float, default=30.0, help="seconds")
+    parser.add_argument(
+        "--no-latency-histogram",
+        action="store_true",
+        help="latency_histogram: false (11 series a target fewer, as for large target sets)",
+    )
     parser.add_argument("--pingmon", help="a pingmon executable (default: this Python's)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
