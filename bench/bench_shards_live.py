@@ -269,6 +269,10 @@ async def window(shards: list[Shard], args: argparse.Namespace) -> Window:
     """Readings at the start and end, the CPU seconds each shard used in between, and the
     durations of every scrape."""
     before = await scrape_all(shards)
+    progress(
+        f"window of {args.duration:.0f} s begins (first scrapes took "
+        f"{max(r.seconds for r in before):.1f} s)"
+    )
     cpu = [shard.daemon.cpu() for shard in shards]
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(shards, stop))
@@ -361,6 +365,11 @@ def print_table(result: dict[str, Any]) -> None:
     )
 
 
+def progress(message: str) -> None:
+    """A line on stderr, so a long run shows where it is (stdout is the figures)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def pingmon_command(value: str | None) -> list[str]:
     return [value] if value else [sys.executable, "-m", "pingmon"]
 
@@ -380,10 +389,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             command = pingmon_command(args.pingmon)
             shards = [await spawn(command, config, args, i, directory) for i in range(args.shards)]
             try:
+                progress(f"{len(shards)} shards started on {sum(per_shard):,} targets")
                 async with aiohttp.ClientSession() as http:
                     await asyncio.gather(*(wait_ready(shard, http) for shard in shards))
+                progress(f"all ready; warm-up of {args.warmup:.0f} s")
                 await asyncio.sleep(args.warmup)
                 measured = await window(shards, args)
+                progress("window over; stopping the shards")
             finally:
                 statuses = [await shard.daemon.stop() for shard in shards]
     rows = [
