@@ -212,6 +212,14 @@ class CheckScheduler:
         job = self._scheduler.get_job(name)
         return None if job is None else job.next_run_time
 
+    def next_runs(self) -> dict[str, datetime]:
+        """Every target's next run time (UTC), read at once: a snapshot for /status."""
+        return {
+            job.id: job.next_run_time
+            for job in self._scheduler.get_jobs()
+            if job.next_run_time is not None
+        }
+
     def _on_submitted(self, event: Any) -> None:
         if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
             scheduled = event.scheduled_run_times[-1]

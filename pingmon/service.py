@@ -58,7 +58,7 @@ async def serve(
     settings = config.settings
     listen = web_options.listen_address or settings.listen
     limits = ConnectionLimits(settings.server)
-    app = make_app(daemon, lifecycle=web_options.enable_lifecycle)
+    app = make_app(daemon, daemon.reload, lifecycle=web_options.enable_lifecycle)
     ssl_context = _secure(app, web_options.config)
     webhook_app = app if settings.webhook_listen is None else web.Application()
     add_webhook_routes(
