@@ -237,21 +237,27 @@ def parse_counts(body: bytes) -> Counts:
     return Counts(checks, lag, 0.0)
 
 
-async def read(shard: Shard, http: aiohttp.ClientSession) -> Reading:
-    """One scrape of the shard's /metrics; ``at`` is the middle of the request (a starved
-    shard takes seconds to render 10,000 targets, so that is where its counts were taken)."""
+OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
+
+
+async def read(shard: Shard, http: aiohttp.ClientSession, measure: bool) -> Reading:
+    """One scrape of the shard's /metrics; ``at`` is when it was sent: pingmon renders from a
+    snapshot taken when the request arrives, however long the rendering then takes.
+    Measuring scrapes ask for OpenMetrics and the others for the text format: pingmon hands a
+    scrape that follows others closely the render they shared (``RENDER_REUSE``), per format,
+    so the two measuring scrapes of a window are always rendered afresh."""
     started = time.monotonic()
-    async with http.get(shard.daemon.url + "/metrics") as response:
+    headers = OPENMETRICS if measure else {}
+    async with http.get(shard.daemon.url + "/metrics", headers=headers) as response:
         response.raise_for_status()
         body = await response.read()
-    now = time.monotonic()
-    return Reading(parse_counts(body), (started + now) / 2, now - started)
+    return Reading(parse_counts(body), started, time.monotonic() - started)
 
 
-async def scrape_all(shards: list[Shard]) -> list[Reading]:
+async def scrape_all(shards: list[Shard], measure: bool = True) -> list[Reading]:
     timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        return list(await asyncio.gather(*(read(shard, http) for shard in shards)))
+        return list(await asyncio.gather(*(read(shard, http, measure) for shard in shards)))
 
 
 async def scrape_every(shards: list[Shard], seconds: float, stop: asyncio.Event) -> list[float]:
@@ -262,7 +268,7 @@ async def scrape_every(shards: list[Shard], seconds: float, stop: asyncio.Event)
             await asyncio.wait_for(stop.wait(), seconds)
         if stop.is_set():
             return took
-        took += [reading.seconds for reading in await scrape_all(shards)]
+        took += [reading.seconds for reading in await scrape_all(shards, measure=False)]
 
 
 async def window(shards: list[Shard], args: argparse.Namespace) -> Window:
@@ -385,7 +391,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             placed = assignment(loaded, args.shards, ShardBy(args.by))
             assignment_ms = round((time.perf_counter() - started) * 1000, 1)
-            per_shard = placed.targets_per_shard()
+            per_shard = placed.targets_per_shard
             command = pingmon_command(args.pingmon)
             shards = [await spawn(command, config, args, i, directory) for i in range(args.shards)]
             try:
