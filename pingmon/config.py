@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     ConfigDict,
@@ -27,6 +27,7 @@ from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.schedule import Schedule
+from pingmon.sharding import ShardingSettings
 from pingmon.targets import Target, resolve_targets, schema_target_model
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
@@ -108,6 +109,19 @@ class ServerSettings(NumbersNotBooleans):
     )
 
 
+class MetricsSettings(NumbersNotBooleans):
+    """Which per-target series /metrics exports (README.md, "Metrics profiles")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Literal["default", "lean"] = Field(
+        default="default",
+        description="default: every per-target family (about 34 series a target); lean: only "
+        "what the shipped alert rules read, the active error_class series and no latency "
+        "histogram (9 series for a target that never failed), for very large target sets",
+    )
+
+
 def _provider_union() -> Any:
     models = tuple(provider.settings_model for provider in PROVIDER_TYPES.values())
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
@@ -126,9 +140,13 @@ class Settings(BaseSettings, NumbersNotBooleans):
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()
+    sharding: ShardingSettings = ShardingSettings()
     latency_histogram: bool = Field(
-        default=True, description="export pingmon_check_latency_seconds (11 series a target)"
+        default=True,
+        description="export pingmon_check_latency_seconds (11 series a target) in the default "
+        "metrics profile; the lean profile never does",
     )
+    metrics: MetricsSettings = MetricsSettings()
     webhook_listen: str | None = Field(
         default=None,
         description="host:port of a separate server for webhooks only (POST /webhooks/TARGET), "

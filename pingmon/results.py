@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from pingmon.errors import ErrorClass
 
@@ -116,11 +118,27 @@ class TargetState:
         )
 
 
+class StoreWatcher(Protocol):
+    """Told of every change of the store, as it happens (the metrics render on change)."""
+
+    def configured(self, states: Sequence[TargetState]) -> None:
+        """The whole set of targets, in configuration order, after a (re)configuration."""
+
+    def recorded(self, state: TargetState) -> None:
+        """One target's new state, after a result was stored."""
+
+
 class ResultStore:
     """The latest state of every configured target."""
 
     def __init__(self) -> None:
         self._states: dict[str, TargetState] = {}
+        self._watchers: list[StoreWatcher] = []
+
+    def watch(self, watcher: StoreWatcher) -> None:
+        """Tell ``watcher`` of every change from now on, starting with the current targets."""
+        self._watchers.append(watcher)
+        watcher.configured(self.snapshot())
 
     def configure(self, infos: list[TargetInfo]) -> None:
         """Adopt a configuration: keep the history of targets that stay the same, drop the
@@ -136,6 +154,9 @@ class ResultStore:
                 replace(old, info=info) if old and same_identity else TargetState(info)
             )
         self._states = states
+        snapshot = self.snapshot()
+        for watcher in self._watchers:
+            watcher.configured(snapshot)
 
     def record(self, result: CheckResult) -> tuple[TargetState, TargetState] | None:
         """Store a result; the old and new state, or None if the target was removed meanwhile."""
@@ -144,6 +165,8 @@ class ResultStore:
             return None
         new = old.record(result)
         self._states[result.target] = new
+        for watcher in self._watchers:
+            watcher.recorded(new)
         return old, new
 
     def get(self, name: str) -> TargetState | None:

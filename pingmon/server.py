@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -65,22 +65,51 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in accept
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value (RFC 9110 §12.5.3) takes gzip: named, or ``*``,
+    with a weight above 0."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[coding.strip()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """The exposition, rendered once for every scrape that arrives while it is rendered
-    (``Metrics.exposition``), so that extra scrapers cost bandwidth, not event-loop time."""
+    """The exposition, made once for every scrape that asks for the same format and coding
+    meanwhile (``Metrics.exposition``), so that extra scrapers cost bandwidth, not event-loop
+    time; gzip-compressed when the scraper takes it (Prometheus does)."""
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    body = await request.app[READ_MODEL].exposition(openmetrics)
+    gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    body = await request.app[READ_MODEL].exposition(openmetrics, gzip)
     content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-    return await send_chunks(request, body, content_type)
+    headers = {"Vary": "Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    return await send_chunks(request, body, content_type, headers=headers)
 
 
 async def send_chunks(
-    request: web.Request, chunks: Sequence[bytes], content_type: str, status: int = 200
+    request: web.Request,
+    chunks: Sequence[bytes],
+    content_type: str,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """Write a body made of ``chunks`` a piece at a time: each write waits for the client
     to take the previous pieces (the server's write timeout bounds that wait), so a client
     that reads slowly holds a bounded buffer, not its own copy of the body."""
-    response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+    response = web.StreamResponse(
+        status=status, headers={"Content-Type": content_type, **(headers or {})}
+    )
     response.content_length = sum(len(chunk) for chunk in chunks)
     await response.prepare(request)
     if request.method == "HEAD":  # the headers only (RFC 9110 §9.3.2): aiohttp would send it

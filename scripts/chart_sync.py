@@ -117,10 +117,11 @@ README_HEAD = """\
 then run `python scripts/chart_sync.py`. A test fails while this file is stale. -->
 
 Provider-aware health checks for the SaaS APIs an application depends on, exported as
-Prometheus metrics: standalone (a Deployment and its Service), or as a sidecar of the
-application's own chart (`mode: sidecar`, through the `pingmon.sidecar.*` templates).
-docs/kubernetes.md walks through both modes, secrets, the Prometheus Operator objects and
-reload; docs/alerts.md the alerts.
+Prometheus metrics: standalone (a Deployment and its Service), sharded (`mode: sharded`: a
+StatefulSet of `sharding.shards` pods, each checking one shard of the targets), or as a
+sidecar of the application's own chart (`mode: sidecar`, through the `pingmon.sidecar.*`
+templates). docs/kubernetes.md walks through the modes, secrets, the Prometheus Operator
+objects and reload; docs/alerts.md the alerts.
 
 ```sh
 helm upgrade --install pingmon helm/pingmon -f my-values.yaml

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,11 +187,13 @@ def config_text(manifests: list[Manifest]) -> str:
 
 
 def run_validate(
-    config: str, tmp_path: Path, env_names: set[str]
+    config: str, tmp_path: Path, env_names: set[str], overrides: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`pingmon config validate` on this text, with dummy values for the secrets it names."""
+    """`pingmon config validate` on this text, with dummy values for the secrets it names and
+    these ``PINGMON_*`` overrides (as a pod's environment would set them)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PINGMON_")}
     env.update({name: f"dummy-{name.lower()}" for name in env_names})
+    env.update(overrides or {})
     path = tmp_path / "pingmon.yaml"
     path.write_text(config)
     return subprocess.run(

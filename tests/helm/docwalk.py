@@ -5,9 +5,10 @@ one by one through `Walk.command()`, or shell scripts (pipes, loops, redirection
 with bash by `run_script()`. There is no cluster, so the walk stands in for one: `helm install`
 and `helm upgrade` become `helm template` (for Kubernetes 1.30, with the Operator's API), piped
 to kubernetes-validate; `kubectl create` runs with `--dry-run=client`; `kubectl port-forward` is
-checked against the rendered Service, and `curl` asks a pingmon started as the rendered pod
-would start: its arguments, its ConfigMap, the Secrets `kubectl create` made as its environment
-and files, and a proxy on a closed loopback port so that no check leaves the machine.
+checked against the rendered Service, `kubectl rollout status` against the rendered workload,
+and `curl` asks a pingmon started as the rendered pod would start: its arguments, its
+ConfigMap, the Secrets `kubectl create` made as its environment and files, and a proxy on a
+closed loopback port so that no check leaves the machine.
 """
 
 from __future__ import annotations
@@ -255,6 +256,8 @@ class Walk:
             self.render(argv, argv)
         elif program == "kubectl" and verb in ("create", "port-forward"):
             self.kubectl(argv, verb)
+        elif program == "kubectl" and verb == "rollout":
+            self.rollout(argv)
         elif program == "curl":
             self.curl(argv)
         elif program in ("helm", "promtool", "pingmon", "cp"):
@@ -290,6 +293,19 @@ class Walk:
         assert valid.returncode == 0, valid.stdout + valid.stderr
         data = {key: base64.b64decode(value) for key, value in secret["data"].items()}
         self.secrets[(namespace, secret["metadata"]["name"])] = data
+
+    def rollout(self, argv: list[str]) -> None:
+        """`kubectl rollout status KIND/NAME`: the workload is among the rendered objects."""
+        namespace = option(argv, "-n", "--namespace") or "default"
+        assert argv[argv.index("rollout") + 1] == "status", argv
+        kind_name, _, name = argv[argv.index("status") + 1].partition("/")
+        kind_of = {"statefulset": "StatefulSet", "deployment": "Deployment"}[kind_name]
+        found = [
+            w
+            for w in kinds(self.manifests, kind_of)
+            if w["metadata"]["name"] == name and w["metadata"].get("namespace") == namespace
+        ]
+        assert found, f"{kind_name}/{name}: no such {kind_of} in {namespace} among the rendered"
 
     def port_forward(self, argv: list[str], namespace: str) -> None:
         resource, ports = argv[argv.index("port-forward") + 1], argv[-1]

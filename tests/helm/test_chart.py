@@ -202,16 +202,25 @@ def test_every_secret_reference_in_the_config_resolves_inside_the_pod(
 ) -> None:
     manifests = helm.template(chart, *([values] if values else []))
     refs = list(secret_refs(yaml.safe_load(config_text(manifests))))
-    for workload in kinds(manifests, "Deployment"):
+    for workload in workloads(manifests):
         pod = workload["spec"]["template"]["spec"]
         pingmon = container(pod)
-        env = {var["name"] for var in pingmon.get("env", []) if "secretKeyRef" in var["valueFrom"]}
+        env = {
+            var["name"]
+            for var in pingmon.get("env", [])
+            if "secretKeyRef" in var.get("valueFrom", {})
+        }
         files = secret_files(pod, pingmon)
         for where, kind, value in refs:
             if kind == "env":
                 assert value in env, f"{where}: {value} is not set from a Secret"
             else:
                 assert any(allowed(value) for allowed in files), f"{where}: {value} is not mounted"
+
+
+def workloads(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects whose pods run pingmon: the standalone Deployment, the sharded StatefulSet."""
+    return [*kinds(manifests, "Deployment"), *kinds(manifests, "StatefulSet")]
 
 
 def under(prefix: str, path: str) -> bool:
@@ -266,9 +275,10 @@ def test_no_rendered_object_carries_a_literal_secret(
                 assert isinstance(provider[field], dict), field
         for header in (provider.get("headers") or {}).values():
             assert isinstance(header, dict)
-    for workload in kinds(manifests, "Deployment"):
+    for workload in workloads(manifests):
         for var in container(workload["spec"]["template"]["spec"]).get("env", []):
-            assert "value" not in var, var["name"]
+            # The sharding settings are the one literal: counts and a word, no secret.
+            assert "value" not in var or var["name"].startswith("PINGMON_SHARDING__"), var
 
 
 @pytest.mark.parametrize(
@@ -276,7 +286,10 @@ def test_no_rendered_object_carries_a_literal_secret(
     [
         ("serviceMonitor.enabeld=true", "at '/serviceMonitor': additional properties 'enabeld'"),
         ("replicas=2", "additional properties 'replicas' not allowed"),
-        ("mode=daemonset", "at '/mode': value must be one of 'standalone', 'sidecar'"),
+        (
+            "mode=daemonset",
+            "at '/mode': value must be one of 'standalone', 'sidecar', 'sharded'",
+        ),
         ("config.listen=localhost", "at '/config/listen': 'localhost' does not match pattern"),
         ("sidecar.native=auto", "at '/sidecar/native': got string, want boolean"),
     ],

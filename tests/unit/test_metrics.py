@@ -127,7 +127,7 @@ def test_removed_target_series_disappear() -> None:
     metrics.store.record(result("beta", ErrorClass.NONE))
     metrics.store.configure([TargetInfo("alpha", "prov", "http", 30.0, CREDENTIAL)])
     assert metrics.registry.get_sample_value("pingmon_check_success", labels("beta")) is None
-    assert b'target="beta"' not in metrics.render(metrics.snapshot(), openmetrics=False)
+    assert b'target="beta"' not in metrics.render(openmetrics=False)
 
 
 def test_self_metrics_are_on_the_same_registry() -> None:
@@ -147,9 +147,7 @@ def test_series_per_target_stay_within_the_budget() -> None:
     for error_class in (ErrorClass.NONE, ErrorClass.TIMEOUT):
         metrics.store.record(result("alpha", error_class))
     per_target = sum(
-        1
-        for line in metrics.render(metrics.snapshot(), False).decode().splitlines()
-        if 'target="alpha"' in line
+        1 for line in metrics.render(False).decode().splitlines() if 'target="alpha"' in line
     )
     assert per_target <= 35
 
@@ -157,7 +155,7 @@ def test_series_per_target_stay_within_the_budget() -> None:
 def test_switching_the_histogram_off_drops_its_series() -> None:
     metrics = make_metrics(histogram=False)
     metrics.store.record(result("alpha", ErrorClass.NONE))
-    assert b"pingmon_check_latency_seconds" not in metrics.render(metrics.snapshot(), False)
+    assert b"pingmon_check_latency_seconds" not in metrics.render(False)
 
 
 def _samples(families: Iterable[Metric]) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -183,7 +181,7 @@ def _busy_metrics() -> Metrics:
 
 def test_fast_writer_matches_the_generic_collector_in_text_format() -> None:
     metrics = _busy_metrics()
-    fast = metrics.render(metrics.snapshot(), openmetrics=False).decode()
+    fast = metrics.render(openmetrics=False).decode()
     generic = generate_latest(metrics.registry).decode()
     assert _samples(parse_text(fast)) == _samples(parse_text(generic))
     assert len(_samples(parse_text(fast))) > 50
@@ -191,13 +189,13 @@ def test_fast_writer_matches_the_generic_collector_in_text_format() -> None:
 
 def test_fast_writer_output_parses_as_openmetrics() -> None:
     metrics = _busy_metrics()
-    body = metrics.render(metrics.snapshot(), openmetrics=True).decode()
+    body = metrics.render(openmetrics=True).decode()
     assert body.endswith("# EOF\n")
     families = {f.name: f for f in parse_om(body)}
     assert families["pingmon_checks"].type == "counter"
     assert families["pingmon_check_latency_seconds"].type == "histogram"
     assert _samples(families.values()) == _samples(
-        parse_text(metrics.render(metrics.snapshot(), openmetrics=False).decode())
+        parse_text(metrics.render(openmetrics=False).decode())
     )
 
 
@@ -212,7 +210,7 @@ def test_every_family_has_help_and_a_documented_type() -> None:
 def test_promtool_check_metrics_is_clean() -> None:
     promtool = require_tool("promtool")
     metrics = _busy_metrics()
-    body = metrics.render(metrics.snapshot(), openmetrics=False)
+    body = metrics.render(openmetrics=False)
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )

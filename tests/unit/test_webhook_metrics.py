@@ -340,8 +340,8 @@ async def test_the_families_are_part_of_the_full_exposition_in_both_formats(
     deliver(tracker, clock, "evt_1", 0.4)
     tracker.refuse(None, Reason.UNKNOWN_TARGET)
     metrics = full_metrics(tracker)
-    text = metrics.render(metrics.snapshot(), openmetrics=False).decode()
-    om = metrics.render(metrics.snapshot(), openmetrics=True).decode()
+    text = metrics.render(openmetrics=False).decode()
+    om = metrics.render(openmetrics=True).decode()
     assert om.endswith("# EOF\n")
     for body, parsed in ((text, parse_text(text)), (om, parse_om(om))):
         found = {family.name: family.type for family in parsed}
@@ -360,7 +360,7 @@ async def test_promtool_check_metrics_is_clean_with_the_webhook_families(
     await miss(tracker, "evt_2")
     tracker.refuse(None, Reason.UNKNOWN_TARGET)
     metrics = full_metrics(tracker)
-    body = metrics.render(metrics.snapshot(), openmetrics=False)
+    body = metrics.render(openmetrics=False)
     assert b"pingmon_webhook_delivered{" in body
     checked = await asyncio.create_subprocess_exec(
         promtool, "check", "metrics",

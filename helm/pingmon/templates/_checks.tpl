@@ -9,6 +9,7 @@ one object every release renders.
 {{- include "pingmon.checks.operator" . }}
 {{- include "pingmon.checks.monitors" . }}
 {{- include "pingmon.checks.native" . }}
+{{- include "pingmon.checks.sharding" . }}
 {{- end }}
 
 {{/* An enabled Operator object needs monitoring.coreos.com/v1, or assumeCRDs. */}}
@@ -37,5 +38,13 @@ one object every release renders.
 {{- if not (semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "sidecar.native: true needs Kubernetes 1.29 or later (native sidecars), but the target is %s: set sidecar.native: false for a regular container, or pass the cluster's version to helm template with --kube-version" .Capabilities.KubeVersion.Version) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The chart is the one source of the sharding settings: sharding.shards and sharding.by
+in sharded mode, and each pod's index (a shard in a file could not differ per pod). */}}
+{{- define "pingmon.checks.sharding" -}}
+{{- if hasKey .Values.config "sharding" }}
+{{- fail "config.sharding is set by the chart: use mode: sharded with sharding.shards (and sharding.by); each pod then takes its shard from its pod index (docs/kubernetes.md, \"Sharding\")" }}
 {{- end }}
 {{- end }}

@@ -111,6 +111,10 @@ provider's webhook reaches. Refuse what would break that, saying what to do inst
 {{- $what := join ", " $webhookTargets | default "webhooks.enabled" }}
 {{- fail (printf "%s: webhooks need mode: standalone. In sidecar mode every replica of the application runs a pingmon that pings, but the provider's webhook reaches only one of them; run the targets with webhook: in a standalone pingmon release (webhooks.enabled: true, replicaCount: 1) instead (%s)" $what $docs) }}
 {{- end }}
+{{- if and (eq .Values.mode "sharded") (or .Values.webhooks.enabled $webhookTargets) }}
+{{- $what := join ", " $webhookTargets | default "webhooks.enabled" }}
+{{- fail (printf "%s: webhooks need mode: standalone. In sharded mode each target is pinged by the one pod of its shard, but the provider's webhook would reach whichever pod the Service or Ingress picks; run the targets with webhook: in a standalone pingmon release (webhooks.enabled: true, replicaCount: 1) next to the sharded one (%s)" $what $docs) }}
+{{- end }}
 {{- if and $webhookTargets (not .Values.webhooks.enabled) }}
 {{- fail (printf "%s: webhook: needs webhooks.enabled: true, so that the chart serves the receiver on the webhooks port (docs/webhooks.md)" (join ", " $webhookTargets)) }}
 {{- end }}
@@ -166,7 +170,8 @@ ports:
     containerPort: {{ .Values.webhooks.port }}
     protocol: TCP
   {{- end }}
-{{- if or .Values.secrets.env .Values.extraEnv }}
+{{- $sharded := eq .Values.mode "sharded" }}
+{{- if or .Values.secrets.env .Values.extraEnv $sharded }}
 env:
   {{- $optional := include "pingmon.secrets.optional" . }}
   {{- range .Values.secrets.env }}
@@ -178,6 +183,9 @@ env:
         {{- if $optional }}
         optional: true
         {{- end }}
+  {{- end }}
+  {{- if $sharded }}
+  {{- include "pingmon.sharding.env" . | nindent 2 }}
   {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
@@ -255,5 +263,35 @@ that a renewed certificate reaches the running pod. */}}
 - name: pingmon-tls
   secret:
     secretName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Sharded mode: the settings pingmon's sharding: section takes, as its PINGMON_SHARDING__*
+overrides (the only source: the chart refuses config.sharding). SHARD is the pod's index,
+from the apps.kubernetes.io/pod-index label (Kubernetes 1.28+) or from the pod's name,
+<fullname>-<ordinal>, which pingmon also accepts.
+*/}}
+{{- define "pingmon.sharding.env" -}}
+- name: PINGMON_SHARDING__SHARDS
+  value: {{ .Values.sharding.shards | int | toString | quote }}
+- name: PINGMON_SHARDING__SHARD
+  valueFrom:
+    fieldRef:
+      {{- if include "pingmon.sharding.fromPodIndex" . }}
+      fieldPath: metadata.labels['apps.kubernetes.io/pod-index']
+      {{- else }}
+      fieldPath: metadata.name
+      {{- end }}
+- name: PINGMON_SHARDING__BY
+  value: {{ .Values.sharding.by | quote }}
+{{- end }}
+
+{{/* True (non-empty) when a shard takes its index from the pod-index label: ordinalFrom
+podIndexLabel, or auto on Kubernetes 1.28 or later (the version helm renders for). */}}
+{{- define "pingmon.sharding.fromPodIndex" -}}
+{{- $from := .Values.sharding.ordinalFrom }}
+{{- if eq $from "podIndexLabel" }}true
+{{- else if and (eq $from "auto") (semverCompare ">=1.28.0-0" .Capabilities.KubeVersion.Version) }}true
 {{- end }}
 {{- end }}

@@ -1,0 +1,199 @@
+"""Per-target pieces rendered when a result is recorded: a scrape joins them, the back-off
+gauge follows the delay in force, and the lean profile matches the generic renderer."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from pingmon.backoff import RateLimitGate
+from pingmon.config import BackoffSettings
+from pingmon.errors import ErrorClass
+from pingmon.exposition import Exposition, gzip_chunks
+from pingmon.families import INTERVAL, LEAN_FAMILIES, Family, TargetView
+from pingmon.metrics import Metrics
+from pingmon.results import CheckResult, ResultStore, TargetInfo
+from pingmon.server import accepts_gzip
+
+CREDENTIAL = "c0ffee"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(target: str, error_class: ErrorClass, duration: float = 0.2) -> CheckResult:
+    status = {ErrorClass.NONE: 200, ErrorClass.RATE_LIMITED: 429}.get(error_class, 500)
+    return CheckResult(target, "prov", error_class, status, duration, 1, "", 1e9)
+
+
+def make_metrics(backoff: RateLimitGate | None = None, profile: str = "default") -> Metrics:
+    store = ResultStore()
+    store.configure(
+        [
+            TargetInfo("alpha", "prov", "http", 30.0, CREDENTIAL),
+            TargetInfo("beta", "prov", "http", 60.0, "other"),
+        ]
+    )
+    delays = backoff.delays if backoff is not None else dict
+    return Metrics(store, delays, profile=profile)
+
+
+def samples(families: Iterable[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families
+        for s in family.samples
+        if s.labels.get("target")
+    }
+
+
+def value(metrics: Metrics, name: str, target: str, **extra: str) -> float | None:
+    found = samples(parse_text(metrics.render().decode()))
+    labels = tuple(sorted({"provider": "prov", "target": target, **extra}.items()))
+    return found.get((name, labels))
+
+
+def test_a_recorded_result_is_rendered_then_and_a_scrape_renders_no_target() -> None:
+    calls: list[str] = []
+
+    def counted(view: TargetView) -> tuple[float, ...]:
+        calls.append(view.state.info.name)
+        return (float(view.state.attempts_total),)
+
+    attempts = Family("pingmon_check_attempts_total", "counter", "Requests sent.",
+                      lambda v: None, lambda shape: (("", ()),), counted)  # fmt: skip
+    metrics = make_metrics()
+    metrics.targets.set_families((attempts,))
+    calls.clear()
+    metrics.store.record(result("alpha", ErrorClass.NONE))
+    assert calls == ["alpha"]
+    for _ in range(3):
+        assert value(metrics, "pingmon_check_attempts_total", "alpha") == 1
+    assert calls == ["alpha"]
+
+
+def test_backoff_gauge_shows_the_delay_in_force_while_it_lasts_and_0_after() -> None:
+    clock = Clock()
+    gate = RateLimitGate(BackoffSettings(initial=30.0, max=60.0), clock=clock)
+    metrics = make_metrics(gate)
+    assert value(metrics, "pingmon_backoff_seconds", "alpha") == 0
+    decision = gate.on_rate_limited(CREDENTIAL, "20")
+    assert value(metrics, "pingmon_backoff_seconds", "alpha") == decision.delay
+    assert value(metrics, "pingmon_backoff_seconds", "beta") == 0
+    clock.now += decision.delay + 1  # it ends by itself, with no event
+    assert value(metrics, "pingmon_backoff_seconds", "alpha") == 0
+
+
+def test_backoff_gauge_drops_to_0_when_a_success_clears_it() -> None:
+    gate = RateLimitGate(BackoffSettings(initial=30.0, max=60.0), clock=Clock())
+    metrics = make_metrics(gate)
+    gate.on_rate_limited(CREDENTIAL, None)
+    assert (value(metrics, "pingmon_backoff_seconds", "alpha") or 0) > 0
+    gate.on_success(CREDENTIAL)
+    assert value(metrics, "pingmon_backoff_seconds", "alpha") == 0
+
+
+def busy(profile: str) -> Metrics:
+    gate = RateLimitGate(BackoffSettings(initial=5.0, max=60.0), clock=Clock())
+    gate.on_rate_limited(CREDENTIAL, "5")
+    metrics = make_metrics(gate, profile)
+    for error_class, duration in (
+        (ErrorClass.NONE, 0.01),
+        (ErrorClass.AUTH, 3.0),
+        (ErrorClass.RATE_LIMITED, 0.7),
+    ):
+        metrics.store.record(result("alpha", error_class, duration))
+    metrics.store.record(result("beta", ErrorClass.NONE, 11.0))
+    return metrics
+
+
+@pytest.mark.parametrize("profile", ["default", "lean"])
+def test_the_pieces_match_the_generic_renderer(profile: str) -> None:
+    metrics = busy(profile)
+    fast = samples(parse_text(metrics.render().decode()))
+    assert fast == samples(parse_text(generate_latest(metrics.registry).decode()))
+    assert len(fast) > 15
+
+
+def test_the_lean_profile_keeps_only_the_active_error_class_at_1() -> None:
+    metrics = busy("lean")
+    found = samples(parse_text(metrics.render().decode()))
+    classes = {k: v for k, v in found.items() if k[0] == "pingmon_check_error_class"}
+    alpha = (("error_class", "rate_limited"), ("provider", "prov"), ("target", "alpha"))
+    beta = (("error_class", "none"), ("provider", "prov"), ("target", "beta"))
+    assert classes == {("pingmon_check_error_class", alpha): 1.0,
+                       ("pingmon_check_error_class", beta): 1.0}  # fmt: skip
+    assert not any(name.startswith("pingmon_check_latency") for name, _ in found)
+
+
+def test_a_profile_change_renders_every_target_again() -> None:
+    metrics = busy("default")
+    assert b"pingmon_check_latency_seconds" in metrics.render()
+    metrics.configure("lean", latency_histogram=True)
+    assert b"pingmon_check_latency_seconds" not in metrics.render()
+    assert metrics.targets.families == LEAN_FAMILIES
+    metrics.configure("default", latency_histogram=False)
+    assert b"pingmon_check_latency_seconds" not in metrics.render()
+    assert b"pingmon_check_attempts_total" in metrics.render()
+
+
+def test_label_values_are_escaped_and_a_percent_sign_is_kept() -> None:
+    exposition = Exposition((INTERVAL,))
+    store = ResultStore()
+    store.watch(exposition)
+    name = 'we"ird\\na%s%%me'
+    store.configure([TargetInfo(name, "p%d", "http", 30.0, CREDENTIAL)])
+    text = b"".join(exposition.chunks(openmetrics=False)).decode()
+    [sample] = [s for f in parse_text(text) for s in f.samples]
+    assert sample.labels == {"provider": "p%d", "target": name}
+    assert sample.value == 30
+
+
+def test_a_value_that_is_not_finite_is_written_as_the_formats_spell_it() -> None:
+    clock = Clock()
+    gate = RateLimitGate(BackoffSettings(), clock=clock)
+    metrics = make_metrics(gate)
+    metrics.targets.refresh_backoff({CREDENTIAL: float("inf")})
+    assert b'pingmon_backoff_seconds{provider="prov",target="alpha"} +Inf\n' in b"".join(
+        metrics.targets.chunks(openmetrics=False)
+    )
+
+
+def test_gzip_chunks_is_one_gzip_member_of_the_joined_chunks() -> None:
+    chunks = [b"# HELP a b\n", b"a 1.0\n" * 1000, b"", b"# EOF\n"]
+    compressed = gzip_chunks(chunks)
+    assert gzip.decompress(b"".join(compressed)) == b"".join(chunks)
+    assert len(b"".join(compressed)) < len(b"".join(chunks)) / 2
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "expected"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("*", True),
+        ("x-gzip", True),
+        ("", False),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, identity", False),
+        ("*;q=0", False),
+        ("br, *;q=0", False),
+        ("gzip;q=zero", False),
+    ],
+)
+def test_accept_encoding_takes_gzip_only_with_a_weight_above_0(
+    accept_encoding: str, expected: bool
+) -> None:
+    assert accepts_gzip(accept_encoding) is expected
