@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.executors.base import BaseExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -119,11 +121,72 @@ def _trigger(cadence: Cadence, seconds: float, first_in: float) -> IntervalTrigg
     return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
 
 
+class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's asyncio scheduler, woken by its timer directly.
+
+    ``AsyncIOScheduler`` wakes through ``call_soon_threadsafe`` (its ``wakeup`` may be called
+    from any thread): every timer then costs a write to the loop's self-pipe, a read and a
+    loop iteration more. The timer runs on the loop's own thread, so it processes the jobs
+    at once; calls from elsewhere (adding a job) still go through ``wakeup``.
+    """
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
+
+    def _wake_on_loop(self) -> None:
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
+class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """Starts a job's coroutine as a task of its own, and observes how late it started.
+
+    APScheduler's ``AsyncIOExecutor`` wraps every run in ``run_coroutine_job`` (misfire
+    checks, an INFO log call, execution events for listeners) and inspects the function on
+    every run; pingmon's jobs have none of those needs (``misfire_grace_time=None``, no
+    listeners). ``BaseExecutor`` still counts instances, so ``max_instances`` holds, and a
+    run that raises or is cancelled is logged as APScheduler logs it.
+    """
+
+    def __init__(self, observe_lag: Callable[[float], None]) -> None:
+        super().__init__()
+        self._observe_lag = observe_lag
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._loop: asyncio.AbstractEventLoop = scheduler._eventloop
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel every run still going (APScheduler's asyncio executor does the same)."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._observe_lag(max(0.0, (datetime.now(UTC) - run_times[-1]).total_seconds()))
+        task = self._loop.create_task(job.func(*job.args, **job.kwargs))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._finished, job.id))
+
+    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        try:
+            task.result()
+        except BaseException as error:  # noqa: BLE001 - logged as APScheduler logs it
+            self._run_job_error(job_id, error, error.__traceback__)
+        else:
+            self._run_job_success(job_id, ())
+
+
 class CheckScheduler:
     """Runs ``check(name)`` for every target on its own timer.
 
     ``max_instances=1`` and ``coalesce=True``: a slow target never piles up and never
-    delays another; ``misfire_grace_time=None``: a late run still runs, once.
+    delays another; ``misfire_grace_time=None``: a late run still runs, once. Each run is
+    dispatched as cheaply as APScheduler allows (``LoopScheduler``, ``CheckExecutor``).
     """
 
     def __init__(
@@ -132,9 +195,9 @@ class CheckScheduler:
         observe_lag: Callable[[float], None],
     ) -> None:
         self._check = check
-        self._observe_lag = observe_lag
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._scheduler = LoopScheduler(
+            timezone=UTC, executors={"default": CheckExecutor(observe_lag)}
+        )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
 
@@ -210,8 +273,3 @@ class CheckScheduler:
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
         return None if job is None else job.next_run_time
-
-    def _on_submitted(self, event: Any) -> None:
-        if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
-            scheduled = event.scheduled_run_times[-1]
-            self._observe_lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))
