@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.config import Target
 from pingmon.fields import format_duration
+from pingmon.jobstore import HeapJobStore
 
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
@@ -186,7 +187,8 @@ class CheckScheduler:
 
     ``max_instances=1`` and ``coalesce=True``: a slow target never piles up and never
     delays another; ``misfire_grace_time=None``: a late run still runs, once. Each run is
-    dispatched as cheaply as APScheduler allows (``LoopScheduler``, ``CheckExecutor``).
+    dispatched as cheaply as APScheduler allows (``LoopScheduler``, ``CheckExecutor``,
+    ``HeapJobStore``).
     """
 
     def __init__(
@@ -196,7 +198,9 @@ class CheckScheduler:
     ) -> None:
         self._check = check
         self._scheduler = LoopScheduler(
-            timezone=UTC, executors={"default": CheckExecutor(observe_lag)}
+            timezone=UTC,
+            executors={"default": CheckExecutor(observe_lag)},
+            jobstores={"default": HeapJobStore()},
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
