@@ -54,6 +54,14 @@ class BackoffDecision:
     capped: bool
 
 
+@dataclass(frozen=True, slots=True)
+class BackoffInForce:
+    """A closed gate as it stands: the delay chosen at its last 429, and the seconds left."""
+
+    delay_seconds: float
+    remaining_seconds: float
+
+
 @dataclass(slots=True)
 class _GateState:
     consecutive: int = 0
@@ -99,6 +107,15 @@ class RateLimitGate:
         """Every credential's delay in force: a snapshot for a scrape."""
         now = self._clock()
         return {key: s.delay for key, s in self._states.items() if s.until > now}
+
+    def in_force(self) -> dict[str, BackoffInForce]:
+        """Every closed gate by credential, read at one instant: a snapshot for /status."""
+        now = self._clock()
+        return {
+            key: BackoffInForce(s.delay, s.until - now)
+            for key, s in self._states.items()
+            if s.until > now
+        }
 
     def on_rate_limited(self, credential: str, retry_after: str | None) -> BackoffDecision:
         """Close the gate after a 429: Retry-After if usable, else exponential, with jitter."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union, cast
+from typing import Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
@@ -27,12 +26,11 @@ from pingmon.errors import ConfigError, Problem
 from pingmon.fields import Duration, Secret, format_duration
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
-from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
-from pingmon.providers.base import ProviderSettings, TargetParams
-from pingmon.targetrules import request_problems, schedule_problems, webhook_problems
+from pingmon.providers import PROVIDER_TYPES
+from pingmon.schedule import Schedule
+from pingmon.targets import Target, resolve_targets, schema_target_model
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
 class Defaults(BaseModel):
@@ -46,6 +44,17 @@ class Defaults(BaseModel):
     failure_interval: Duration | None = None
     retries: NonNegativeInt = Field(default=0, le=5)
     max_body_bytes: PositiveInt = 1_048_576
+
+    def schedule(self) -> Schedule:
+        """The schedule of a target that sets none of these itself."""
+        return Schedule(
+            interval=self.interval,
+            timeout=self.timeout,
+            jitter=self.jitter,
+            failure_interval=self.failure_interval,
+            retries=self.retries,
+            max_body_bytes=self.max_body_bytes,
+        )
 
 
 class BackoffSettings(BaseModel):
@@ -98,32 +107,6 @@ class ServerSettings(BaseModel):
         description="open connections to every listen address together; more are answered "
         "503 and closed at once",
     )
-
-
-class TargetSettings(BaseModel):
-    """What every target has; its provider type adds its own parameters beside these."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _label_friendly(cls, name: str) -> str:
-        if not re.fullmatch(NAME_PATTERN, name):
-            raise ValueError(
-                "must start with a letter or digit and hold only letters, digits and _ . : - "
-                "(at most 100 characters); it becomes the `target` label"
-            )
-        return name
-
-    provider: str
-    interval: Duration | None = None
-    timeout: Duration | None = None
-    jitter: float | None = Field(default=None, ge=0, le=0.5)
-    failure_interval: Duration | None = None
-    retries: NonNegativeInt | None = Field(default=None, le=5)
-    max_body_bytes: PositiveInt | None = None
 
 
 def _provider_union() -> Any:
@@ -206,26 +189,6 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """A target with its provider and every default applied."""
-
-    name: str
-    provider_name: str
-    provider: ProviderSettings
-    params: TargetParams
-    interval: float
-    timeout: float
-    jitter: float
-    failure_interval: float | None
-    retries: int
-    max_body_bytes: int
-
-    @property
-    def provider_type(self) -> str:
-        return self.provider.type
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     """A loaded, fully validated configuration."""
 
@@ -250,22 +213,6 @@ class Config:
         return (self.source, *dict.fromkeys(secret_files))
 
 
-@cache
-def target_model(provider_type: str) -> type[Any]:
-    """The model of a target of this provider type: common fields plus the type's parameters.
-
-    Its instances are both a TargetSettings and the type's TargetParams.
-    """
-    provider: ProviderClass = PROVIDER_TYPES[provider_type]
-    bases: tuple[type[BaseModel], ...] = (TargetSettings, provider.params_model)
-    model: type[Any] = create_model(
-        f"{provider_type.capitalize()}Target",
-        __base__=bases,
-        __doc__=f"A target checked by a provider of type {provider_type}.",
-    )
-    return model
-
-
 def load_config(path: str | Path) -> Config:
     """Read, validate and resolve a configuration file; ConfigError lists every problem.
 
@@ -278,7 +225,9 @@ def load_config(path: str | Path) -> Config:
     settings = _settings(raw, problems)
     provider_types = _provider_types(raw, settings)
     defaults = settings.defaults if settings is not None else _file_defaults(raw)
-    targets = _resolve_targets(raw.get("targets"), settings, defaults, provider_types, problems)
+    schedule = None if defaults is None else defaults.schedule()
+    providers = None if settings is None else settings.providers
+    targets = resolve_targets(raw.get("targets"), providers, schedule, provider_types, problems)
     if problems or settings is None:
         raise ConfigError(source, list(dict.fromkeys(problems)))
     warnings = (*_literal_secret_warnings(settings), *_literal_webhook_secret_warnings(targets))
@@ -325,88 +274,6 @@ def _file_defaults(raw: Mapping[str, Any]) -> Defaults | None:
         return None
 
 
-def _resolve_targets(
-    raw_targets: object,
-    settings: Settings | None,
-    defaults: Defaults | None,
-    provider_types: Mapping[str, str],
-    problems: list[Problem],
-) -> list[Target]:
-    if not isinstance(raw_targets, list):
-        return []
-    resolved: list[Target] = []
-    first_seen: dict[str, int] = {}
-    providers: dict[str, Provider[Any, Any]] = {}
-    for index, raw in enumerate(raw_targets):
-        where = f"targets[{index}]"
-        if not isinstance(raw, dict):
-            continue  # already reported by the Settings model
-        problems.extend(_name_problems(raw.get("name"), index, first_seen))
-        provider_name = raw.get("provider")
-        if not isinstance(provider_name, str) or provider_name not in provider_types:
-            defined = ", ".join(sorted(provider_types)) or "none"
-            message = f"no provider named {provider_name!r} is defined under providers"
-            problems.append(Problem(f"{where}.provider", f"{message} (defined: {defined})"))
-            continue
-        provider_type = provider_types[provider_name]
-        if "webhook" in raw and PROVIDER_TYPES[provider_type].webhook is None:
-            message = f"{provider_type} pings send no webhook; {_webhook_types_phrase()}"
-            problems.append(Problem(f"{where}.webhook", message))
-            raw = {key: value for key, value in raw.items() if key != "webhook"}
-        try:
-            spec: TargetSettings = target_model(provider_type).model_validate(raw)
-        except ValidationError as error:
-            problems.extend(validation_problems(error, prefix=("targets", index)))
-            continue
-        if defaults is None:
-            continue
-        schedule = _schedule(spec, defaults)
-        params = cast(TargetParams, spec)
-        problems.extend(schedule_problems(schedule, where))
-        problems.extend(webhook_problems(params, schedule["interval"], where))
-        if settings is not None:
-            if spec.provider not in providers:
-                provider_settings = settings.providers[spec.provider]
-                providers[spec.provider] = PROVIDER_TYPES[provider_type](provider_settings)
-            provider = providers[spec.provider]
-            problems.extend(request_problems(provider, spec.provider, params, where))
-            target = Target(spec.name, spec.provider, provider.settings, params, **schedule)
-            resolved.append(target)
-    return resolved
-
-
-def _webhook_types_phrase() -> str:
-    """``only b and a targets do``, from the registry's types that declare a webhook kind
-    (in reverse order of name: the message read so before the registry existed)."""
-    names = sorted(webhook_types(), reverse=True)
-    if not names:
-        return "no provider type's do"
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"only {listed} targets do"
-
-
-def _name_problems(name: object, index: int, first_seen: dict[str, int]) -> list[Problem]:
-    if not isinstance(name, str):
-        return []
-    if name in first_seen:
-        message = (
-            f"duplicate target name {name!r} (first at targets[{first_seen[name]}]); "
-            "target names must be unique"
-        )
-        return [Problem(f"targets[{index}].name", message)]
-    first_seen[name] = index
-    return []
-
-
-def _schedule(spec: TargetSettings, defaults: Defaults) -> dict[str, Any]:
-    """The target's schedule and limits, each from the target or else from defaults."""
-    names = ("interval", "timeout", "jitter", "failure_interval", "retries", "max_body_bytes")
-    return {
-        name: getattr(defaults, name) if getattr(spec, name) is None else getattr(spec, name)
-        for name in names
-    }
-
-
 def _literal_secret_warnings(settings: Settings) -> list[str]:
     warnings = []
     for name, provider in settings.providers.items():
@@ -432,7 +299,7 @@ def _literal_webhook_secret_warnings(targets: list[Target]) -> list[str]:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the file, with every provider type's target parameters."""
-    targets = tuple(target_model(name) for name in PROVIDER_TYPES)
+    targets = tuple(schema_target_model(name) for name in PROVIDER_TYPES)
     schema_model = create_model(
         "PingmonConfiguration",
         __base__=Settings,

@@ -14,7 +14,7 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +27,11 @@ from pingmon.deadline import Abandoned, DeadlineWorker
 from pingmon.errors import ConfigError, ErrorClass, Problem, ResourceExhausted, describe_exception
 from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
+from pingmon.readmodel import Snapshot, take_snapshot
 from pingmon.redaction import NO_REDACTION, Redactor
-from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState
+from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState, result_fields
 from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
-from pingmon.scheduler import CheckScheduler, Schedule, ScheduleError, plan_schedule
+from pingmon.scheduler import CheckScheduler, ScheduleError, SchedulePlan, plan_schedule
 from pingmon.standby import StandbyConfig
 from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
@@ -115,7 +116,7 @@ class Runtime:
     plans: Mapping[str, TargetPlan]
     infos: tuple[TargetInfo, ...]
     webhooks: tuple[WebhookTarget, ...]
-    schedule: Schedule
+    schedule: SchedulePlan
     credentials: frozenset[str]
     # Every secret of the file in every wire form, for the log filter.
     redactor: Redactor = NO_REDACTION
@@ -216,6 +217,22 @@ class Daemon:
     @property
     def ready(self) -> bool:
         return self._runner is not None and self.scheduler.running and not self.standby
+
+    def snapshot(self, names: Sequence[str] | None = None) -> Snapshot:
+        """What the HTTP layer reads (``readmodel.ReadModel``): every target, or the named."""
+        return take_snapshot(
+            store=self.store,
+            scheduler=self.scheduler,
+            gate=self.gate,
+            webhooks=self.webhooks,
+            config=self.config.source,
+            ready=self.ready,
+            names=names,
+        )
+
+    async def exposition(self, openmetrics: bool) -> tuple[bytes, ...]:
+        """The /metrics body (``readmodel.ReadModel``)."""
+        return await self.metrics.exposition(openmetrics)
 
     async def start(self) -> None:
         """Adopt the configuration and start the timers; ConfigError if it cannot run."""
@@ -407,8 +424,9 @@ def _rate_limited(result: CheckResult) -> bool:
 
 def _info(plan: TargetPlan) -> TargetInfo:
     target = plan.target
+    interval = target.schedule.interval
     return TargetInfo(
-        target.name, target.provider_name, target.provider_type, target.interval, plan.credential
+        target.name, target.provider_name, target.provider_type, interval, plan.credential
     )
 
 
@@ -416,22 +434,11 @@ def log_transition(old: TargetState, new: TargetState) -> None:
     """One line when a target's state changes, never on every tick."""
     result = new.last
     assert result is not None
-    fields = result_fields(result)
+    fields: dict[str, Any] = result_fields(result)
+    del fields["success"]  # the message says it
     if old.last is not None:
         fields["previous_error_class"] = old.last.error_class.value
     if result.success:
         log.info("target is up", extra=fields)
     else:
         log.warning("target is failing", extra=fields)
-
-
-def result_fields(result: CheckResult) -> dict[str, Any]:
-    return {
-        "target": result.target,
-        "provider": result.provider,
-        "error_class": result.error_class.value,
-        "http_status": result.http_status,
-        "duration_seconds": round(result.duration_seconds, 4),
-        "attempts": result.attempts,
-        "detail": result.detail,
-    }

@@ -6,14 +6,14 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pingmon.backoff import RateLimitGate
-from pingmon.config import Config, Target
+from pingmon.config import Config
 from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
-from pingmon.results import CheckResult
+from pingmon.results import CheckResult, Scalar, result_fields
 from pingmon.runner import Runner, build_plans
+from pingmon.targets import Target
 
 
 async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
@@ -44,40 +44,32 @@ def held_back(target: Target) -> CheckResult:
 
 
 def as_json(results: Sequence[CheckResult]) -> str:
-    return json.dumps([result_json(result) for result in results], indent=2)
-
-
-def result_json(result: CheckResult) -> dict[str, Any]:
-    return {
-        "target": result.target,
-        "provider": result.provider,
-        "success": result.success,
-        "error_class": result.error_class.value,
-        "http_status": result.http_status,
-        "duration_seconds": round(result.duration_seconds, 6),
-        "attempts": result.attempts,
-        "detail": result.detail,
-    }
+    """A JSON array, an object of ``RESULT_FIELDS`` per result."""
+    return json.dumps([result_fields(result) for result in results], indent=2)
 
 
 def as_table(results: Sequence[CheckResult]) -> str:
+    """One row per result, its time in milliseconds (of the duration ``--json`` shows)."""
     header = ("TARGET", "PROVIDER", "RESULT", "CLASS", "HTTP", "TIME", "DETAIL")
-    rows = [header] + [
-        (
-            r.target,
-            r.provider,
-            "ok" if r.success else "FAIL",
-            r.error_class.value,
-            "-" if r.http_status is None else str(r.http_status),
-            f"{r.duration_seconds * 1000:.0f}ms",
-            r.detail,
-        )
-        for r in results
-    ]
+    rows = [header] + [_row(result_fields(result)) for result in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
         + "  "
         + row[-1]
         for row in rows
+    )
+
+
+def _row(fields: dict[str, Scalar]) -> tuple[str, ...]:
+    duration = fields["duration_seconds"]
+    assert isinstance(duration, float)
+    return (
+        str(fields["target"]),
+        str(fields["provider"]),
+        "ok" if fields["success"] else "FAIL",
+        str(fields["error_class"]),
+        "-" if fields["http_status"] is None else str(fields["http_status"]),
+        f"{duration * 1000:.0f}ms",
+        str(fields["detail"]),
     )

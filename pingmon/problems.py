@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from pingmon.errors import Problem
 from pingmon.providers import PROVIDER_TYPES
@@ -16,10 +17,14 @@ UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a chec
 
 def validation_problems(error: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """One Problem per error; ``prefix`` places errors of a nested model (``targets[2]``)."""
-    return [
-        Problem(_path(prefix + tuple(detail["loc"])), _message(detail))
-        for detail in error.errors(include_url=False)
-    ]
+    return detail_problems(error.errors(include_url=False), prefix)
+
+
+def detail_problems(
+    details: Iterable[ErrorDetails], prefix: tuple[Any, ...] = ()
+) -> list[Problem]:
+    """``validation_problems`` of errors gathered from several models' ValidationErrors."""
+    return [Problem(_path(prefix + tuple(detail["loc"])), _message(detail)) for detail in details]
 
 
 def _path(loc: Sequence[Any]) -> str:

@@ -8,6 +8,23 @@ from dataclasses import dataclass, field, replace
 from pingmon.errors import ErrorClass
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Durations are shown in seconds to the microsecond: finer than the event loop's timing of a
+# check means anything, and the same figure in the log line, /status and ``check``.
+DURATION_DIGITS = 6
+# What a result says about its target, in the order every output shows it: ``check --json``
+# shows all of them, /status the outcome (its target and provider come from the
+# configuration), a log line all but ``success`` (its message says it).
+OUTCOME_FIELDS = (
+    "success",
+    "error_class",
+    "http_status",
+    "duration_seconds",
+    "attempts",
+    "detail",
+)
+RESULT_FIELDS = ("target", "provider", *OUTCOME_FIELDS)
+
+Scalar = str | int | float | bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +49,26 @@ class CheckResult:
     @property
     def success(self) -> bool:
         return self.error_class is ErrorClass.NONE
+
+
+def seconds(duration: float) -> float:
+    """A duration as every output shows it (``DURATION_DIGITS``)."""
+    return round(duration, DURATION_DIGITS)
+
+
+def result_fields(result: CheckResult) -> dict[str, Scalar]:
+    """A result as fields (``RESULT_FIELDS``), for a log line, /status and ``check``: the one
+    place a result becomes text and numbers, so that all three show the same figures."""
+    return {
+        "target": result.target,
+        "provider": result.provider,
+        "success": result.success,
+        "error_class": result.error_class.value,
+        "http_status": result.http_status,
+        "duration_seconds": seconds(result.duration_seconds),
+        "attempts": result.attempts,
+        "detail": result.detail,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pingmon.backoff import RateLimitGate, TokenBucket
 from pingmon.client import send
-from pingmon.config import Config, Target
+from pingmon.config import Config
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import (
@@ -27,6 +27,7 @@ from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.targets import Target
 from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
@@ -232,7 +233,7 @@ class Runner:
             sent_at = self._clock()
             verdict, status, retry_after, sent = await self._attempt(plan, request)
             requests += sent
-            if not self._may_retry(verdict, tries, target.retries):
+            if not self._may_retry(verdict, tries, target.schedule.retries):
                 break
             await asyncio.sleep(retry_delay(tries, self._rand))
         result = CheckResult(
@@ -260,8 +261,8 @@ class Runner:
             response = await send(
                 self.sessions,
                 request,
-                timeout=target.timeout,
-                max_body_bytes=target.max_body_bytes,
+                timeout=target.schedule.timeout,
+                max_body_bytes=target.schedule.max_body_bytes,
                 transport=plan.transport,
                 wire=wire,
             )

@@ -17,9 +17,9 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pingmon.config import Target
 from pingmon.fields import format_duration
 from pingmon.jobstore import HeapJobStore
+from pingmon.targets import Target
 
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
@@ -68,14 +68,14 @@ class ScheduleError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class SchedulePlan:
     """Every target's cadence, each already shown to be schedulable: what
     ``CheckScheduler.apply`` adopts without a failure halfway."""
 
     cadences: Mapping[str, Cadence]
 
 
-def plan_schedule(targets: Iterable[Target]) -> Schedule:
+def plan_schedule(targets: Iterable[Target]) -> SchedulePlan:
     """Every target's cadence, checked; ScheduleError names the first that cannot run.
 
     Pure (no scheduler is touched), so a configuration is refused before anything changes.
@@ -83,12 +83,13 @@ def plan_schedule(targets: Iterable[Target]) -> Schedule:
     cadences: dict[str, Cadence] = {}
     checked: set[Cadence] = set()
     for target in targets:
-        cadence = Cadence(target.interval, target.jitter, target.failure_interval)
+        schedule = target.schedule
+        cadence = Cadence(schedule.interval, schedule.jitter, schedule.failure_interval)
         if cadence not in checked:
             _check_cadence(target.name, cadence)
             checked.add(cadence)
         cadences[target.name] = cadence
-    return Schedule(cadences)
+    return SchedulePlan(cadences)
 
 
 def _check_cadence(name: str, cadence: Cadence) -> None:
@@ -197,9 +198,10 @@ class CheckScheduler:
         observe_lag: Callable[[float], None],
     ) -> None:
         self._check = check
+        self._observe_lag = observe_lag  # looked up at each run: a benchmark wraps it
         self._scheduler = LoopScheduler(
             timezone=UTC,
-            executors={"default": CheckExecutor(observe_lag)},
+            executors={"default": CheckExecutor(lambda lag: self._observe_lag(lag))},
             jobstores={"default": HeapJobStore()},
         )
         self._cadences: dict[str, Cadence] = {}
@@ -226,7 +228,7 @@ class CheckScheduler:
         """Plan and adopt in one step; ScheduleError before any timer changes."""
         self.apply(plan_schedule(targets))
 
-    def apply(self, schedule: Schedule) -> None:
+    def apply(self, schedule: SchedulePlan) -> None:
         """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced.
 
         Every trigger was shown to work when the schedule was planned, and a job missing
@@ -277,3 +279,11 @@ class CheckScheduler:
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
         return None if job is None else job.next_run_time
+
+    def next_runs(self) -> dict[str, datetime]:
+        """Every target's next run time (UTC), read at once: a snapshot for /status."""
+        return {
+            job.id: job.next_run_time
+            for job in self._scheduler.get_jobs()
+            if job.next_run_time is not None
+        }

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
 from pingmon import __version__
-from pingmon.daemon import Daemon
-from pingmon.status import StatusPages
+from pingmon.readmodel import ReadModel
+from pingmon.status import StatusPages, document
 from pingmon.webauth import cross_site
 
-DAEMON = web.AppKey("daemon", Daemon)
+# Load the file again and adopt it, or refuse it: (adopted, the problems).
+Reload = Callable[[], Awaitable[tuple[bool, list[str]]]]
+
+READ_MODEL = web.AppKey("read_model", ReadModel)
+RELOAD = web.AppKey[Reload]("reload")
 STATUS = web.AppKey("status", StatusPages)
 LIFECYCLE = web.AppKey("lifecycle", bool)
 
@@ -34,11 +38,15 @@ LANDING_PAGE = f"""<!doctype html>
 """
 
 
-def make_app(daemon: Daemon, *, lifecycle: bool = False) -> web.Application:
-    """The routes on ``listen``; ``lifecycle`` (--web.enable-lifecycle) lets POST /-/reload act."""
+def make_app(
+    model: ReadModel, reload_config: Reload, *, lifecycle: bool = False
+) -> web.Application:
+    """The routes on ``listen``, reading ``model`` only; ``lifecycle``
+    (--web.enable-lifecycle) lets POST /-/reload call ``reload_config``."""
     app = web.Application()
-    app[DAEMON] = daemon
-    app[STATUS] = StatusPages(daemon)
+    app[READ_MODEL] = model
+    app[RELOAD] = reload_config
+    app[STATUS] = StatusPages(model)
     app[LIFECYCLE] = lifecycle
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", metrics)
@@ -61,7 +69,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     """The exposition, rendered once for every scrape that arrives while it is rendered
     (``Metrics.exposition``), so that extra scrapers cost bandwidth, not event-loop time."""
     openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-    body = await request.app[DAEMON].metrics.exposition(openmetrics)
+    body = await request.app[READ_MODEL].exposition(openmetrics)
     content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
     return await send_chunks(request, body, content_type)
 
@@ -94,7 +102,7 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[DAEMON].ready:
+    if request.app[READ_MODEL].snapshot(()).ready:
         return web.Response(text="pingmon is ready.\n")
     return web.Response(status=503, text="pingmon is not ready.\n")
 
@@ -107,7 +115,7 @@ async def reload(request: web.Request) -> web.Response:
         return web.Response(status=403, text="Lifecycle API is not enabled.\n")
     if cross_site(request):
         return web.Response(status=403, text="Cross-site requests are refused.\n")
-    ok, problems = await request.app[DAEMON].reload()
+    ok, problems = await request.app[RELOAD]()
     if ok:
         return web.json_response({"status": "success"})
     return web.json_response({"status": "error", "problems": problems}, status=500)
@@ -117,12 +125,12 @@ async def status(request: web.Request) -> web.StreamResponse:
     """Every target's last result, next run and back-off (a snapshot shared by requests
     close together, ``pingmon.status``), or only those named by ``?target=NAME``
     (repeatable; current); 404 for a name not configured. Nothing secret is in the state."""
-    pages = request.app[STATUS]
     names = request.query.getall("target", [])
     if not names:
-        return await send_chunks(request, await pages.everything(), JSON_CONTENT_TYPE)
-    body = pages.named(names)
-    if body is None:
-        unknown = next(name for name in names if request.app[DAEMON].store.get(name) is None)
+        whole = await request.app[STATUS].everything()
+        return await send_chunks(request, whole, JSON_CONTENT_TYPE)
+    snapshot = request.app[READ_MODEL].snapshot(names)
+    if snapshot.unknown:
+        unknown = snapshot.unknown[0]
         return web.json_response({"error": f"no target named {unknown[:100]!r}"}, status=404)
-    return await send_chunks(request, body, JSON_CONTENT_TYPE)
+    return await send_chunks(request, document(snapshot), JSON_CONTENT_TYPE)

@@ -58,7 +58,7 @@ async def serve(
     settings = config.settings
     listen = web_options.listen_address or settings.listen
     limits = ConnectionLimits(settings.server)
-    app = make_app(daemon, lifecycle=web_options.enable_lifecycle)
+    app = make_app(daemon, daemon.reload, lifecycle=web_options.enable_lifecycle)
     ssl_context = _secure(app, web_options.config)
     webhook_app = app if settings.webhook_listen is None else web.Application()
     add_webhook_routes(
@@ -147,7 +147,8 @@ async def _start_site(
 
 def _grace(config: Config) -> float:
     """Long enough for a check that just started, bounded so shutdown never hangs."""
-    longest = max((t.timeout * (t.retries + 1) for t in config.targets), default=0.0)
+    tries = (t.schedule.timeout * (t.schedule.retries + 1) for t in config.targets)
+    longest = max(tries, default=0.0)
     return min(SHUTDOWN_GRACE_SECONDS, longest + 1.0)
 
 

@@ -6,23 +6,21 @@ whole document is built a slice of targets at a time (yielding to the loop betwe
 once for every request that arrives while it is built, and, while requests keep coming, for
 those within ``BUILD_REUSE`` times its cost after (``SingleFlight``: ~0.15 s old at most for
 1,000 targets, ~1.4 s for 10,000), so clients in a loop keep building to a tenth of the
-loop's time. One target's (``?target=NAME``) is built at once, always current. Nothing
-secret is in the state it reads.
+loop's time. One target's (``?target=NAME``) is built at once, always current. Every
+document is written from one ``readmodel.Snapshot``, so it shows the daemon at one instant
+however many slices it takes. Nothing secret is in the state it reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pingmon import __version__
-from pingmon.daemon import Daemon
-from pingmon.results import TargetState
+from pingmon.readmodel import ReadModel, Snapshot, WebhookView
+from pingmon.results import OUTCOME_FIELDS, TargetState, result_fields, seconds
 from pingmon.singleflight import SingleFlight
-from pingmon.webhooks.tracker import WebhookState
 
 BUILD_REUSE = 9.0
 TARGETS_PER_SLICE = 500  # ~7 ms of work between two turns of the event loop
@@ -31,98 +29,93 @@ Body = tuple[bytes, ...]
 
 
 class StatusPages:
-    """The whole document from a shared snapshot, or named targets now."""
+    """The whole document, from one snapshot, shared by the requests close together."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, model: ReadModel) -> None:
+        self._model = model
         self.builds: SingleFlight[None, Body] = SingleFlight(self._build, reuse=BUILD_REUSE)
 
     async def everything(self) -> Body:
         return await self.builds(None)
 
-    def named(self, names: Sequence[str]) -> Body | None:
-        """The document for these targets only; None if one of them is not configured."""
-        states = []
-        for name in names:
-            state = self._daemon.store.get(name)
-            if state is None:
-                return None
-            states.append(state)
-        webhooks = _webhooks(self._daemon)
-        parts = [_target_json(self._daemon, state, webhooks) for state in states]
-        return (_head(self._daemon), ", ".join(parts).encode(), b"]}")
-
     async def _build(self, _: None) -> Body:
-        daemon = self._daemon
-        webhooks = _webhooks(daemon)
-        body = [_head(daemon)]
-        states = daemon.store.snapshot()
-        for start in range(0, len(states), TARGETS_PER_SLICE):
-            part = ", ".join(
-                _target_json(daemon, state, webhooks)
-                for state in states[start : start + TARGETS_PER_SLICE]
-            )
-            body.append((", " + part if start else part).encode())
-            await asyncio.sleep(0)
-        body.append(b"]}")
-        return tuple(body)
+        return await document_in_slices(self._model.snapshot())
 
 
-def _head(daemon: Daemon) -> bytes:
+def document(snapshot: Snapshot) -> Body:
+    """The document of a snapshot's targets, at once (for a few targets)."""
+    parts = [_target_json(snapshot, state) for state in snapshot.targets]
+    return (_head(snapshot), ", ".join(parts).encode(), b"]}")
+
+
+async def document_in_slices(snapshot: Snapshot) -> Body:
+    """The document of a snapshot's targets, yielding to the event loop between slices."""
+    body = [_head(snapshot)]
+    states = snapshot.targets
+    for start in range(0, len(states), TARGETS_PER_SLICE):
+        part = ", ".join(
+            _target_json(snapshot, state) for state in states[start : start + TARGETS_PER_SLICE]
+        )
+        body.append((", " + part if start else part).encode())
+        await asyncio.sleep(0)
+    body.append(b"]}")
+    return tuple(body)
+
+
+def envelope(snapshot: Snapshot) -> dict[str, Any]:
+    """What the document says besides its targets."""
+    return {"version": snapshot.version, "config": snapshot.config, "ready": snapshot.ready}
+
+
+def _head(snapshot: Snapshot) -> bytes:
     """The document up to its list of targets: ``{"version": ..., ..., "targets": [``."""
-    envelope = {"version": __version__, "config": daemon.config.source, "ready": daemon.ready}
-    return json.dumps(envelope)[:-1].encode() + b', "targets": ['
+    return json.dumps(envelope(snapshot))[:-1].encode() + b', "targets": ['
 
 
-def _webhooks(daemon: Daemon) -> dict[str, dict[str, Any]]:
-    return {state.target.name: webhook_status(state) for state in daemon.webhooks.states()}
-
-
-def _target_json(daemon: Daemon, state: TargetState, webhooks: dict[str, dict[str, Any]]) -> str:
-    entry = target_status(daemon, state)
-    webhook = webhooks.get(state.info.name)
+def _target_json(snapshot: Snapshot, state: TargetState) -> str:
+    entry = target_status(snapshot, state)
+    webhook = snapshot.webhooks.get(state.info.name)
     if webhook is not None:
-        entry["webhook"] = webhook
+        entry["webhook"] = webhook_status(webhook)
     return json.dumps(entry)
 
 
-def target_status(daemon: Daemon, state: TargetState) -> dict[str, Any]:
+def target_status(snapshot: Snapshot, state: TargetState) -> dict[str, Any]:
+    """A target's entry: its configuration, its last result's outcome (``OUTCOME_FIELDS``,
+    nulls before its first check), its next run and its credential's back-off."""
     info, last = state.info, state.last
-    next_run = daemon.scheduler.next_run(info.name)
+    fields = {} if last is None else result_fields(last)
+    next_run = snapshot.next_runs.get(info.name)
+    backoff = snapshot.backoff(info.credential)
     return {
         "target": info.name,
         "provider": info.provider,
         "provider_type": info.provider_type,
         "interval_seconds": info.interval,
-        "success": None if last is None else last.success,
-        "error_class": None if last is None else last.error_class.value,
-        "http_status": None if last is None else last.http_status,
-        "duration_seconds": None if last is None else round(last.duration_seconds, 6),
-        "attempts": None if last is None else last.attempts,
-        "detail": None if last is None else last.detail,
+        **{name: fields.get(name) for name in OUTCOME_FIELDS},
         "last_run": _iso(None if last is None else last.finished_at),
         "last_success": _iso(state.last_success_at),
         "consecutive_failures": state.consecutive_failures,
         "next_run": None if next_run is None else next_run.isoformat(),
-        "backoff_seconds": round(daemon.gate.delay_in_force(info.credential), 3),
-        "backoff_remaining_seconds": round(daemon.gate.remaining(info.credential), 3),
+        "backoff_seconds": round(backoff.delay_seconds, 3),
+        "backoff_remaining_seconds": round(backoff.remaining_seconds, 3),
     }
 
 
-def webhook_status(state: WebhookState) -> dict[str, Any]:
+def webhook_status(view: WebhookView) -> dict[str, Any]:
     """What became of the target's last pings' webhooks; nothing secret is in the state."""
     return {
-        "timeout_seconds": state.target.settings.timeout,
-        "awaiting": len(state.pending),
-        "delivered": state.last_delivered,
+        "timeout_seconds": view.timeout_seconds,
+        "awaiting": view.awaiting,
+        "delivered": view.delivered,
         "roundtrip_seconds": None
-        if state.last_roundtrip is None
-        else round(state.last_roundtrip, 6),
-        "last_received": _iso(state.last_received_at),
-        "consecutive_misses": state.consecutive_misses,
-        "delivered_total": state.delivered_total,
-        "missed_total": state.missed_total,
-        "rejected": {reason.value: count for reason, count in state.rejected.items() if count},
+        if view.roundtrip_seconds is None
+        else seconds(view.roundtrip_seconds),
+        "last_received": _iso(view.last_received_at),
+        "consecutive_misses": view.consecutive_misses,
+        "delivered_total": view.delivered_total,
+        "missed_total": view.missed_total,
+        "rejected": dict(view.rejected),
     }
 
 

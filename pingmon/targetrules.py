@@ -1,5 +1,4 @@
-"""What a target's values must satisfy together once defaults apply: its schedule, its webhook,
-and the request its provider builds from them."""
+"""What a target's request must satisfy, built at load exactly as each check builds it."""
 
 from __future__ import annotations
 
@@ -7,49 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pingmon.errors import Problem
-from pingmon.fields import format_duration
 from pingmon.outbound import check_header_name, check_header_value, has_userinfo
 from pingmon.providers import Provider
 from pingmon.providers.base import TargetParams
 
 # The check id of the request built at load; a check builds its own with a fresh id.
 _LOAD_CHECK_ID = "pingmon-config-validate"
-
-
-def schedule_problems(schedule: Mapping[str, Any], where: str) -> list[Problem]:
-    interval, timeout = schedule["interval"], schedule["timeout"]
-    failure_interval = schedule["failure_interval"]
-    problems = []
-    if timeout >= interval:
-        problems.append(Problem(f"{where}.timeout", _not_below(timeout, "the interval", interval)))
-    if failure_interval is not None:
-        if failure_interval > interval:
-            message = (
-                f"must not exceed the interval ({format_duration(failure_interval)} > "
-                f"{format_duration(interval)})"
-            )
-            problems.append(Problem(f"{where}.failure_interval", message))
-        if timeout >= failure_interval:
-            message = _not_below(timeout, "failure_interval", failure_interval)
-            problems.append(Problem(f"{where}.timeout", message))
-    return problems
-
-
-def webhook_problems(params: TargetParams, interval: float, where: str) -> list[Problem]:
-    """A webhook may take at most one interval: past it, the next ping's webhook could be
-    taken for this one's."""
-    webhook = params.webhook_settings
-    if webhook is None or webhook.timeout <= interval:
-        return []
-    message = (
-        f"must not exceed the target's interval ({format_duration(webhook.timeout)} > "
-        f"{format_duration(interval)})"
-    )
-    return [Problem(f"{where}.webhook.timeout", message)]
-
-
-def _not_below(value: float, what: str, limit: float) -> str:
-    return f"must be below {what} ({format_duration(value)} >= {format_duration(limit)})"
 
 
 def request_problems(

@@ -160,8 +160,25 @@ class ProviderSettings(BaseModel):
         return without_password(base_url)
 
 
+# The keys every ``targets[i]`` entry has whatever its type (pingmon.config.TargetSettings):
+# the rest of the entry is the type's params_model's, which must not declare these.
+COMMON_TARGET_KEYS = frozenset(
+    {
+        "name",
+        "provider",
+        "interval",
+        "timeout",
+        "jitter",
+        "failure_interval",
+        "retries",
+        "max_body_bytes",
+    }
+)
+
+
 class TargetParams(BaseModel):
-    """The per-target parameters a provider type needs (destination id, event id...)."""
+    """The per-target parameters a provider type needs (destination id, event id...): the
+    keys of a ``targets[i]`` entry other than ``COMMON_TARGET_KEYS``, validated on their own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint
 from typing import Any, get_args
 
-from pingmon.providers.base import Provider, ProviderSettings, TargetParams, WebhookParams
+from pingmon.providers.base import (
+    COMMON_TARGET_KEYS,
+    Provider,
+    ProviderSettings,
+    TargetParams,
+    WebhookParams,
+)
 
 ENTRY_POINT_GROUP = "pingmon.providers"
 ProviderClass = type[Provider[Any, Any]]
@@ -99,6 +105,9 @@ def _models_problem(name: str, provider: ProviderClass) -> str | None:
         return "settings_model is not a subclass of ProviderSettings"
     if not (isinstance(params, type) and issubclass(params, TargetParams)):
         return "params_model is not a subclass of TargetParams"
+    common = sorted(COMMON_TARGET_KEYS.intersection(params.model_fields))
+    if common:
+        return f"params_model declares {', '.join(common)}, which every target has already"
     type_field = settings.model_fields["type"]
     if get_args(type_field.annotation) != (name,):
         return f'settings_model must declare type: Literal["{name}"] = "{name}"'

@@ -295,14 +295,14 @@ def test_valid_file_with_only_references_has_no_warnings(valid: Config) -> None:
 
 
 def test_defaults_are_applied_to_a_target_that_sets_nothing(valid: Config) -> None:
-    target = valid.target("wedding-456")
+    target = valid.target("wedding-456").schedule
     schedule = (target.interval, target.timeout, target.jitter, target.failure_interval)
     assert schedule == (60.0, 10.0, 0.1, 30.0)
     assert (target.retries, target.max_body_bytes) == (1, 65536)
 
 
 def test_a_target_value_overrides_the_default(valid: Config) -> None:
-    orders, pbx = valid.target("orders-webhook"), valid.target("pbx-main")
+    orders, pbx = valid.target("orders-webhook").schedule, valid.target("pbx-main").schedule
     assert (orders.interval, orders.timeout, orders.retries) == (300.0, 20.0, 1)
     assert (pbx.interval, pbx.timeout, pbx.retries) == (5400.0, 10.0, 2)
 
@@ -362,7 +362,7 @@ def test_nested_override_reaches_targets_that_inherit_and_spares_those_that_set_
 ) -> None:
     monkeypatch.setenv("PINGMON_DEFAULTS__INTERVAL", "7s")
     config = load_config(write_config(tmp_path, SMALL))
-    assert [(t.name, t.interval) for t in config.targets] == [
+    assert [(t.name, t.schedule.interval) for t in config.targets] == [
         ("inherits", 7.0),
         ("own-interval", 60.0),
     ]

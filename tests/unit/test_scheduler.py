@@ -11,8 +11,8 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
 
-from pingmon.config import Target
 from pingmon.providers.http import HttpParams, HttpSettings
+from pingmon.schedule import Schedule
 from pingmon.scheduler import (
     CheckScheduler,
     GridIntervalTrigger,
@@ -20,6 +20,7 @@ from pingmon.scheduler import (
     plan_schedule,
     spread_offset,
 )
+from pingmon.targets import Target
 
 
 def make_target(
@@ -30,12 +31,14 @@ def make_target(
         provider_name="p",
         provider=HttpSettings(base_url="http://127.0.0.1:9"),
         params=HttpParams(),
-        interval=interval,
-        timeout=1.0,
-        jitter=0.0,
-        failure_interval=failure_interval,
-        retries=0,
-        max_body_bytes=1024,
+        schedule=Schedule(
+            interval=interval,
+            timeout=1.0,
+            jitter=0.0,
+            failure_interval=failure_interval,
+            retries=0,
+            max_body_bytes=1024,
+        ),
     )
 
 
