@@ -61,7 +61,7 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def add_job(self, job: Any) -> None:
         if job.id in self._jobs:
             raise ConflictingIdError(job.id)
-        self._put(job)
+        self._put(job, datetime_to_utc_timestamp(job.next_run_time))
 
     def update_job(self, job: Any) -> None:
         entry = self._jobs.get(job.id)
@@ -71,7 +71,7 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         if timestamp == entry[1]:  # the same time: its entry stays current
             self._jobs[job.id] = (job, timestamp, entry[2])
         else:
-            self._put(job)
+            self._put(job, timestamp)
 
     def remove_job(self, job_id: str) -> None:
         if self._jobs.pop(job_id, None) is None:
@@ -85,8 +85,7 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def shutdown(self) -> None:
         self.remove_all_jobs()
 
-    def _put(self, job: Any) -> None:
-        timestamp = datetime_to_utc_timestamp(job.next_run_time)
+    def _put(self, job: Any, timestamp: float | None) -> None:
         version = next(self._versions)
         self._jobs[job.id] = (job, timestamp, version)
         if timestamp is not None:

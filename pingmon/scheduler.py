@@ -28,11 +28,27 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
     APScheduler 3 adds the interval to the previous *jittered* run, so a 1 s interval with
     jitter 0.1 runs every 1.1 s on average. This one goes back to the previous run's grid
     point first, so runs stay on ``start_date + k * interval`` plus a fresh jitter each.
+
+    APScheduler asks for a run's successor twice (once to find the runs due, once to store
+    the next), so the last answer is kept and given again for the same run: one jitter draw
+    and one computation per run, not two.
     """
+
+    _last: tuple[datetime, datetime | None] | None = None  # (a run, its successor)
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
+        if previous_fire_time is None:
+            return self._successor(None, now)
+        last = self._last
+        if last is not None and last[0] == previous_fire_time:
+            return last[1]
+        next_fire_time = self._successor(previous_fire_time, now)
+        self._last = (previous_fire_time, next_fire_time)
+        return next_fire_time
+
+    def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         if previous_fire_time is not None and self.jitter:
             elapsed = (previous_fire_time - self.start_date).total_seconds()
             steps = math.floor(elapsed / self.interval_length + 1e-9)  # float noise at k*L
