@@ -202,4 +202,5 @@ def test_a_runs_successor_is_drawn_once_however_often_it_is_asked_for() -> None:
     assert all(trigger.get_next_fire_time(first, first) == successor for _ in range(20))
     assert successor is not None
     after = {trigger.get_next_fire_time(successor, successor) for _ in range(20)}
-    assert len(after) == 1 and after != {successor}
+    assert len(after) == 1
+    assert after != {successor}
