@@ -7,7 +7,7 @@ For each ``--jobs`` count and ``--store`` (``heap``: the build's own job store, 
 used before), a ``CheckScheduler``
 runs that many jobs spread over ``jobs / --rate`` seconds (so ``--rate`` runs a second,
 default 500), each a coroutine that does nothing, on the event loop ``--loop`` names
-(``asyncio`` or ``uvloop``). After one interval of warm-up it measures ``--window`` seconds
+(``asyncio`` or ``uvloop``). After 3 s of warm-up it measures ``--window`` seconds
 (default 8): runs per second and the process's CPU (``time.process_time``) per run, which is
 what the scheduler costs a check before the check itself. A plain ``call_later`` timer per
 job starting the same coroutine (``--store floor``) is the floor: what any timer costs.
@@ -31,6 +31,9 @@ from pingmon.providers.http import HttpParams, HttpSettings
 from pingmon.schedule import Schedule
 from pingmon.scheduler import CheckScheduler
 from pingmon.targets import Target
+
+
+WARMUP_SECONDS = 3.0
 
 
 def target(name: str, interval: float) -> Target:
@@ -61,7 +64,7 @@ async def dispatch(jobs: int, store: str, args: argparse.Namespace) -> tuple[flo
     interval = jobs / args.rate
     stop, used = _start(jobs, interval, store, check)
     try:
-        await asyncio.sleep(interval + 1)
+        await asyncio.sleep(WARMUP_SECONDS)  # first runs are spread: steady from the start
         before, cpu = runs, time.process_time()
         await asyncio.sleep(args.window)
         done, cpu = runs - before, time.process_time() - cpu
