@@ -32,7 +32,6 @@ from pingmon.schedule import Schedule
 from pingmon.scheduler import CheckScheduler
 from pingmon.targets import Target
 
-
 WARMUP_SECONDS = 3.0
 
 
