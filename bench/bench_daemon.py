@@ -1,549 +1,406 @@
-"""Benchmark of the pingmon daemon against a fast loopback HTTP target; run by hand.
+"""Scale runs of ``pingmon run``: 1,000 / 10,000 / 100,000 targets, scraped as Prometheus does.
 
-    python bench/bench_daemon.py --targets 1000 --interval 1s --duration 20 --warmup 5
+    python bench/bench_daemon.py                          # the three scales, 60 s windows
+    python bench/bench_daemon.py --targets 10000 --duration 30
+    python bench/bench_daemon.py --pingmon /work/main/.venv/bin/pingmon --targets 10000
+    python bench/bench_daemon.py --quick                  # 1,000 targets / 1 s, about 25 s
 
-Three processes, all on 127.0.0.1:
+For each scale in turn, a fresh ``pingmon run`` (a child process; ``--pingmon`` picks the build)
+checks N ``http`` targets on a local server (nginx when installed, its access log off and
+keep-alive on; else an aiohttp server in its own process), all on 127.0.0.1. Default intervals:
+1,000 at 1 s, 10,000 at 10 s, 100,000 at 60 s (with ``metrics: {profile: lean}`` when the build
+accepts it, see ``--profile``). From ``/-/ready`` on, this process scrapes ``/metrics`` every
+``--scrape-interval`` seconds (15) with Prometheus' ``Accept`` header and ``Accept-Encoding:
+gzip``. The window runs from the end of the first scrape after ``--warmup`` (default: the
+interval + 2 s, so that every target has run) to the end of the scrape ``--duration`` seconds of
+scrapes later, and gives:
 
-- this one runs the daemon through ``serve()`` (HTTP server included) and measures it;
-- a target server (this script with ``--target-server``): a minimal ``asyncio.Protocol``
-  answering every request ``200 {"status":"ok"}`` on keep-alive connections;
-- a scraper (``--scraper``): fetches ``/metrics`` with aiohttp when told to, and reports the
-  response time, size and series count, so that reading a large body costs the daemon nothing,
-  as with a real Prometheus.
+- checks/s, failures, scheduler lag p50/p99 and the share above 50 ms: deltas of
+  ``pingmon_checks_total`` and ``pingmon_scheduler_lag_seconds`` between those two scrapes
+  (p99 interpolated within the histogram's buckets, as ``histogram_quantile`` does);
+- daemon CPU per check: utime + stime of the daemon (all threads, /proc/PID/stat) over the
+  window, the window's scrapes included, and without them;
+- per scrape: daemon CPU while it was served (/proc/PID/task/*/schedstat, ns) minus the
+  window's baseline rate times its wall time (``net``), wall time, bytes on the wire and
+  uncompressed, series and series per target (sample lines with a ``target`` label);
+- RSS at the window's end and peak (VmHWM), and start time: exec to ``/-/ready`` 200.
 
-After the warm-up, for ``--duration`` seconds: checks per second and failures (from the result
-store), CPU per check (``getrusage`` of this process: the daemon, its scrapes included), scheduler
-lag (raw values, see ``LagRecorder``), garbage-collector pauses, RSS, and a few scrapes evenly
-spread. Once the daemon has stopped: direct render timings (they block the loop for as long as
-they take, the generic one for seconds at 10,000 targets). SIGINT/SIGTERM end the run early.
+SIGINT ends the run (every child is stopped by its PID).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import importlib.metadata
+import gzip
 import json
-import logging
-import resource
+import os
+import shutil
 import statistics
+import string
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client import generate_latest
+import exposition
+import processes
+from processes import cpu_seconds, cpu_seconds_precise, peak_rss_mb, rss_mb
 
-from pingmon.config import load_config
-from pingmon.daemon import Daemon
-from pingmon.errors import ErrorClass
 from pingmon.fields import parse_duration
-from pingmon.service import serve
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: application/json\r\n"
-    b"Content-Length: 15\r\n"
-    b"Connection: keep-alive\r\n"
-    b"\r\n"
-    b'{"status":"ok"}'
-)
-CHILD_START_TIMEOUT = 20.0
-STARTUP_TIMEOUT = 30.0  # config load and scheduling of 10,000 targets take about 5 s
-SCRAPE_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
+DEFAULT_INTERVALS = {1000: 1.0, 10000: 10.0, 100000: 60.0}
+LEAN_FROM = 100000  # --profile auto: the lean profile from this many targets on
+SCRAPE_TIMEOUT = 120.0  # Prometheus gives up after 10 s; here a slow scrape is a figure
 
 
-# --- child processes: target server and scraper ------------------------------------------
+# --- configuration ----------------------------------------------------------------------------
 
 
-class TargetProtocol(asyncio.Protocol):
-    """Answers every request with RESPONSE; a request ends at a blank line (GETs, no body)."""
+def write_config(
+    targets: int, interval: float, profile: str | None, url: str, args: argparse.Namespace,
+    path: Path,
+) -> None:  # fmt: skip
+    """N http targets on ``url`` (GET /, status only). Compact JSON (JSON is YAML): 100,000
+    targets take 3.3 MB, under pingmon's 4 MiB limit on a configuration file."""
+    config: dict[str, Any] = {
+        "watch": {"enabled": False},
+        "defaults": {"interval": interval, "timeout": min(5.0, interval / 2)},  # seconds
+        "providers": {"l": {"type": "http", "base_url": url}},
+    }
+    if args.concurrency is not None:
+        config["concurrency"] = args.concurrency
+    if not args.latency_histogram:
+        config["latency_histogram"] = False
+    if profile is not None:
+        config["metrics"] = {"profile": profile}
+    text = json.dumps(config, separators=(",", ":"))[:-1]
+    names = ",".join(f'{{"name":"t{i:06d}","provider":"l"}}' for i in range(targets))
+    path.write_text(f'{text},"targets":[{names}]}}', encoding="utf-8")
 
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._buffer = b""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+async def resolve_profile(
+    targets: int, args: argparse.Namespace, url: str, directory: Path
+) -> tuple[str | None, str]:
+    """The ``metrics.profile`` to write (None: leave it out) and a note for the table."""
+    if args.profile == "none":
+        return None, "(not set)"
+    wanted = args.profile if args.profile != "auto" else "lean" if targets >= LEAN_FROM else None
+    if wanted is None:
+        return None, "(not set)"
+    probe = directory / "profile-probe.yaml"
+    write_config(1, 60.0, wanted, url, args, probe)
+    if await processes.accepts(args.pingmon, probe):
+        return wanted, wanted
+    if args.profile == "auto":
+        return None, f"(not set: this build refuses metrics.profile {wanted})"
+    raise SystemExit(f"bench_daemon: this pingmon refuses metrics: {{profile: {wanted}}}")
 
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        count = self._buffer.count(b"\r\n\r\n")
-        if count and self._transport is not None:
-            self._buffer = self._buffer.rsplit(b"\r\n\r\n", 1)[1]
-            self._transport.write(RESPONSE * count)
 
-
-async def run_target_server() -> None:
-    """Child: serve on 127.0.0.1:0, print the port, run until terminated."""
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(TargetProtocol, "127.0.0.1", 0, backlog=4096)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
+# --- scrapes ----------------------------------------------------------------------------------
 
 
 @dataclass
 class Scrape:
-    """One ``/metrics`` fetch, as the scraper saw it; ``cpu`` is the daemon's CPU meanwhile."""
+    """One /metrics fetch as a Prometheus would make it, and what the daemon spent on it."""
 
-    seconds: float
-    size: int
-    series: int
-    target_series: int
-    cpu: float = 0.0
+    started: float  # monotonic
+    ended: float
+    cpu_gross: float  # daemon seconds on the CPU meanwhile (all its work, checks included)
+    cpu_at_end: float  # daemon utime + stime when it ended (for the window)
+    wire_bytes: int
+    body_bytes: int
+    encoding: str
+    reading: exposition.Reading
+
+    @property
+    def wall(self) -> float:
+        return self.ended - self.started
 
 
-async def fetch(session: aiohttp.ClientSession, url: str) -> Scrape:
-    started = time.perf_counter()
-    async with session.get(url) as response:
+async def scrape(http: aiohttp.ClientSession, url: str, pid: int) -> Scrape:
+    headers = {"Accept": exposition.PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
+    cpu, started = cpu_seconds_precise(pid), time.monotonic()
+    async with http.get(url + "/metrics", headers=headers) as response:
         response.raise_for_status()
-        body = await response.read()
-    elapsed = time.perf_counter() - started
-    comments = body.count(b"\n#") + body.startswith(b"#")
-    series = body.count(b"\n") - comments  # lines not starting with '#'
-    return Scrape(elapsed, len(body), series, body.count(b'target="'))
+        wire = await response.read()
+        encoding = response.headers.get("Content-Encoding", "identity")
+    ended, cpu_gross = time.monotonic(), cpu_seconds_precise(pid) - cpu
+    body = gzip.decompress(wire) if encoding == "gzip" else wire
+    reading = exposition.read(body.decode())
+    cpu_end = cpu_seconds(pid)
+    return Scrape(started, ended, cpu_gross, cpu_end, len(wire), len(body), encoding, reading)
 
 
-async def run_scraper() -> None:
-    """Child: print "ready", then for each URL read on stdin, fetch it and print a JSON line."""
-    loop = asyncio.get_running_loop()
-    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        print("ready", flush=True)
-        while url := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-            print(json.dumps(asdict(await fetch(session, url))), flush=True)
-
-
-class Child:
-    """This script in another mode, talking over its stdin/stdout lines."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    @classmethod
-    async def start(cls, mode: str) -> tuple[Child, str]:
-        """Start it and read its first line (a port, or "ready")."""
-        pipe = asyncio.subprocess.PIPE
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, mode, stdin=pipe, stdout=pipe
-        )
-        child = cls(proc)
+async def scrape_on_schedule(
+    http: aiohttp.ClientSession, url: str, pid: int, args: argparse.Namespace, warmup: float
+) -> list[Scrape]:
+    """Every ``--scrape-interval`` from now (a tick missed while a scrape ran is skipped, as
+    Prometheus does); returns the window's scrapes: the first at or after ``warmup`` and
+    those ``--duration`` seconds of ticks after it."""
+    every, origin = args.scrape_interval, time.monotonic()
+    in_window = max(1, round(args.duration / every))
+    window: list[Scrape] = []
+    tick = 0
+    while len(window) <= in_window:
+        await asyncio.sleep(max(0.0, origin + tick * every - time.monotonic()))
         try:
-            return child, await child.read_line(CHILD_START_TIMEOUT)
-        except BaseException:
-            await child.stop()
-            raise
-
-    async def read_line(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not line:
-            raise RuntimeError(f"child {self.proc.pid} exited early")
-        return line.decode().strip()
-
-    async def scrape(self, url: str) -> Scrape:
-        assert self.proc.stdin is not None
-        cpu = cpu_seconds()
-        self.proc.stdin.write(url.encode() + b"\n")
-        await self.proc.stdin.drain()
-        result = Scrape(**json.loads(await self.read_line(SCRAPE_TIMEOUT)))
-        result.cpu = cpu_seconds() - cpu
-        return result
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout=5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+            done = await scrape(http, url, pid)
+        except (aiohttp.ClientError, TimeoutError) as error:  # skipped, as Prometheus would
+            print(f"scrape failed: {error!r}", file=sys.stderr, flush=True)
+        else:
+            print(f"scrape: {done.wall:.2f} s, {done.wire_bytes:,} bytes ({done.encoding}), "
+                  f"{done.reading.checks:,.0f} checks", file=sys.stderr, flush=True)  # fmt: skip
+            if window or done.started - origin >= warmup:
+                window.append(done)
+        tick = int((time.monotonic() - origin) // every) + 1
+    return window
 
 
-# --- configuration ---------------------------------------------------------------------
+# --- one scale --------------------------------------------------------------------------------
 
 
-def write_config(args: argparse.Namespace, port: int, directory: str) -> Path:
-    """N http targets on the loopback server; JSON is YAML, so the file is plain JSON."""
-    interval = parse_duration(args.interval)
-    targets = [
-        {
-            "name": f"t{i}",
-            "provider": "loop",
-            "path": f"/t{i}",
-            "expect": {"status": [200], "json": {"status": "ok"}},
-        }
-        for i in range(args.targets)
-    ]
-    config = {
-        "listen": "127.0.0.1:0",
-        "concurrency": args.concurrency,
-        "latency_histogram": args.latency_histogram,
-        "defaults": {"interval": interval, "timeout": min(5.0, interval / 2), "jitter": 0.1},
-        "providers": {"loop": {"type": "http", "base_url": f"http://127.0.0.1:{port}"}},
-        "targets": targets,
-    }
-    path = Path(directory) / "pingmon-bench.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return path
+def interval_for(targets: int, args: argparse.Namespace) -> float:
+    """--interval, else the scale's default (targets / 1,000 s, at least 1 s, for others)."""
+    return float(args.interval or DEFAULT_INTERVALS.get(targets, max(1.0, targets / 1000)))
 
 
-# --- measurement -----------------------------------------------------------------------
-
-
-class LagRecorder:
-    """Wraps the scheduler's lag observer: keeps raw values while recording, then calls the
-    original (the histogram). Installed on ``daemon.scheduler._observe_lag`` (a private
-    attribute; the bench's only intrusion) from ``on_started``: values before the window are
-    not kept, so installing it after the start loses nothing.
-    """
-
-    def __init__(self, original: Callable[[float], None]) -> None:
-        self.original = original
-        self.values: list[float] = []
-        self.recording = False
-
-    def __call__(self, lag: float) -> None:
-        if self.recording:
-            self.values.append(lag)
-        self.original(lag)
-
-
-class GcRecorder:
-    """Pauses of the garbage collector while recording: a full collection of a large heap
-    stalls the loop like any other work. Reports (generation, seconds) pairs."""
-
-    def __init__(self) -> None:
-        self.pauses: list[tuple[int, float]] = []
-        self.recording = False
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        elif self.recording:
-            self.pauses.append((info["generation"], time.perf_counter() - self._started))
-
-
-class LogCounter(logging.Handler):
-    """Counts pingmon's warnings and errors by message, and passes the first few of each
-    message on to stderr (a flood of identical tracebacks says nothing more)."""
-
-    def __init__(self, shown: int = 3) -> None:
-        super().__init__(logging.WARNING)
-        self.counts: dict[str, int] = {}
-        self._shown = shown
-        self._stderr = logging.StreamHandler()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        key = f"{record.levelname}: {record.getMessage()}"
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if self.counts[key] <= self._shown:
-            self._stderr.handle(record)
-
-
-@dataclass
-class Counts:
-    checks: int
-    failures: dict[str, int]
-
-
-def count_checks(daemon: Daemon) -> Counts:
-    total = 0
-    failures: dict[str, int] = {}
-    for state in daemon.store.snapshot():
-        for error_class, n in state.checks_by_class:
-            total += n
-            if error_class is not ErrorClass.NONE:
-                failures[error_class.value] = failures.get(error_class.value, 0) + n
-    return Counts(total, failures)
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rss_mb() -> float:
-    """Current resident set size, from /proc (Linux only, as ``ru_maxrss`` in KiB is)."""
-    status = Path("/proc/self/status").read_text(encoding="ascii")
-    kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
-    return int(kb) / 1024
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class Window:
-    seconds: float
-    checks: int
-    failures: dict[str, int]
-    cpu: float
-    lags: list[float]
-    gc_pauses: list[tuple[int, float]]
-    rss_start_mb: float
-    peak_rss_mb: float
-    scrapes: list[Scrape] = field(default_factory=list)
-
-
-def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived during the run."""
-
-
-async def sleep_until(deadline: float, stop: asyncio.Event) -> None:
-    """Sleep until ``deadline`` (monotonic); the daemon's stop (SIGINT, SIGTERM) aborts the run."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, deadline - time.monotonic()))
-    except TimeoutError:
-        return
-    raise Interrupted("interrupted: the daemon was told to stop")
-
-
-async def measure(
-    daemon: Daemon, url: str, lag: LagRecorder, scraper: Child, args: argparse.Namespace,
-    stop: asyncio.Event,
-) -> Window:  # fmt: skip
-    """The window: counters before and after, scrapes evenly spread in it."""
-    rss_start = rss_mb()
-    gc_pauses = GcRecorder()
-    gc.callbacks.append(gc_pauses)
-    before, cpu0, t0 = count_checks(daemon), cpu_seconds(), time.monotonic()
-    lag.recording = gc_pauses.recording = True
-    scrapes = []
-    for k in range(args.scrapes):
-        await sleep_until(t0 + args.duration * (k + 0.5) / args.scrapes, stop)
-        scrapes.append(await scraper.scrape(url))
-    await sleep_until(t0 + args.duration, stop)
-    lag.recording = gc_pauses.recording = False
-    after, cpu1, t1 = count_checks(daemon), cpu_seconds(), time.monotonic()
-    gc.callbacks.remove(gc_pauses)
-    failures = difference(after.failures, before.failures)
-    return Window(
-        t1 - t0, after.checks - before.checks, failures, cpu1 - cpu0, lag.values,
-        gc_pauses.pauses, rss_start, peak_rss_mb(), scrapes,
-    )  # fmt: skip
-
-
-def time_renders(daemon: Daemon) -> tuple[float, float]:
-    """Median of 5 of the daemon's own renderer, and prometheus-client's generic one (once)."""
-    runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        daemon.metrics.render(daemon.metrics.snapshot(), False)
-        runs.append(time.perf_counter() - started)
-    started = time.perf_counter()
-    generate_latest(daemon.metrics.registry)
-    return statistics.median(runs), time.perf_counter() - started
-
-
-# --- the run ---------------------------------------------------------------------------
-
-
-async def run_daemon(
-    args: argparse.Namespace, config_path: Path, scraper: Child
+async def run_scale(
+    targets: int, args: argparse.Namespace, url: str, directory: Path
 ) -> dict[str, Any]:
-    begun = time.perf_counter()
-    config = load_config(config_path)
-    stop = asyncio.Event()  # serve() sets it on SIGINT/SIGTERM, and so do we
-    started: asyncio.Future[tuple[Daemon, str]] = asyncio.get_running_loop().create_future()
-
-    async def on_started(daemon: Daemon, address: str) -> None:
-        started.set_result((daemon, address))
-
-    service = asyncio.create_task(serve(config, on_started=on_started, stop=stop))
-    try:
-        daemon, address = await wait_started(started, service)
-        startup = time.perf_counter() - begun
-        lag = LagRecorder(daemon.scheduler._observe_lag)
-        daemon.scheduler._observe_lag = lag
-        await sleep_until(time.monotonic() + args.warmup, stop)
-        window = await measure(daemon, f"http://{address}/metrics", lag, scraper, args, stop)
-    finally:
-        stop.set()  # what SIGTERM does
-        stopping = time.perf_counter()
-        await asyncio.wait_for(service, timeout=STOP_TIMEOUT)
-    stop_seconds = time.perf_counter() - stopping
-    # After the stop: the renders block the loop (the generic one for seconds at 10,000
-    # targets) and would otherwise compete with checks; the store outlives the daemon.
-    render, generic = time_renders(daemon)
-    seconds = {"render": render, "generic": generic, "startup": startup, "stop": stop_seconds}
-    return figures(args, window, seconds)
-
-
-async def wait_started(
-    started: asyncio.Future[tuple[Daemon, str]], service: asyncio.Task[None]
-) -> tuple[Daemon, str]:
-    waiting: set[asyncio.Future[Any]] = {started, service}
-    done, _ = await asyncio.wait(
-        waiting, timeout=STARTUP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    interval = interval_for(targets, args)
+    profile, profile_note = await resolve_profile(targets, args, url, directory)
+    config = directory / f"pingmon-{targets}.yaml"
+    write_config(targets, interval, profile, url, args, config)
+    warmup = interval + 2.0 if args.warmup is None else args.warmup
+    print(f"{targets} targets / {interval:g} s ...", file=sys.stderr, flush=True)
+    daemon, base, start_seconds = await processes.start_pingmon(
+        args.pingmon, config, directory, timeout=120 + targets / 500
     )
-    if started in done:
-        return started.result()
-    if service in done:
-        service.result()  # raises what stopped it
-    raise RuntimeError("the daemon did not start in time")
-
-
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything, bounded in time; the children are stopped whatever happens."""
-    logs = LogCounter()
-    logging.getLogger("pingmon").addHandler(logs)
-    result = await run_all(args)
-    return {**result, "pingmon_warnings_and_errors": logs.counts, "versions": versions()}
-
-
-async def run_all(args: argparse.Namespace) -> dict[str, Any]:
-    bound = 2 * CHILD_START_TIMEOUT + STARTUP_TIMEOUT + args.warmup + args.duration + 30
-    children: list[Child] = []
+    scrapes: list[Scrape] = []
+    unscraped: dict[str, Any] = {}
     try:
-        async with asyncio.timeout(bound):
-            target, port = await Child.start("--target-server")
-            children.append(target)
-            scraper, _ = await Child.start("--scraper")
-            children.append(scraper)
-            with tempfile.TemporaryDirectory(prefix="pingmon-bench-") as directory:
-                path = write_config(args, int(port), directory)
-                return await run_daemon(args, path, scraper)
+        timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
+            if args.scrape_interval:
+                scrapes = await scrape_on_schedule(http, base, daemon.pid, args, warmup)
+            else:
+                unscraped = await window_without_scrapes(http, url, daemon.pid, args, warmup)
+        rss, peak = rss_mb(daemon.pid), peak_rss_mb(daemon.pid)
     finally:
-        for child in children:
-            await child.stop()
+        await daemon.stop()
+    log_lines = len(daemon.stderr.read_bytes().splitlines())
+    if args.scrape_interval:
+        found = figures(targets, interval, scrapes, rss, peak, start_seconds)
+    else:
+        found = {**unscraped, "targets": targets, "interval_seconds": interval,
+                 "expected_checks_per_second": round(targets / interval, 1),
+                 "rss_mb": round(rss, 1), "peak_rss_mb": round(peak, 1),
+                 "start_seconds_to_ready": round(start_seconds, 2)}  # fmt: skip
+    return {**found, "metrics_profile": profile_note, "daemon_log_lines": log_lines}
 
 
-# --- figures ---------------------------------------------------------------------------
+async def window_without_scrapes(
+    http: aiohttp.ClientSession, url: str, pid: int, args: argparse.Namespace, warmup: float
+) -> dict[str, Any]:
+    """``--scrape-interval 0``: no /metrics at all; checks are the requests nginx answered
+    (``stub_status``) in the window, so there is no lag nor failure figure."""
+    await asyncio.sleep(warmup)
+    n0, cpu0, t0 = await processes.nginx_requests(http, url), cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(args.duration)
+    n1, cpu1, t1 = await processes.nginx_requests(http, url), cpu_seconds(pid), time.monotonic()
+    seconds, cpu, checks = t1 - t0, cpu1 - cpu0, n1 - n0
+    return {
+        "window_seconds": round(seconds, 1),
+        "checks_per_second": round(checks / seconds, 1),
+        "cpu_us_per_check": per_check(cpu, checks),
+        "cpu_us_per_check_without_scrapes": per_check(cpu, checks),
+        "cpu_percent": round(cpu / seconds * 100, 1),
+        "scrapes": 0,
+    }
 
 
-def quantile(values: list[float], q: float) -> float | None:
-    """Nearest-rank quantile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+def figures(
+    targets: int, interval: float, scrapes: list[Scrape], rss: float, peak: float,
+    start_seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Every figure of one scale, from the window's scrapes (the first opens it)."""
+    first, last, served = scrapes[0], scrapes[-1], scrapes[1:]
+    seconds, cpu = last.ended - first.ended, last.cpu_at_end - first.cpu_at_end
+    a, b = first.reading, last.reading
+    checks = b.checks - a.checks
+    gross, wall = sum(s.cpu_gross for s in served), sum(s.wall for s in served)
+    # The baseline needs time outside scrapes: with less than a quarter of the window, the
+    # daemon is scraping all the time and a net figure would be noise (None).
+    baseline = (cpu - gross) / (seconds - wall) if seconds > 4 / 3 * wall else None
+    net = [s.cpu_gross - baseline * s.wall for s in served] if baseline is not None else []
+    p50 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.5)
+    p99 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.99)
+    return {
+        "targets": targets,
+        "interval_seconds": interval,
+        "window_seconds": round(seconds, 1),
+        "checks_per_second": round(checks / seconds, 1),
+        "expected_checks_per_second": round(targets / interval, 1),
+        "failures": round(b.failures - a.failures),
+        "cpu_us_per_check": per_check(cpu, checks),
+        "cpu_us_per_check_without_scrapes": per_check(cpu - sum(net), checks) if net else None,
+        "cpu_percent": round(cpu / seconds * 100, 1),
+        "lag_p50_ms": ms(p50),
+        "lag_p99_ms": ms(p99),
+        "lag_share_over_50ms_percent": round(
+            exposition.share_above(a.lag_buckets, b.lag_buckets, 0.05) * 100, 2
+        ),
+        "scrapes": len(served),
+        "scrape_cpu_ms_net_median": ms(statistics.median(net)) if net else None,
+        "scrape_cpu_ms_gross_median": ms(statistics.median(s.cpu_gross for s in served)),
+        "scrape_wall_ms_median": ms(statistics.median(s.wall for s in served)),
+        "scrape_wire_bytes": last.wire_bytes,
+        "scrape_body_bytes": last.body_bytes,
+        "scrape_encoding": last.encoding,
+        "series": last.reading.series,
+        "series_per_target": round(last.reading.target_series / targets, 1),
+        "rss_mb": round(rss, 1),
+        "peak_rss_mb": round(peak, 1),
+        "start_seconds_to_ready": round(start_seconds, 2),
+    }
+
+
+def per_check(cpu: float, checks: float) -> float | None:
+    return round(cpu / checks * 1e6, 1) if checks > 0 else None
 
 
 def ms(seconds: float | None) -> float | None:
-    """Milliseconds, rounded; None stays None."""
-    return None if seconds is None else round(seconds * 1e3, 2)
+    return None if seconds is None else round(seconds * 1e3, 1)
 
 
-def per_check(cpu: float, checks: int) -> float | None:
-    return round(cpu / checks * 1e6, 1) if checks else None
+# --- the table --------------------------------------------------------------------------------
+
+NET_GROSS = "{scrape_cpu_ms_net_median}; {scrape_cpu_ms_gross_median}"
+BYTES = "{scrape_wire_bytes:,} ({scrape_encoding}); {scrape_body_bytes:,}"
+ROWS = (
+    ("checks/s (expected)", "{checks_per_second:,} ({expected_checks_per_second:,})"),
+    ("failures", "{failures:,}"),
+    ("daemon CPU µs per check, scrapes included", "{cpu_us_per_check:,}"),
+    ("daemon CPU µs per check, without scrapes", "{cpu_us_per_check_without_scrapes:,}"),
+    ("daemon CPU %", "{cpu_percent}"),
+    ("scheduler lag p50 / p99, ms", "{lag_p50_ms} / {lag_p99_ms}"),
+    ("checks started > 50 ms late, %", "{lag_share_over_50ms_percent}"),
+    ("/metrics daemon CPU per scrape, ms (net; gross)", NET_GROSS),
+    ("/metrics wall per scrape, ms", "{scrape_wall_ms_median}"),
+    ("/metrics bytes on the wire (encoding); uncompressed", BYTES),
+    ("series; per target", "{series:,}; {series_per_target}"),
+    ("RSS at the end / peak, MB", "{rss_mb} / {peak_rss_mb}"),
+    ("start: exec to /-/ready 200, s", "{start_seconds_to_ready}"),
+    ("metrics profile", "{metrics_profile}"),
+    ("window s; scrapes in it", "{window_seconds}; {scrapes}"),
+    ("daemon log lines", "{daemon_log_lines}"),
+)
 
 
-def versions() -> dict[str, str]:
-    return {
-        "python": sys.version.split()[0],
-        "aiohttp": aiohttp.__version__,
-        "apscheduler": importlib.metadata.version("APScheduler"),
-        "prometheus_client": importlib.metadata.version("prometheus-client"),
-    }
+class DashFormatter(string.Formatter):
+    """str.format where a missing or None figure shows as "-"."""
+
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        return kwargs.get(str(key))
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return "-" if value is None else super().format_field(value, format_spec)
 
 
-def figures(args: argparse.Namespace, w: Window, seconds: dict[str, float]) -> dict[str, Any]:
-    """Every figure, in table order; None where there was nothing to measure."""
-    interval = parse_duration(args.interval)
-    return {
-        "targets": args.targets,
-        "interval_seconds": interval,
-        "concurrency": args.concurrency,
-        "latency_histogram": args.latency_histogram,
-        "window_seconds": round(w.seconds, 2),
-        "expected_checks_per_second": round(args.targets / interval, 1),
-        **throughput(w, args.targets),
-        "lag_samples": len(w.lags),
-        "lag_p50_ms": ms(quantile(w.lags, 0.5)),
-        "lag_p99_ms": ms(quantile(w.lags, 0.99)),
-        "lag_max_ms": ms(max(w.lags, default=None)),
-        "gc_collections_gen2": sum(1 for generation, _ in w.gc_pauses if generation == 2),
-        "gc_max_pause_ms": ms(max((pause for _, pause in w.gc_pauses), default=None)),
-        "rss_at_window_start_mb": round(w.rss_start_mb, 1),
-        "peak_rss_mb": round(w.peak_rss_mb, 1),
-        **scrape_figures(w.scrapes, args.targets),
-        "render_direct_median_ms": ms(seconds["render"]),
-        "render_generic_prometheus_client_ms": ms(seconds["generic"]),
-        "startup_seconds": round(seconds["startup"], 2),
-        "stop_seconds": round(seconds["stop"], 2),
-    }
-
-
-def throughput(w: Window, targets: int) -> dict[str, Any]:
-    scrape_cpu = sum(s.cpu for s in w.scrapes)
-    rate = w.checks / w.seconds
-    return {
-        "checks_per_second": round(rate, 1),
-        "mean_interval_seconds": round(targets / rate, 3) if rate else None,
-        "checks": w.checks,
-        "failures": sum(w.failures.values()),
-        "failures_by_class": w.failures,
-        "cpu_us_per_check": per_check(w.cpu, w.checks),
-        "cpu_us_per_check_without_scrapes": per_check(w.cpu - scrape_cpu, w.checks),
-        "cpu_percent": round(w.cpu / w.seconds * 100, 1),
-    }
-
-
-def scrape_figures(scrapes: list[Scrape], targets: int) -> dict[str, Any]:
-    times = [s.seconds for s in scrapes]
-    last = scrapes[-1] if scrapes else None
-    return {
-        "metrics_scrapes": len(scrapes),
-        "metrics_http_median_ms": ms(statistics.median(times)) if times else None,
-        "metrics_http_max_ms": ms(max(times, default=None)),
-        "metrics_daemon_cpu_ms_per_scrape": ms(statistics.mean(s.cpu for s in scrapes))
-        if scrapes
-        else None,
-        "metrics_bytes": last and last.size,
-        "metrics_series": last and last.series,
-        "metrics_series_per_target": last and round(last.target_series / targets, 1),
-    }
-
-
-def print_table(result: dict[str, Any]) -> None:
-    width = max(len(key) for key in result)
-    for key, value in result.items():
-        shown = json.dumps(value) if isinstance(value, dict | bool | None) else str(value)
-        print(f"{key:<{width}}  {shown}")
+def print_table(results: list[dict[str, Any]]) -> None:
+    heads = [f"{r['targets']:,} / {r['interval_seconds']:g} s" for r in results]
+    print("\n| figure | " + " | ".join(heads) + " |")
+    print("| --- |" + " ---: |" * len(results))
+    dash = DashFormatter()
+    for label, form in ROWS:
+        print(f"| {label} | " + " | ".join(dash.format(form, **r) for r in results) + " |")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--targets", type=int, default=1000)
-    parser.add_argument("--interval", default="1s", help="a duration: 500ms, 1s, 10s")
-    parser.add_argument("--duration", type=float, default=20.0, help="window, seconds")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
-    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument(
+        "--targets", default="1000,10000,100000", help="comma-separated scales, run in turn"
+    )
+    parser.add_argument(
+        "--interval", type=parse_duration,
+        help="for every scale: 1s, 500ms (default 1,000: 1s, 10,000: 10s, 100,000: 60s)",
+    )  # fmt: skip
+    parser.add_argument("--duration", type=float, default=60.0, help="window, seconds")
+    parser.add_argument("--warmup", type=float, help="seconds before it (interval + 2)")
+    parser.add_argument(
+        "--scrape-interval", type=float, default=15.0,
+        help="seconds; 0: no scrape at all, checks counted by nginx (no lag, no failures)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", choices=("auto", "none", "default", "lean"), default="auto",
+        help="metrics.profile to write; auto: lean from 100,000 targets if the build has it",
+    )  # fmt: skip
+    parser.add_argument("--concurrency", type=int, help="written only when given")
     parser.add_argument("--latency-histogram", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--scrapes", type=int, default=5, help="/metrics fetches in the window")
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--target-server", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--scraper", action="store_true", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    parser.add_argument("--pingmon", help="the pingmon executable (default: beside this Python)")
+    parser.add_argument("--no-nginx", action="store_true", help="the aiohttp target server")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per scale too")
+    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
+    parser.add_argument("--quick", action="store_true", help="1,000 targets, 10 s window")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.targets, args.duration, args.scrape_interval = "1000", 10.0, 5.0
+    args.scales = [int(n) for n in args.targets.split(",")]
+    args.pingmon = args.pingmon or str(Path(sys.executable).with_name("pingmon"))
+    return args
+
+
+async def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every scale in turn; (results, one line per scale that failed)."""
+    results, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="pingmon-bench-daemon-") as name:
+        directory = Path(name)
+        server, url = await processes.start_target(directory, use_nginx=not args.no_nginx)
+        try:
+            for targets in args.scales:
+                interval = interval_for(targets, args)
+                bound = 300 + targets / 500 + 2 * interval + args.duration + 8 * SCRAPE_TIMEOUT
+                try:
+                    result = await asyncio.wait_for(
+                        run_scale(targets, args, url, directory), bound
+                    )
+                except (RuntimeError, TimeoutError, OSError, aiohttp.ClientError) as error:
+                    failed.append(f"{targets:,} / {interval:g} s: failed: {error!r}")
+                    print(failed[-1], file=sys.stderr, flush=True)
+                    continue
+                result["target_server"] = server.name
+                results.append(result)
+                if args.json:
+                    print(json.dumps(result), flush=True)
+        finally:
+            await server.stop()
+    return results, failed
 
 
 def main() -> None:
     args = parse_args()
-    if args.target_server or args.scraper:
-        asyncio.run(run_target_server() if args.target_server else run_scraper())
-        return
+    if not shutil.which(args.pingmon):
+        sys.exit(f"bench_daemon: no pingmon at {args.pingmon}")
+    if args.nice is not None:  # inherited by every process the run starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    if not args.scrape_interval and (args.no_nginx or not shutil.which("nginx")):
+        sys.exit("bench_daemon: --scrape-interval 0 counts checks with nginx's stub_status")
     try:
-        result = asyncio.run(main_async(args))
-    except Interrupted as error:
-        sys.exit(f"bench_daemon: {error}")
-    if not args.json:
-        print_table(result)
-    print(json.dumps(result))
-    sys.exit(0 if result["checks"] else 1)
+        results, failed = asyncio.run(processes.until_signal(run_all(args)))
+    except asyncio.CancelledError:
+        sys.exit("bench_daemon: interrupted")
+    if results:
+        print_table(results)
+    for line in failed:
+        print(f"\n- {line}")
+    server = "nginx" if args.no_nginx is False and shutil.which("nginx") else "aiohttp"
+    print(f"\nTarget server: {server}; pingmon: {args.pingmon}.")
+    sys.exit(1 if failed or not all(r["checks_per_second"] for r in results) else 0)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_daemon import (
+from inprocess import (
     Child,
     GcRecorder,
     Interrupted,

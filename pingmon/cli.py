@@ -20,6 +20,7 @@ from pingmon.eventloop import (
     run as run_on_loop,
 )
 from pingmon.logs import mask_secrets, setup_logging
+from pingmon.sharding import MAX_SHARDS, ShardBy
 from pingmon.standby import start_refused
 from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
@@ -79,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate = config_commands.add_parser("validate", help="validate a configuration")
     _config_option(validate)
     _web_config_option(validate)
+    validate.add_argument(
+        "--shards",
+        type=_positive,
+        metavar="N",
+        help="print the targets and credentials each of N shards would hold",
+    )
+    validate.add_argument(
+        "--by",
+        choices=("credential", "target"),
+        help="with --shards: place targets by this (default: the file's)",
+    )
     config_commands.add_parser("schema", help="print the configuration's JSON Schema")
 
     demo = commands.add_parser("demo", help="run against a local sandbox of fake providers")
@@ -105,6 +117,12 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("PINGMON_CONFIG", DEFAULT_CONFIG_PATH),
         help=f"configuration file (env PINGMON_CONFIG; default {DEFAULT_CONFIG_PATH})",
     )
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SHARDS}")
+    return int(text)
 
 
 def _web_config_option(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +166,8 @@ def _dispatch(args: argparse.Namespace) -> int:
               f"{len(config.targets)} targets)")  # fmt: skip
         if web.config is not None:
             print(f"{web.config.source}: ok")
+        if args.shards is not None:
+            _print_assignment(config, args.shards, args.by)
         return EXIT_OK
     return _run(config, web, first_look, loop)
 
@@ -198,17 +218,36 @@ def _load_all(args: argparse.Namespace) -> tuple[Config, WebOptions]:
 
 def _check(config: Config, names: list[str], as_json: bool, loop: str) -> int:
     from pingmon.oneshot import as_json as to_json, as_table, check_once
+    from pingmon.placement import share_of
 
+    share = share_of(config)
     known = {target.name for target in config.targets}
     unknown = [name for name in names if name not in known]
     if unknown:
         print(f"{config.source}: no target named {', '.join(unknown)} "
               f"(targets: {', '.join(sorted(known)) or 'none'})", file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
+    elsewhere = [name for name in names if share.owner(name) != share.shard]
+    if elsewhere:
+        held = ", ".join(f"{name} (shard {share.owner(name)})" for name in elsewhere)
+        print(f"{config.source}: not this shard's ({share.shard} of {share.shards}): {held}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
     # Debug: check's answer is on stdout, and its stderr stays quiet unless asked.
     results = run_on_loop(check_once(config, names), loop, logging.DEBUG)
-    print(to_json(results) if as_json else as_table(results))
+    if as_json:
+        print(to_json(results, None if share.shards == 1 else share.shard))
+    else:
+        print(
+            as_table(results) if share.shards == 1 else f"{share.heading()}\n{as_table(results)}"
+        )
     return EXIT_OK if all(result.success for result in results) else EXIT_FAILED
+
+
+def _print_assignment(config: Config, shards: int, by: str | None) -> None:
+    from pingmon.placement import assignment, assignment_table
+
+    print(assignment_table(assignment(config, shards, None if by is None else ShardBy(by))))
 
 
 def _run(config: Config, web: WebOptions, first_look: FileWatch | None, loop: str) -> int:

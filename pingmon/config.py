@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -23,17 +22,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
-from pingmon.fields import Duration, Secret, format_duration
+from pingmon.fields import Duration, NumbersNotBooleans, Secret, format_duration
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.schedule import Schedule
+from pingmon.sharding import ShardingSettings
 from pingmon.targets import Target, resolve_targets, schema_target_model
 
 DEFAULT_CONFIG_PATH = "config/pingmon.yaml"
 
 
-class Defaults(BaseModel):
+class Defaults(NumbersNotBooleans):
     """Schedule and limits every target inherits unless it sets its own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,7 +57,7 @@ class Defaults(BaseModel):
         )
 
 
-class BackoffSettings(BaseModel):
+class BackoffSettings(NumbersNotBooleans):
     """How long every target sharing a credential waits after a 429."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,7 +74,7 @@ class BackoffSettings(BaseModel):
         return self
 
 
-class WatchSettings(BaseModel):
+class WatchSettings(NumbersNotBooleans):
     """Whether and how often pingmon looks for a changed configuration (or secret) file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,7 +83,7 @@ class WatchSettings(BaseModel):
     interval: Duration = Field(default=5.0, description="how often the files are looked at")
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(NumbersNotBooleans):
     """Bounds on pingmon's own HTTP server, so that no client can hold it or starve the checks
     (Go's ``http.Server`` ReadHeaderTimeout, IdleTimeout and WriteTimeout; nginx's
     ``client_header_timeout`` and ``keepalive_timeout``). They take effect at the next start."""
@@ -114,7 +114,7 @@ def _provider_union() -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, NumbersNotBooleans):
     """The whole file; top-level values can be overridden by ``PINGMON_*`` variables."""
 
     model_config = SettingsConfigDict(
@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()
+    sharding: ShardingSettings = ShardingSettings()
     latency_histogram: bool = Field(
         default=True, description="export pingmon_check_latency_seconds (11 series a target)"
     )
@@ -142,7 +143,7 @@ class Settings(BaseSettings):
     providers: dict[str, _provider_union()] = {}  # type: ignore[valid-type]
     # Raw, as written: validated per provider type in load_config. Out of repr and dumps,
     # since a literal webhook secret may sit in it.
-    targets: list[dict[str, Any]] = Field(default=[], repr=False, exclude=True)
+    targets: list[dict[Any, Any]] = Field(default=[], repr=False, exclude=True)
 
     @field_validator("listen", "webhook_listen")
     @classmethod
@@ -265,12 +266,35 @@ def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[s
     }
 
 
+class _DefaultsOnly(BaseSettings):
+    """The ``defaults`` of Settings alone, with their ``PINGMON_DEFAULTS*`` overrides."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True
+    )
+
+    defaults: Defaults = Defaults()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (EnvironmentSource(settings_cls), init_settings)
+
+
 def _file_defaults(raw: Mapping[str, Any]) -> Defaults | None:
-    """The file's defaults when they are valid on their own (other settings were refused);
-    None when they are not, so targets' schedules are not judged against the wrong ones."""
+    """The defaults as Settings would have them (the file's, overridden by the environment)
+    when they are valid on their own (other settings were refused); None when they are not,
+    so targets' schedules are not judged against the wrong ones."""
+    given = {"defaults": raw["defaults"]} if "defaults" in raw else {}
     try:
-        return Defaults.model_validate(raw.get("defaults") or {})
-    except ValidationError:
+        return _DefaultsOnly(**given).defaults
+    except (ValidationError, OverrideRefused):
         return None
 
 

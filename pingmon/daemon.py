@@ -27,6 +27,7 @@ from pingmon.deadline import Abandoned, DeadlineWorker
 from pingmon.errors import ConfigError, ErrorClass, Problem, ResourceExhausted, describe_exception
 from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
+from pingmon.placement import Share, own_share
 from pingmon.readmodel import Snapshot, take_snapshot
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState, result_fields
@@ -118,6 +119,8 @@ class Runtime:
     webhooks: tuple[WebhookTarget, ...]
     schedule: SchedulePlan
     credentials: frozenset[str]
+    # This process's shard and the whole file's assignment; ``config`` holds its targets only.
+    share: Share
     # Every secret of the file in every wire form, for the log filter.
     redactor: Redactor = NO_REDACTION
 
@@ -125,9 +128,11 @@ class Runtime:
 def prepare(config: Config, previous: Mapping[str, TargetPlan] | None = None) -> Runtime:
     """Build what ``config`` needs without touching anything running; token buckets of
     ``previous`` plans are carried over. ConfigError (one line per problem) for anything
-    that keeps it from running, expected or not."""
+    that keeps it from running, expected or not. With ``sharding``, the runtime's
+    configuration holds only this shard's targets."""
     try:
-        return _prepare(config, previous)
+        own, share = own_share(config)
+        return _prepare(own, share, previous)
     except ConfigError:
         raise
     except ScheduleError as error:
@@ -139,9 +144,9 @@ def prepare(config: Config, previous: Mapping[str, TargetPlan] | None = None) ->
         raise ConfigError(config.source, [problem]) from None
 
 
-def _prepare(config: Config, previous: Mapping[str, TargetPlan] | None) -> Runtime:
+def _prepare(config: Config, share: Share, previous: Mapping[str, TargetPlan] | None) -> Runtime:
     schedule = plan_schedule(config.targets)
-    plans = build_plans(config, dict(previous or {}))
+    plans = build_plans(config, dict(previous or {}), share.assignment.rate_share)
     return Runtime(
         config=config,
         plans=plans,
@@ -149,6 +154,7 @@ def _prepare(config: Config, previous: Mapping[str, TargetPlan] | None) -> Runti
         webhooks=tuple(webhook_targets(config)),
         schedule=schedule,
         credentials=frozenset(plan.credential for plan in plans.values()),
+        share=share,
         redactor=config_redactor(config),
     )
 
@@ -228,6 +234,7 @@ class Daemon:
             config=self.config.source,
             ready=self.ready,
             names=names,
+            sharding=None if self.runtime is None else self.runtime.share,
         )
 
     async def exposition(self, openmetrics: bool) -> tuple[bytes, ...]:
@@ -343,6 +350,7 @@ class Daemon:
         self.webhooks.configure(runtime.webhooks)
         self.gate.policy = settings.backoff
         self.gate.retain(set(runtime.credentials))
+        self.metrics.sharded(runtime.share.shard, runtime.share.shards)
         self.metrics.latency_histogram = settings.latency_histogram
         if self._runner is not None and resized:
             self._runner.slots = asyncio.Semaphore(settings.concurrency)

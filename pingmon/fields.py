@@ -5,16 +5,20 @@ from __future__ import annotations
 import math
 import os
 import re
+import types
 from collections.abc import Mapping
 from functools import cache
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainValidator,
     SecretStr,
+    WrapValidator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue, WithJsonSchema
 from pydantic_core import CoreSchema, core_schema
@@ -321,3 +325,64 @@ def _can_hold_secret(annotation: object, seen: frozenset[type[BaseModel]]) -> bo
         inner = seen | {annotation}
         return any(_can_hold_secret(f.annotation, inner) for f in annotation.model_fields.values())
     return any(_can_hold_secret(argument, seen) for argument in get_args(annotation))
+
+
+class NotANumber:
+    """YAML's true or false where a number goes, as a number field's validator sees it: no
+    int, float or str, so the field refuses it (``pingmon.problems`` words the refusal)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class NumbersNotBooleans(BaseModel):
+    """A configuration model whose number fields refuse YAML's true and false.
+
+    pydantic reads True as 1 and False as 0 for an int or a float field: ``retries: yes``
+    would be one retry, ``max_body_bytes: true`` a 1-byte limit, ``jitter: off`` none, each
+    silently. Every model of the file (and every provider type's, a plugin's included)
+    subclasses this, so a boolean where a number goes is refused at its path."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        numbers = _number_fields(cls)
+        if not any(isinstance(value, bool) and key in numbers for key, value in data.items()):
+            return data
+        return {
+            key: NotANumber(value) if isinstance(value, bool) and key in numbers else value
+            for key, value in data.items()
+        }
+
+
+@cache
+def _number_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields pydantic reads as an int or a float (optional or constrained) itself; a
+    type with a validator of its own (Duration, RatePerSecond) judges booleans itself."""
+    return frozenset(
+        key
+        for name, field in model.model_fields.items()
+        if _is_number(field.annotation)
+        for key in (name, field.alias)
+        if key is not None
+    )
+
+
+def _is_number(annotation: object) -> bool:
+    if annotation in (int, float):
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        own = (BeforeValidator, PlainValidator, WrapValidator)
+        number, *metadata = get_args(annotation)
+        return _is_number(number) and not any(isinstance(m, own) for m in metadata)
+    if origin in (Union, types.UnionType):
+        return any(_is_number(argument) for argument in get_args(annotation))
+    return False

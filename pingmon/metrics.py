@@ -258,6 +258,13 @@ class Metrics:
             "pingmon_build_info", "pingmon's version; always 1.", ["version"], registry=self.own
         )
         self.build_info.labels(version=__version__).set(1)
+        self.shard_info = Gauge(
+            "pingmon_shard_info",
+            "Which shard of how many this process checks the targets of; always 1.",
+            ["shard", "shards"],
+            registry=self.own,
+        )
+        self.sharded(0, 1)
         self.reload_successful = Gauge(
             "pingmon_config_last_reload_successful",
             "1 if the last configuration load succeeded, else 0.",
@@ -303,6 +310,11 @@ class Metrics:
 
     def snapshot(self) -> list[TargetView]:
         return views(self.store, self._backoff())
+
+    def sharded(self, shard: int, shards: int) -> None:
+        """Say which shard this process is: one ``pingmon_shard_info`` series at a time."""
+        self.shard_info.clear()
+        self.shard_info.labels(shard=str(shard), shards=str(shards)).set(1)
 
     def config_loaded(self, success: bool, at: float | None = None) -> None:
         self.scrapes.forget()  # a scrape right after a reload shows it

@@ -11,14 +11,17 @@ from pingmon.backoff import RateLimitGate
 from pingmon.config import Config
 from pingmon.daemon import new_sessions
 from pingmon.errors import ErrorClass
+from pingmon.placement import own_share
 from pingmon.results import CheckResult, Scalar, result_fields
 from pingmon.runner import Runner, build_plans
 from pingmon.targets import Target
 
 
 async def check_once(config: Config, names: Sequence[str]) -> list[CheckResult]:
-    """Check the named targets (all when none are named) concurrently, once each."""
-    plans = build_plans(config)
+    """Check the named targets (all of this shard's when none are named) concurrently, once
+    each. Every name must be one of this shard's targets (KeyError)."""
+    own, share = own_share(config)
+    plans = build_plans(own, rate_shares=share.assignment.rate_share)
     selected = [plans[name] for name in names] if names else list(plans.values())
     async with new_sessions() as sessions:
         gate = RateLimitGate(config.settings.backoff)
@@ -43,9 +46,11 @@ def held_back(target: Target) -> CheckResult:
     )
 
 
-def as_json(results: Sequence[CheckResult]) -> str:
-    """A JSON array, an object of ``RESULT_FIELDS`` per result."""
-    return json.dumps([result_fields(result) for result in results], indent=2)
+def as_json(results: Sequence[CheckResult], shard: int | None = None) -> str:
+    """A JSON array, an object of ``RESULT_FIELDS`` per result; sharded, each also says the
+    ``shard`` that checked it (unsharded output stays as it always was)."""
+    extra = {} if shard is None else {"shard": shard}
+    return json.dumps([{**result_fields(result), **extra} for result in results], indent=2)
 
 
 def as_table(results: Sequence[CheckResult]) -> str:

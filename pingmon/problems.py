@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from pingmon.errors import Problem
+from pingmon.fields import NotANumber
 from pingmon.providers import PROVIDER_TYPES
 
 UNKNOWN_KEY = "unknown key (refused so that a typo never silently changes a check)"
@@ -44,6 +45,8 @@ def _path(loc: Sequence[Any]) -> str:
 
 def _message(detail: Mapping[str, Any]) -> str:
     kind = detail["type"]
+    if isinstance(detail.get("input"), NotANumber):
+        return "must be a number, not true or false"
     if kind == "extra_forbidden":
         return UNKNOWN_KEY
     if kind == "missing":

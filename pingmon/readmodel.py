@@ -19,6 +19,7 @@ from typing import Protocol
 
 from pingmon import __version__
 from pingmon.backoff import BackoffInForce, RateLimitGate
+from pingmon.placement import Share
 from pingmon.results import ResultStore, TargetState
 from pingmon.scheduler import CheckScheduler
 from pingmon.webhooks.tracker import WebhookState, WebhookTracker
@@ -73,6 +74,7 @@ class Snapshot:
     backoffs: Mapping[str, BackoffInForce] = field(default_factory=lambda: MappingProxyType({}))
     webhooks: Mapping[str, WebhookView] = field(default_factory=lambda: MappingProxyType({}))
     version: str = __version__
+    sharding: Share | None = None  # which shard this process is; None before the first start
 
     def backoff(self, credential: str) -> BackoffInForce:
         """The credential's back-off; zeros when its gate is open."""
@@ -100,6 +102,7 @@ def take_snapshot(
     config: str,
     ready: bool,
     names: Sequence[str] | None = None,
+    sharding: Share | None = None,
 ) -> Snapshot:
     """Read every collaborator at once (no await in here) into a Snapshot; ``names`` as in
     ``ReadModel.snapshot``. About as much work as one slice of the document (~10 ms at
@@ -123,4 +126,5 @@ def take_snapshot(
         next_runs=MappingProxyType(next_runs),
         backoffs=MappingProxyType(gate.in_force()),
         webhooks=MappingProxyType({state.target.name: webhook_view(state) for state in hooks}),
+        sharding=sharding,
     )

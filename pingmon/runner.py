@@ -55,11 +55,14 @@ class TargetPlan:
 
 
 def build_plans(
-    config: Config, previous: dict[str, TargetPlan] | None = None
+    config: Config,
+    previous: dict[str, TargetPlan] | None = None,
+    rate_shares: Callable[[str], int] = lambda credential: 1,
 ) -> dict[str, TargetPlan]:
     """One plan per target. What a provider entry needs (its instance, transport options and
     slots) is built once and shared by its targets; targets of one credential share its
-    token bucket, kept across reloads while the rate stays the same."""
+    token bucket, kept across reloads while the rate stays the same. ``rate_shares`` says
+    between how many processes a credential's rate_limit is split (``sharding.by: target``)."""
     old_budgets = {p.credential: p.budget for p in (previous or {}).values() if p.budget}
     budgets: dict[str, TokenBucket] = {}
     shared: dict[str, TargetPlan] = {}  # by provider name: a template for its targets
@@ -67,7 +70,7 @@ def build_plans(
     for target in config.targets:
         template = shared.get(target.provider_name)
         if template is None:
-            template = _provider_template(target, old_budgets, budgets)
+            template = _provider_template(target, old_budgets, budgets, rate_shares)
             shared[target.provider_name] = template
         own = (secret.reveal() for secret in target.params.secrets())
         plans[target.name] = replace(
@@ -118,16 +121,20 @@ def well_formed(text: str) -> str:
 
 
 def _provider_template(
-    target: Target, old_budgets: dict[str, TokenBucket], budgets: dict[str, TokenBucket]
+    target: Target,
+    old_budgets: dict[str, TokenBucket],
+    budgets: dict[str, TokenBucket],
+    rate_shares: Callable[[str], int],
 ) -> TargetPlan:
     settings = target.provider
     provider = PROVIDER_TYPES[settings.type](settings)
     transport = transport_options(settings)
     credential = provider.credential_key()
     if settings.rate_limit and credential not in budgets:
+        rate = settings.rate_limit / rate_shares(credential)
         old = old_budgets.get(credential)
-        keep = old is not None and old.rate == settings.rate_limit
-        budgets[credential] = old if old is not None and keep else TokenBucket(settings.rate_limit)
+        keep = old is not None and old.rate == rate
+        budgets[credential] = old if old is not None and keep else TokenBucket(rate)
     return TargetPlan(
         target=target,
         provider=provider,

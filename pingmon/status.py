@@ -64,7 +64,13 @@ async def document_in_slices(snapshot: Snapshot) -> Body:
 
 def envelope(snapshot: Snapshot) -> dict[str, Any]:
     """What the document says besides its targets."""
-    return {"version": snapshot.version, "config": snapshot.config, "ready": snapshot.ready}
+    return {
+        "version": snapshot.version,
+        "config": snapshot.config,
+        "ready": snapshot.ready,
+        # which shard this is, and how many targets every shard holds (placement.Share)
+        "sharding": None if snapshot.sharding is None else snapshot.sharding.summary(),
+    }
 
 
 def _head(snapshot: Snapshot) -> bytes:

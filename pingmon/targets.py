@@ -20,8 +20,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from pingmon.errors import Problem
-from pingmon.fields import Duration
-from pingmon.problems import detail_problems
+from pingmon.fields import Duration, NumbersNotBooleans
+from pingmon.problems import UNKNOWN_KEY, detail_problems
 from pingmon.providers import PROVIDER_TYPES, Provider, ProviderClass, webhook_types
 from pingmon.providers.base import ProviderSettings, TargetParams
 from pingmon.schedule import Schedule, schedule_problems
@@ -30,7 +30,7 @@ from pingmon.targetrules import request_problems
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 
 
-class TargetSettings(BaseModel):
+class TargetSettings(NumbersNotBooleans):
     """The keys every target has (``COMMON_TARGET_KEYS``): its name, its provider, and the
     schedule values it sets itself, None where the default applies. The entry's other keys
     are its provider type's ``params_model``'s, validated on their own."""
@@ -156,6 +156,12 @@ def _validated_halves(
         message = f"{provider_type} pings send no webhook; {_webhook_types_phrase()}"
         problems.append(Problem(f"{where}.webhook", message))
         raw = {key: value for key, value in raw.items() if key != "webhook"}
+    # A key that is not a string (YAML's 1:, true:, null:) is no field's: refused once, as
+    # the file's own are, not twice by both models at a path that reads as a list index.
+    problems.extend(
+        Problem(f"{where}.{key}", UNKNOWN_KEY) for key in raw if not isinstance(key, str)
+    )
+    raw = {key: value for key, value in raw.items() if isinstance(key, str)}
     common_keys = TargetSettings.model_fields
     own = {key: value for key, value in raw.items() if key not in common_keys}
     params, params_errors = _validated(provider.params_model, own)

@@ -15,7 +15,6 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 import webencodings
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
@@ -25,7 +24,7 @@ from pydantic import (
 )
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import RatePerSecond, Secret, secrets_in
+from pingmon.fields import NumbersNotBooleans, RatePerSecond, Secret, secrets_in
 from pingmon.jsonvalue import (
     SCALAR_MAX_CHARS,
     ParsedJson as ParsedJson,
@@ -42,7 +41,7 @@ from pingmon.webhooks.settings import WebhookSettings
 DETAIL_MAX_CHARS = 200
 
 
-class TLSSettings(BaseModel):
+class TLSSettings(NumbersNotBooleans):
     """How to verify the provider's certificate; verification is on unless switched off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,7 +66,7 @@ class TLSSettings(BaseModel):
         return None if path is None else check_ca_file(path)
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(NumbersNotBooleans):
     """Settings every provider type shares; a type subclasses it with its own fields."""
 
     # Validation messages must not echo the input: it may hold a literal secret.
@@ -176,7 +175,7 @@ COMMON_TARGET_KEYS = frozenset(
 )
 
 
-class TargetParams(BaseModel):
+class TargetParams(NumbersNotBooleans):
     """The per-target parameters a provider type needs (destination id, event id...): the
     keys of a ``targets[i]`` entry other than ``COMMON_TARGET_KEYS``, validated on their own."""
 
@@ -251,6 +250,21 @@ class Verdict:
         return self.error_class is ErrorClass.NONE
 
 
+def verdict_problem(verdict: object) -> str | None:
+    """What makes ``verdict`` not a Verdict every output can show, or None."""
+    if not isinstance(verdict, Verdict):
+        return f"a {type(verdict).__name__}, not a Verdict"
+    if not isinstance(verdict.error_class, ErrorClass):
+        return f"an error_class of type {type(verdict.error_class).__name__}, not an ErrorClass"
+    if not isinstance(verdict.detail, str):
+        return f"a detail of type {type(verdict.detail).__name__}, not a str"
+    if verdict.retry is not None and not isinstance(verdict.retry, bool):
+        return f"a retry of type {type(verdict.retry).__name__}, not a bool or None"
+    if verdict.event_id is not None and not isinstance(verdict.event_id, str):
+        return f"an event_id of type {type(verdict.event_id).__name__}, not a str or None"
+    return None
+
+
 SettingsT = TypeVar("SettingsT", bound=ProviderSettings)
 ParamsT = TypeVar("ParamsT", bound=TargetParams)
 
@@ -279,8 +293,16 @@ class Provider(ABC, Generic[SettingsT, ParamsT]):
 
     def assess(self, params: ParamsT, request: PreparedRequest, response: HttpResponse) -> Verdict:
         """``judge``, as the runner calls it. The detail is not masked here: the runner
-        masks every detail, transport errors included, before shortening it."""
-        return self.judge(params, request, response)
+        masks every detail, transport errors included, before shortening it.
+
+        TypeError when the judge returned something other than a well-formed Verdict (a
+        type from another package may): the runner records it as its internal error with
+        the status it judged, as when the judge raises, never lets it reach a result."""
+        verdict = self.judge(params, request, response)
+        problem = verdict_problem(verdict)
+        if problem is not None:
+            raise TypeError(f"{type(self).__name__}.judge returned {problem}")
+        return verdict
 
     def wire_secrets(self) -> tuple[str, ...]:
         """Every credential as this provider's requests carry it, for masking: each secret

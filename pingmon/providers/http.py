@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
+from pydantic import ConfigDict, Field, PlainValidator, field_validator
 from pydantic.json_schema import WithJsonSchema
 
 from pingmon.errors import ErrorClass, status_error_class
-from pingmon.fields import MAX_NESTING, Secret
+from pingmon.fields import MAX_NESTING, NumbersNotBooleans, Secret
 from pingmon.outbound import HeaderName, HeaderValue
 from pingmon.providers.base import (
     HttpResponse,
@@ -71,7 +71,7 @@ def _only_200() -> list[int | str]:
     return [200]
 
 
-class Expect(BaseModel):
+class Expect(NumbersNotBooleans):
     """What counts as success; every listed status or class passes, a non-2xx one included."""
 
     # The attribute is json_subset: a field named json would shadow BaseModel.json.

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint
 from typing import Any, get_args
 
+from pydantic import AliasChoices, AliasPath, BaseModel
+
 from pingmon.providers.base import (
     COMMON_TARGET_KEYS,
     Provider,
@@ -81,7 +83,9 @@ def _package(entry: EntryPoint) -> str:
 def _load(entry: EntryPoint, where: str) -> Any:
     try:
         return entry.load()
-    except Exception as error:  # noqa: BLE001  # any import failure of a plugin is reported
+    # Any import failure of a plugin is reported; SystemExit too (a module that runs a CLI
+    # when imported): passed on, it would end pingmon with the plugin's status, 0 included.
+    except (Exception, SystemExit) as error:  # noqa: BLE001
         problem = f"{type(error).__name__}: {error}"
         raise PluginError(f"{where} could not be loaded: {problem}") from None
 
@@ -98,6 +102,21 @@ def _class_problem(name: str, loaded: object) -> str | None:
     return _models_problem(name, loaded)
 
 
+def input_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keys of an entry that reach ``model``'s fields: their names, aliases and
+    validation aliases (each choice of an ``AliasChoices``, an ``AliasPath``'s first key)."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        for alias in (field.alias, field.validation_alias):
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            for choice in choices:
+                first = choice.path[0] if isinstance(choice, AliasPath) else choice
+                if isinstance(first, str):
+                    keys.add(first)
+    return frozenset(keys)
+
+
 def _models_problem(name: str, provider: ProviderClass) -> str | None:
     settings = getattr(provider, "settings_model", None)
     params = getattr(provider, "params_model", None)
@@ -105,9 +124,14 @@ def _models_problem(name: str, provider: ProviderClass) -> str | None:
         return "settings_model is not a subclass of ProviderSettings"
     if not (isinstance(params, type) and issubclass(params, TargetParams)):
         return "params_model is not a subclass of TargetParams"
-    common = sorted(COMMON_TARGET_KEYS.intersection(params.model_fields))
+    for model in (settings, params):
+        if model.model_config.get("extra") != "forbid":
+            return f'{model.__name__} must refuse unknown keys (extra="forbid", as its base)'
+    common = sorted(COMMON_TARGET_KEYS.intersection(input_keys(params)))
     if common:
         return f"params_model declares {', '.join(common)}, which every target has already"
+    if provider.webhook is None and "webhook" in input_keys(params):
+        return "params_model declares webhook, which only a type with a webhook kind takes"
     type_field = settings.model_fields["type"]
     if get_args(type_field.annotation) != (name,):
         return f'settings_model must declare type: Literal["{name}"] = "{name}"'

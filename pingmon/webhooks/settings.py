@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from pingmon.fields import Duration
+from pingmon.fields import Duration, NumbersNotBooleans
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 
 Network = IPv4Network | IPv6Network
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(NumbersNotBooleans):
     """Settings every provider's webhook shares; a webhook kind subclasses it with its
     credentials (``Secret`` fields, masked and never shown)."""
 

@@ -3,12 +3,16 @@ package installs and passes its own tests, and a broken plugin is one line namin
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.origin import serve_origin
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "statuspage"
@@ -72,10 +76,13 @@ class P(Provider):
     [
         ("gone", "broken_plugin:Gone", "import no_such_module\n", "could not be loaded"),
         ("gone", "broken_plugin:Gone", "Gone = 1\n", "is not a subclass of"),
+        # A module that ends the process when imported (a CLI run at import): not exit 0
+        # with nothing checked, which `pingmon check` would pass as healthy.
+        ("gone", "broken_plugin:Gone", "raise SystemExit(0)\n", "loaded: SystemExit: 0"),
         ("http", "broken_plugin:P", NOT_A_LITERAL, "clashes with the type of that name"),
         ("odd", "broken_plugin:P", NOT_A_LITERAL, 'type: Literal["odd"]'),
     ],
-    ids=["import-error", "not-a-provider", "name-clash", "bad-models"],
+    ids=["import-error", "not-a-provider", "exit-at-import", "name-clash", "bad-models"],
 )
 def test_a_broken_plugin_is_one_line_naming_its_package_and_exit_2(
     tmp_path: Path, name: str, value: str, module: str, problem: str
@@ -91,3 +98,45 @@ def test_a_broken_plugin_is_one_line_naming_its_package_and_exit_2(
         [line] = run.stderr.splitlines()
         assert line.startswith(f"pingmon: provider type {name!r} from package 'acme_broken'")
         assert problem in line
+
+
+GARBAGE_JUDGE = """
+from typing import Literal
+from pingmon.providers.base import (
+    PreparedRequest, Provider, ProviderSettings, TargetParams, Verdict, url_join,
+)
+class S(ProviderSettings):
+    type: Literal["sloppy"] = "sloppy"
+class P(Provider):
+    type_name = "sloppy"
+    settings_model = S
+    params_model = TargetParams
+    def request(self, params, check_id):
+        return PreparedRequest("GET", url_join(self.settings.base_url, "/status"))
+    def judge(self, params, request, response):
+        return Verdict("none", "fine")  # a str, not an ErrorClass
+"""
+
+
+async def test_a_judge_returning_a_malformed_verdict_is_an_internal_error_keeping_its_status(
+    tmp_path: Path,
+) -> None:
+    _plugin(tmp_path, "acme_sloppy", "sloppy", "broken_plugin:P", GARBAGE_JUDGE)
+    async with serve_origin() as origin:
+        config = tmp_path / "pingmon.yaml"
+        config.write_text(
+            f"providers:\n  s: {{type: sloppy, base_url: '{origin.url}'}}\n"
+            "targets:\n  - {name: t, provider: s}\n"
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pingmon", "check", "--config", str(config), "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=_env(tmp_path),
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1, stderr.decode()
+    [result] = json.loads(stdout)
+    assert result["error_class"] == "bad_response"
+    assert result["detail"] == "internal error: TypeError"
+    assert (result["http_status"], result["attempts"]) == (200, 1)
+    assert "P.judge returned an error_class of type str" in stderr.decode()

@@ -107,7 +107,7 @@ async def test_status_target_filters_to_the_named_targets_in_order(
     assert status == 200
     assert [t["target"] for t in body["targets"]] == ["s"]
     assert body["targets"][0]["success"] is True
-    assert set(body) == {"version", "config", "ready", "targets"}
+    assert set(body) == {"version", "config", "ready", "sharding", "targets"}
     status, body = await get_json(running, "?target=p&target=w")
     assert [t["target"] for t in body["targets"]] == ["p", "w"]
 

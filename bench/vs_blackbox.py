@@ -1,0 +1,433 @@
+"""Side by side on one nginx target: CPU per check of pingmon, blackbox_exporter, bare aiohttp.
+
+    python bench/vs_blackbox.py                        # rate 500/s, 3 rounds, 20 s windows
+    python bench/vs_blackbox.py --pingmon /work/main/.venv/bin/pingmon --pingmon .venv/bin/pingmon
+    python bench/vs_blackbox.py --quick                # a smoke run of about a minute
+
+nginx (Debian ``nginx-light``, this script's own config, 127.0.0.1) answers ``{"status":"ok"}``
+on keep-alive connections. Then, in ``--rounds`` rounds, each variant runs in turn (the order
+rotates from round to round) for a warm-up and a window of ``--window`` seconds:
+
+- ``blackbox``: Debian's ``prometheus-blackbox-exporter`` (module ``http_2xx``), driven at
+  ``--rate`` probes/s on ``/probe?target=URL&module=http_2xx`` by a driver (this script with
+  ``--drive``, in its own process, its CPU not counted). blackbox opens a new connection per
+  probe, by design;
+- ``pingmon``: ``pingmon run`` with rate x ``--interval`` ``http`` targets on the URL (checks
+  counted from ``pingmon_checks_total`` in two scrapes just outside the window), once per
+  ``--pingmon`` build;
+- ``aiohttp-asyncio`` / ``aiohttp-uvloop``: the driver itself GETting the URL at the rate on one
+  keep-alive ``ClientSession``: what the HTTP client alone costs (uvloop when importable).
+
+For each: CPU of the measured process over the window (utime + stime from /proc/PID/stat, all
+threads) per check, checks/s, failures, RSS; and per pingmon build, its CPU per check divided by
+blackbox's in the same round. Prints a markdown table per round and the medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import exposition
+import processes
+from processes import PATH, Child, cpu_seconds, rss_mb
+
+from pingmon.fields import parse_duration
+
+DRIVER_TICK = 0.005  # seconds between two launches of the requests due
+DRIVER_MAX_IN_FLIGHT = 5000  # beyond this a due request is dropped (counted), not queued
+REQUEST_TIMEOUT = 10.0
+CONNECTIONS = 100  # the bare client's keep-alive pool, as pingmon's default concurrency
+PROBE_CONNECTIONS = 500  # to blackbox: as many probes in flight as a Prometheus would send
+SCRAPE_TIMEOUT = 300.0  # pingmon's /metrics of 5,000 targets, on a starved CPU
+BLACKBOX_CONFIG = "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n"
+NOTE = (
+    "blackbox_exporter opens a new TCP connection for every probe, by design; pingmon and the "
+    "bare client reuse keep-alive connections."
+)
+
+
+# --- the driver: a fixed rate of GETs, in its own process ---------------------------------
+
+
+@dataclass
+class Tally:
+    """answered: got a response (failed: one that says the check failed); errors: no response
+    (timeout, connection); dropped: due but not sent, DRIVER_MAX_IN_FLIGHT already in flight."""
+
+    answered: int = 0
+    failed: int = 0
+    errors: int = 0
+    dropped: int = 0
+
+
+async def drive(url: str, rate: float, probe: bool) -> None:
+    """GET ``url`` ``rate`` times a second (open loop) until stdin closes; print the tally
+    as a JSON line for every line read on stdin. ``probe``: success is ``probe_success 1``."""
+    tally = Tally()
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    connector = aiohttp.TCPConnector(limit=PROBE_CONNECTIONS if probe else CONNECTIONS)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+
+        async def one() -> None:
+            try:
+                async with http.get(url) as response:
+                    body = await response.read()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                tally.errors += 1
+                return
+            tally.answered += 1
+            tally.failed += response.status != 200 or (probe and b"\nprobe_success 1" not in body)
+
+        launcher = asyncio.create_task(launch(one, rate, tally))
+        await report_on_request(tally)
+        launcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await launcher
+
+
+async def launch(one: Callable[[], Any], rate: float, tally: Tally) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+    started, launched = time.monotonic(), 0
+    while True:
+        due = int((time.monotonic() - started) * rate) - launched
+        for _ in range(due):
+            if len(tasks) >= DRIVER_MAX_IN_FLIGHT:
+                tally.dropped += 1
+                continue
+            task = asyncio.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        launched += due
+        await asyncio.sleep(DRIVER_TICK)
+
+
+async def report_on_request(tally: Tally) -> None:
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    while await loop.run_in_executor(None, sys.stdin.readline):
+        print(json.dumps(tally.__dict__), flush=True)
+
+
+def run_driver(args: argparse.Namespace) -> None:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if args.loop == "uvloop":
+        factory = importlib.import_module("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(drive(args.drive, args.rate, args.probe))
+
+
+class Driver:
+    """The driver child, asked for its tally over stdin."""
+
+    def __init__(self, child: Child) -> None:
+        self.child = child
+
+    @classmethod
+    async def start(cls, url: str, rate: float, loop: str, probe: bool, directory: Path) -> Driver:
+        argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop]
+        pipe = subprocess.PIPE
+        child = await processes.spawn(
+            f"driver-{loop}", [*argv, *(["--probe"] if probe else [])], directory,
+            stdin=pipe, stdout=pipe,
+        )  # fmt: skip
+        driver = cls(child)
+        try:
+            await driver.line()
+        except BaseException:
+            await child.stop()
+            raise
+        return driver
+
+    async def line(self) -> str:
+        assert self.child.proc.stdout is not None
+        line = await asyncio.wait_for(self.child.proc.stdout.readline(), 30)
+        if not line:
+            raise RuntimeError(f"driver exited: {self.child.tail()}")
+        return line.decode()
+
+    async def tally(self) -> Tally:
+        assert self.child.proc.stdin is not None
+        self.child.proc.stdin.write(b"tally\n")
+        await self.child.proc.stdin.drain()
+        return Tally(**json.loads(await self.line()))
+
+    async def stop(self) -> None:
+        if self.child.proc.stdin is not None:
+            self.child.proc.stdin.close()
+        await self.child.stop()
+
+
+# --- one variant's window -------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    """One variant in one round."""
+
+    variant: str
+    cpu: float  # seconds of the measured process in the window
+    seconds: float  # the window
+    checks: float  # in the window
+    failures: float
+    rss_mb: float
+    not_sent: int = 0  # the driver's backlog (it could not keep the rate)
+
+    @property
+    def cpu_us_per_check(self) -> float | None:
+        return self.cpu / self.checks * 1e6 if self.checks else None
+
+    @property
+    def checks_per_second(self) -> float:
+        return self.checks / self.seconds
+
+
+async def window_of_driver(
+    variant: str, measured: int, driver: Driver, args: argparse.Namespace
+) -> Measure:
+    """Warm-up, then CPU of ``measured`` and the driver's tally at both ends of the window."""
+    await asyncio.sleep(args.warmup)
+    cpu0, t0, before = cpu_seconds(measured), time.monotonic(), await driver.tally()
+    await asyncio.sleep(args.window)
+    cpu1, t1, after = cpu_seconds(measured), time.monotonic(), await driver.tally()
+    failures = after.failed - before.failed + after.errors - before.errors
+    answered, dropped = after.answered - before.answered, after.dropped - before.dropped
+    rss = rss_mb(measured)
+    return Measure(variant, cpu1 - cpu0, t1 - t0, answered, failures, rss, dropped)
+
+
+async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> Measure:
+    config = directory / "blackbox.yml"
+    config.write_text(BLACKBOX_CONFIG, encoding="utf-8")
+    port = processes.free_port()
+    argv = [
+        "prometheus-blackbox-exporter", f"--config.file={config}",
+        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    blackbox = await processes.spawn("blackbox", argv, directory, stdout=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await processes.wait_ok(blackbox, base + "/-/healthy")
+        probe = f"{base}/probe?module=http_2xx&target={quote(url + PATH, safe='')}"
+        driver = await Driver.start(probe, args.rate, "asyncio", True, directory)
+        try:
+            return await window_of_driver("blackbox", blackbox.pid, driver, args)
+        finally:
+            await driver.stop()
+    finally:
+        await blackbox.stop()
+
+
+async def run_bare(loop: str, url: str, args: argparse.Namespace, directory: Path) -> Measure:
+    driver = await Driver.start(url + PATH, args.rate, loop, False, directory)
+    try:
+        return await window_of_driver(f"aiohttp-{loop}", driver.child.pid, driver, args)
+    finally:
+        await driver.stop()
+
+
+def pingmon_config(url: str, args: argparse.Namespace, directory: Path) -> Path:
+    """rate x interval http targets on the URL, status only (as blackbox's http_2xx)."""
+    count = round(args.rate * args.interval)
+    config = {
+        "watch": {"enabled": False},
+        "defaults": {"interval": args.interval, "timeout": min(5.0, args.interval / 2)},
+        "providers": {"nginx": {"type": "http", "base_url": url}},
+        "targets": [
+            {"name": f"t{i:05d}", "provider": "nginx", "path": PATH} for i in range(count)
+        ],
+    }
+    path = directory / "pingmon.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> exposition.Reading:
+    async with http.get(url + "/metrics") as response:
+        return exposition.read(await response.text())
+
+
+async def run_pingmon(
+    variant: str, pingmon: str, url: str, args: argparse.Namespace, directory: Path
+) -> Measure:
+    """Checks: requests nginx answered in the window (only pingmon sends any then); failures:
+    from two scrapes of pingmon's /metrics just outside it (their CPU is left out)."""
+    config = pingmon_config(url, args, directory)
+    daemon, base, _ = await processes.start_pingmon(pingmon, config, directory)
+    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            await asyncio.sleep(args.interval + args.warmup)  # every target has run once
+            before = await scrape(http, base)
+            n0 = await processes.nginx_requests(http, url)
+            cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+            await asyncio.sleep(args.window)
+            cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+            n1 = await processes.nginx_requests(http, url)
+            rss = rss_mb(daemon.pid)
+            after = await scrape(http, base)
+    finally:
+        await daemon.stop()
+    failures = after.failures - before.failures
+    return Measure(variant, cpu1 - cpu0, t1 - t0, n1 - n0, failures, rss)
+
+
+# --- rounds and the table -------------------------------------------------------------------
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, Callable[..., Any]]]:
+    """(name, coroutine function of (url, args, directory)) in the first round's order."""
+    found: list[tuple[str, Callable[..., Any]]] = [("blackbox", run_blackbox)]
+    for pingmon in args.pingmon:
+        name = pingmon_label(pingmon, len(args.pingmon) > 1)
+        found.append((name, lambda u, a, d, p=pingmon, n=name: run_pingmon(n, p, u, a, d)))
+    found.append(("aiohttp-asyncio", lambda u, a, d: run_bare("asyncio", u, a, d)))
+    if importlib.util.find_spec("uvloop") is not None:
+        found.append(("aiohttp-uvloop", lambda u, a, d: run_bare("uvloop", u, a, d)))
+    return found
+
+
+def pingmon_label(path: str, several: bool) -> str:
+    """``pingmon``, or with several builds ``pingmon (main)`` for ``/work/main/.venv/bin/...``."""
+    if not several:
+        return "pingmon"
+    parts = Path(path).resolve().parts
+    home = parts[-4] if len(parts) >= 4 and parts[-3] == ".venv" else path
+    return f"pingmon ({home})"
+
+
+async def run_rounds(args: argparse.Namespace) -> list[list[Measure]]:
+    rounds: list[list[Measure]] = []
+    with tempfile.TemporaryDirectory(prefix="pingmon-vs-blackbox-") as name:
+        directory = Path(name)
+        nginx, url = await processes.start_nginx(directory)
+        try:
+            order = variants(args)
+            for k in range(args.rounds):
+                turn = order[k % len(order) :] + order[: k % len(order)]
+                measures = []
+                for variant, run in turn:
+                    print(f"round {k + 1}: {variant} ...", file=sys.stderr, flush=True)
+                    try:
+                        measures.append(await run(url, args, directory))
+                    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError) as error:
+                        print(f"round {k + 1}: {variant} failed: {error!r}", file=sys.stderr)
+                rounds.append(measures)
+                print_round(k + 1, measures)
+        finally:
+            await nginx.stop()
+    return rounds
+
+
+def ratio(measure: Measure, blackbox: Measure | None) -> float | None:
+    mine, theirs = measure.cpu_us_per_check, blackbox and blackbox.cpu_us_per_check
+    return mine / theirs if mine is not None and theirs else None
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_round(k: int, measures: list[Measure]) -> None:
+    blackbox = next((m for m in measures if m.variant == "blackbox"), None)
+    print(f"\n### Round {k}\n")
+    print("| variant | CPU µs per check | checks/s | failures | not sent | RSS MB | ÷ blackbox |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for m in sorted(measures, key=lambda m: m.variant):
+        print(
+            f"| {m.variant} | {number(m.cpu_us_per_check)} | {number(m.checks_per_second, 1)} "
+            f"| {m.failures:,.0f} | {m.not_sent:,} | {m.rss_mb:,.1f} "
+            f"| {number(ratio(m, blackbox), 2)} |"
+        )
+    sys.stdout.flush()
+
+
+def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None:
+    print(f"\n### Medians over {len(rounds)} round(s): rate {args.rate:g}/s, window "
+          f"{args.window:g} s, pingmon interval {args.interval:g} s\n")  # fmt: skip
+    print("| variant | CPU µs per check | checks/s | failures, not sent (sums) | RSS MB "
+          "| ÷ blackbox |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    names = sorted({m.variant for measures in rounds for m in measures})
+    for name in names:
+        mine = [m for measures in rounds for m in measures if m.variant == name]
+        ratios = [ratio(m, next((b for b in r if b.variant == "blackbox"), None))
+                  for r in rounds for m in r if m.variant == name]  # fmt: skip
+        print(
+            f"| {name} | {number(median(m.cpu_us_per_check for m in mine))} "
+            f"| {number(median(m.checks_per_second for m in mine), 1)} "
+            f"| {sum(m.failures for m in mine):,.0f}, {sum(m.not_sent for m in mine):,} "
+            f"| {number(median(m.rss_mb for m in mine), 1)} "
+            f"| {number(median(ratios), 2)} |"
+        )
+    print(f"\n{NOTE} CPU: utime + stime of the measured process (all threads) over the window; "
+          "pingmon's checks: requests nginx answered in it.")  # fmt: skip
+
+
+def median(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rate", type=float, default=500.0, help="checks per second")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    parser.add_argument("--interval", type=parse_duration, default=10.0, help="pingmon's: 10s")
+    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
+    parser.add_argument(
+        "--pingmon", action="append", help="a pingmon executable (repeatable; default: "
+        "the one beside this Python)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="rate 50, 1 round, 3 s windows")
+    parser.add_argument("--drive", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rate, args.rounds, args.window, args.warmup, args.interval = 50.0, 1, 3.0, 1.0, 2.0
+    args.pingmon = args.pingmon or [str(Path(sys.executable).with_name("pingmon"))]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.drive:
+        run_driver(args)
+        return
+    if args.nice is not None:  # inherited by every process the run starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    missing = [p for p in ("nginx", "prometheus-blackbox-exporter") if not shutil.which(p)]
+    if missing:
+        sys.exit(f"vs_blackbox: not installed: {', '.join(missing)} (apt-get install -y "
+                 "nginx-light prometheus-blackbox-exporter)")  # fmt: skip
+    per_variant = 2 * args.warmup + args.window + args.interval + 120
+    bound = args.rounds * len(variants(args)) * per_variant + 60
+    try:
+        rounds = asyncio.run(processes.until_signal(asyncio.wait_for(run_rounds(args), bound)))
+    except asyncio.CancelledError:
+        sys.exit("vs_blackbox: interrupted")
+    print_summary(rounds, args)
+
+
+if __name__ == "__main__":
+    main()

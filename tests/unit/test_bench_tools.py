@@ -1,0 +1,106 @@
+"""The benchmarks' pure parts: what they read from /metrics, and the configurations they write.
+
+No benchmark runs here (nor nginx, nor blackbox_exporter): timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+from pingmon.config import load_config
+from pingmon.loading import MAX_FILE_BYTES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import bench_daemon
+import exposition
+
+EXPOSITION = """\
+# HELP pingmon_checks_total Checks by error class (none = success).
+# TYPE pingmon_checks_total counter
+pingmon_checks_total{target="a",provider="p",error_class="none"} 10.0
+pingmon_checks_total{target="a",provider="p",error_class="timeout"} 2.0
+pingmon_checks_total{target="b",provider="p",error_class="none"} 5.0
+pingmon_scheduler_lag_seconds_bucket{le="0.01"} 90.0
+pingmon_scheduler_lag_seconds_bucket{le="0.05"} 99.0
+pingmon_scheduler_lag_seconds_bucket{le="+Inf"} 100.0
+pingmon_up 1.0
+# EOF
+"""
+
+
+def test_reading_sums_checks_over_targets_and_counts_failures_apart() -> None:
+    reading = exposition.read(EXPOSITION)
+
+    assert reading.checks == 17
+    assert reading.failures == 2
+    assert reading.checks_by_class == {"none": 15.0, "timeout": 2.0}
+
+
+def test_reading_counts_sample_lines_and_those_of_targets() -> None:
+    reading = exposition.read(EXPOSITION)
+
+    assert (reading.series, reading.target_series) == (7, 3)
+
+
+def test_lag_quantile_interpolates_within_the_bucket_of_the_window_deltas() -> None:
+    before = {0.01: 50.0, 0.05: 50.0, float("inf"): 50.0}
+    after = exposition.read(EXPOSITION).lag_buckets
+
+    # 50 observations in the window: 40 up to 10 ms, 9 in (10, 50] ms, 1 above.
+    assert exposition.lag_quantile(before, after, 0.5) == pytest.approx(0.01 * 25 / 40)
+    assert exposition.lag_quantile(before, after, 0.9) == pytest.approx(0.01 + 0.04 * 5 / 9)
+    assert exposition.share_above(before, after, 0.05) == pytest.approx(1 / 50)
+    assert exposition.lag_quantile(after, after, 0.99) is None
+
+
+def bench_args() -> argparse.Namespace:
+    return bench_daemon.parse_args([])
+
+
+def test_scale_config_loads_with_every_target_on_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "pingmon.yaml"
+    bench_daemon.write_config(200, 10.0, None, "http://127.0.0.1:9", bench_args(), path)
+
+    config = load_config(path)
+
+    assert [t.name for t in config.targets] == [f"t{i:06d}" for i in range(200)]
+
+
+def test_config_of_100000_targets_fits_pingmons_file_limit(tmp_path: Path) -> None:
+    path = tmp_path / "pingmon.yaml"
+    bench_daemon.write_config(100_000, 60.0, "lean", "http://127.0.0.1:9", bench_args(), path)
+
+    assert path.stat().st_size < MAX_FILE_BYTES
+    assert '"metrics":{"profile":"lean"}' in path.read_text(encoding="utf-8")
+
+
+def scrape_at(
+    ended: float, wall: float, cpu_gross: float, cpu_at_end: float, checks: float
+) -> bench_daemon.Scrape:
+    """A scrape ending at ``ended`` (s) that saw ``checks`` checks in all."""
+    reading = exposition.Reading({"none": checks}, {float("inf"): checks}, 0, 0)
+    return bench_daemon.Scrape(ended - wall, ended, cpu_gross, cpu_at_end, 0, 0, "gzip", reading)
+
+
+def test_scrape_cpu_is_what_the_scrape_added_above_the_windows_baseline() -> None:
+    # 10 s window, 1 s scrape that took 0.6 s of CPU; 9 s outside at 0.2 CPU-s/s.
+    scrapes = [scrape_at(0.0, 0.1, 0.0, 0.0, 0), scrape_at(10.0, 1.0, 0.6, 2.4, 1000)]
+
+    found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
+
+    assert found["scrape_cpu_ms_net_median"] == pytest.approx(400.0)
+    assert found["cpu_us_per_check"] == pytest.approx(2400.0)
+    assert found["cpu_us_per_check_without_scrapes"] == pytest.approx(2000.0)
+
+
+def test_scrape_cpu_has_no_net_figure_when_scrapes_fill_the_window() -> None:
+    scrapes = [scrape_at(0.0, 0.1, 0.0, 0.0, 0), scrape_at(10.0, 9.0, 3.0, 3.2, 1000)]
+
+    found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
+
+    assert found["scrape_cpu_ms_net_median"] is None
+    assert found["scrape_wall_ms_median"] == pytest.approx(9000.0)
