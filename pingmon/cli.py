@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -13,8 +12,15 @@ from collections.abc import Sequence
 from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
 from pingmon.errors import ConfigError
+from pingmon.eventloop import (
+    CHOICES as EVENT_LOOPS,
+    ENV_VAR as EVENT_LOOP_ENV,
+    EventLoopError,
+    choose as choose_loop,
+    run as run_on_loop,
+)
 from pingmon.logs import mask_secrets, setup_logging
-from pingmon.sharding import MAX_SHARDS, ShardBy
+from pingmon.sharding import DIGITS, MAX_SHARDS, ShardBy
 from pingmon.standby import start_refused
 from pingmon.watch import FileWatch
 from pingmon.webconfig import WebOptions, load_web_config
@@ -61,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         "pingmon_config_last_reload_successful 0 and /-/ready 503 until the fixed file is "
         "reloaded (a sidecar that must not crash-loop)",
     )
+    _event_loop_option(run)
     check = commands.add_parser("check", help="check targets once; exit 1 if any failed")
     _config_option(check)
+    _event_loop_option(check)
     check.add_argument("--target", action="append", default=[], metavar="NAME",
                        help="check only this target (repeatable)")  # fmt: skip
     check.add_argument("--json", action="store_true", help="print a JSON array")
@@ -87,7 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run against a local sandbox of fake providers")
     demo.add_argument("--listen", default="127.0.0.1:9108", help="pingmon's address")
+    _event_loop_option(demo)
     return parser
+
+
+def _event_loop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--event-loop",
+        dest="event_loop",
+        choices=EVENT_LOOPS,
+        help=f"uvloop, asyncio, or auto: uvloop where it is installed (env {EVENT_LOOP_ENV}; "
+        "default auto)",
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +120,7 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SHARDS:
+    if not DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_SHARDS:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SHARDS}")
     return int(text)
 
@@ -120,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_format, args.log_level)
     try:
         return _dispatch(args)
-    except (ConfigError, UsageError) as error:
+    except (ConfigError, UsageError, EventLoopError) as error:
         for line in error.lines():
             print(line, file=sys.stderr)
         return EXIT_CONFIG
@@ -132,12 +151,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config" and args.config_command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return EXIT_OK
+    loop = "" if args.command == "config" else choose_loop(args.event_loop)
     if args.command == "demo":
         from pingmon.demo import run_demo
 
-        return run_demo(args.listen)
+        return run_demo(args.listen, loop)
     if args.command == "check":
-        return _check(_load(args.config, masked=True), args.target, args.json)
+        return _check(_load(args.config, masked=True), args.target, args.json, loop)
     # Before loading: a change to the file while the daemon starts is then seen as one.
     first_look = FileWatch([args.config]) if args.command == "run" else None
     config, web = _load_all(args)
@@ -149,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.shards is not None:
             _print_assignment(config, args.shards, args.by)
         return EXIT_OK
-    return _run(config, web, first_look)
+    return _run(config, web, first_look, loop)
 
 
 def _load(path: str, masked: bool, allow_invalid: bool = False) -> Config:
@@ -196,7 +216,7 @@ def _load_all(args: argparse.Namespace) -> tuple[Config, WebOptions]:
     return config, WebOptions(listen_address=listen, config=web, enable_lifecycle=lifecycle)
 
 
-def _check(config: Config, names: list[str], as_json: bool) -> int:
+def _check(config: Config, names: list[str], as_json: bool, loop: str) -> int:
     from pingmon.oneshot import as_json as to_json, as_table, check_once
     from pingmon.placement import share_of
 
@@ -213,7 +233,8 @@ def _check(config: Config, names: list[str], as_json: bool) -> int:
         print(f"{config.source}: not this shard's ({share.shard} of {share.shards}): {held}",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    results = asyncio.run(check_once(config, names))
+    # Debug: check's answer is on stdout, and its stderr stays quiet unless asked.
+    results = run_on_loop(check_once(config, names), loop, logging.DEBUG)
     if as_json:
         print(to_json(results, None if share.shards == 1 else share.shard))
     else:
@@ -229,11 +250,11 @@ def _print_assignment(config: Config, shards: int, by: str | None) -> None:
     print(assignment_table(assignment(config, shards, None if by is None else ShardBy(by))))
 
 
-def _run(config: Config, web: WebOptions, first_look: FileWatch | None) -> int:
+def _run(config: Config, web: WebOptions, first_look: FileWatch | None, loop: str) -> int:
     from pingmon.service import ListenError, serve
 
     try:
-        asyncio.run(serve(config, first_look=first_look, web_options=web))
+        run_on_loop(serve(config, first_look=first_look, web_options=web), loop)
     except ListenError as error:
         print(f"pingmon: {error}", file=sys.stderr)
         return EXIT_FAILED

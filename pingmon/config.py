@@ -201,7 +201,7 @@ class Settings(BaseSettings, NumbersNotBooleans):
 def split_listen(listen: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:9108`` for IPv6) as a pair; ValueError names the fault."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{listen!r} is not host:port, e.g. 0.0.0.0:9108")
     return host.strip("[]") or "0.0.0.0", int(port)
 

@@ -32,7 +32,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -154,17 +154,17 @@ class _Guarded(asyncio.Protocol):
         self._write_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, if not an asyncio.Transport subclass on every loop (uvloop's).
+        stream = self._transport = cast(asyncio.Transport, transport)
         if not self._limits.admit(self):
-            transport.write(REFUSAL)
-            transport.close()
+            stream.write(REFUSAL)
+            stream.close()
             return
         self._admitted = True
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
-        _bound_unsent(transport)
+        stream.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        _bound_unsent(stream)
         self._start_header_timer()
-        self.inner.connection_made(transport)
+        self.inner.connection_made(stream)
 
     def data_received(self, data: bytes) -> None:
         if not self._admitted:

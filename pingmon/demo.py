@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
@@ -13,6 +12,7 @@ import yaml
 
 from pingmon.config import load_config
 from pingmon.daemon import Daemon
+from pingmon.eventloop import run as run_on_loop
 from pingmon.sandbox import SANDBOX_CREDENTIALS, Sandbox, Scenario
 from pingmon.service import ListenError, serve
 
@@ -126,9 +126,10 @@ async def _demo(listen: str) -> None:
             await serve(load_config(config_path), on_started=on_started)
 
 
-def run_demo(listen: str) -> int:
+def run_demo(listen: str, loop: str = "asyncio") -> int:
+    """Run the demo on ``loop`` (``pingmon.eventloop``) until SIGINT/SIGTERM."""
     try:
-        asyncio.run(_demo(listen))
+        run_on_loop(_demo(listen), loop)
     except ListenError as error:
         print(f"pingmon demo: {error}; try --listen 127.0.0.1:9109", file=sys.stderr)
         return 1

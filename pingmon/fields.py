@@ -25,7 +25,9 @@ from pydantic_core import CoreSchema, core_schema
 
 from pingmon.files import FileRefused, read_bounded
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+# re.ASCII: Python's \d also matches Arabic-Indic and other Unicode digits (float() reads
+# them too), while the schema's patterns (ECMA-262) and every other tool take ASCII only.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PATTERN = r"^((\d+(\.\d+)?)(ms|s|m|h|d))+$"
 # The longest duration any setting takes: far above any sensible interval, timeout or back-off,
@@ -57,11 +59,11 @@ def parse_duration(value: object) -> float:
         raise ValueError("must be a duration such as 500ms, 30s, 5m or 1h")
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+    elif isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip(), re.ASCII):
         seconds = float(value)  # a bare number is seconds, as in PINGMON_DEFAULTS__INTERVAL=30
     elif isinstance(value, str) and value.strip().startswith("-"):
         seconds = -1.0  # refused below with the message about sign, not about syntax
-    elif isinstance(value, str) and re.fullmatch(_DURATION_PATTERN, value.strip()):
+    elif isinstance(value, str) and re.fullmatch(_DURATION_PATTERN, value.strip(), re.ASCII):
         seconds = sum(
             float(number) * _DURATION_UNITS[unit]
             for number, unit in _DURATION_PART.findall(value.strip())
@@ -113,7 +115,7 @@ Duration = Annotated[
     ),
 ]
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h)\s*$")
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h)\s*$", re.ASCII)
 
 
 def parse_rate(value: object) -> float:

@@ -8,6 +8,7 @@ agrees on it; the process then keeps only its own targets, and everything downst
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pingmon.config import Config
@@ -69,11 +70,27 @@ def credential_keys(config: Config) -> dict[str, str]:
     }
 
 
+def anchors(keys: Mapping[str, str]) -> dict[str, str]:
+    """Each provider entry's anchor: the first name, in sorted order, of the entries holding
+    its credential key. ``by: credential`` places a credential by this name rather than by its
+    key, a hash of the secret: rotating a secret then moves nothing (each pod's Secret volume
+    is updated at its own time, and a moved target would meanwhile be checked twice or not at
+    all), and the shard says nothing about a secret."""
+    first: dict[str, str] = {}
+    for name in sorted(keys):
+        first.setdefault(keys[name], name)
+    return {name: first[key] for name, key in keys.items()}
+
+
 def assignment(config: Config, shards: int | None = None, by: ShardBy | None = None) -> Assignment:
     """The file's targets over ``shards`` (the file's ``sharding.shards`` by default)."""
     sharding = config.settings.sharding
     keys = credential_keys(config)
-    placed = (Placed(target.name, keys[target.provider_name]) for target in config.targets)
+    anchor = anchors(keys)
+    placed = (
+        Placed(target.name, keys[target.provider_name], anchor[target.provider_name])
+        for target in config.targets
+    )
     return assign(placed, shards or sharding.shards, by or sharding.by)
 
 

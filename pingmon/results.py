@@ -104,8 +104,8 @@ class TargetState:
         by_class[result.error_class] = by_class.get(result.error_class, 0) + 1
         counts = list(self.latency_counts)
         counts[bisect.bisect_left(LATENCY_BUCKETS, result.duration_seconds)] += 1
-        return replace(
-            self,
+        return TargetState(  # not dataclasses.replace: this runs once per check
+            info=self.info,
             last=result,
             last_success_at=result.finished_at if result.success else self.last_success_at,
             consecutive_failures=_consecutive_failures(self.consecutive_failures, result),

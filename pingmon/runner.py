@@ -8,7 +8,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -206,20 +205,29 @@ class Runner:
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
             await asyncio.sleep(wait)
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self.slots)
-            if plan.provider_slots is not None:
-                await stack.enter_async_context(plan.provider_slots)
-            if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
-                return None
-            try:
-                result, retry_after = await self._check(plan)
-            except ResourceExhausted as error:  # raised only when on_exhausted is given
-                if self._on_exhausted is not None:
-                    self._on_exhausted(error)
-                return None
+        async with self.slots:
+            if plan.provider_slots is None:
+                checked = await self._check_in_slot(plan)
+            else:
+                async with plan.provider_slots:
+                    checked = await self._check_in_slot(plan)
+        if checked is None:
+            return None
+        result, retry_after = checked
         self._apply_backoff(plan, result, retry_after)
         return result
+
+    async def _check_in_slot(self, plan: TargetPlan) -> tuple[CheckResult, str | None] | None:
+        """``_check`` once the slots are taken; None when the credential's gate closed
+        meanwhile or (with ``on_exhausted``) pingmon ran out of resources for it."""
+        if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
+            return None
+        try:
+            return await self._check(plan)
+        except ResourceExhausted as error:  # raised only when on_exhausted is given
+            if self._on_exhausted is not None:
+                self._on_exhausted(error)
+            return None
 
     async def _check(self, plan: TargetPlan) -> tuple[CheckResult, str | None]:
         """All attempts of one check; also the last response's Retry-After header."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.executors.base import BaseExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.fields import format_duration
+from pingmon.jobstore import HeapJobStore
 from pingmon.targets import Target
 
 
@@ -27,11 +29,27 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
     APScheduler 3 adds the interval to the previous *jittered* run, so a 1 s interval with
     jitter 0.1 runs every 1.1 s on average. This one goes back to the previous run's grid
     point first, so runs stay on ``start_date + k * interval`` plus a fresh jitter each.
+
+    APScheduler asks for a run's successor twice (once to find the runs due, once to store
+    the next), so the last answer is kept and given again for the same run: one jitter draw
+    and one computation per run, not two.
     """
+
+    _last: tuple[datetime, datetime | None] | None = None  # (a run, its successor)
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
+        if previous_fire_time is None:
+            return self._successor(None, now)
+        last = self._last
+        if last is not None and last[0] == previous_fire_time:
+            return last[1]
+        next_fire_time = self._successor(previous_fire_time, now)
+        self._last = (previous_fire_time, next_fire_time)
+        return next_fire_time
+
+    def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         if previous_fire_time is not None and self.jitter:
             elapsed = (previous_fire_time - self.start_date).total_seconds()
             steps = math.floor(elapsed / self.interval_length + 1e-9)  # float noise at k*L
@@ -135,11 +153,73 @@ def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's asyncio scheduler, woken by its timer directly.
+
+    ``AsyncIOScheduler`` wakes through ``call_soon_threadsafe`` (its ``wakeup`` may be called
+    from any thread): every timer then costs a write to the loop's self-pipe, a read and a
+    loop iteration more. The timer runs on the loop's own thread, so it processes the jobs
+    at once; calls from elsewhere (adding a job) still go through ``wakeup``.
+    """
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
+
+    def _wake_on_loop(self) -> None:
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
+class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """Starts a job's coroutine as a task of its own, and observes how late it started.
+
+    APScheduler's ``AsyncIOExecutor`` wraps every run in ``run_coroutine_job`` (misfire
+    checks, an INFO log call, execution events for listeners) and inspects the function on
+    every run; pingmon's jobs have none of those needs (``misfire_grace_time=None``, no
+    listeners). ``BaseExecutor`` still counts instances, so ``max_instances`` holds, and a
+    run that raises or is cancelled is logged as APScheduler logs it.
+    """
+
+    def __init__(self, observe_lag: Callable[[float], None]) -> None:
+        super().__init__()
+        self._observe_lag = observe_lag
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, scheduler: Any, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._loop: asyncio.AbstractEventLoop = scheduler._eventloop
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel every run still going (APScheduler's asyncio executor does the same)."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._observe_lag(max(0.0, (datetime.now(UTC) - run_times[-1]).total_seconds()))
+        task = self._loop.create_task(job.func(*job.args, **job.kwargs))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._finished, job.id))
+
+    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        try:
+            task.result()
+        except BaseException as error:  # noqa: BLE001 - logged as APScheduler logs it
+            self._run_job_error(job_id, error, error.__traceback__)
+        else:
+            self._run_job_success(job_id, ())
+
+
 class CheckScheduler:
     """Runs ``check(name)`` for every target on its own timer.
 
     ``max_instances=1`` and ``coalesce=True``: a slow target never piles up and never
-    delays another; ``misfire_grace_time=None``: a late run still runs, once.
+    delays another; ``misfire_grace_time=None``: a late run still runs, once. Each run is
+    dispatched as cheaply as APScheduler allows (``LoopScheduler``, ``CheckExecutor``,
+    ``HeapJobStore``).
     """
 
     def __init__(
@@ -149,9 +229,12 @@ class CheckScheduler:
     ) -> None:
         self._check = check
         self._job_function = presigned(check)
-        self._observe_lag = observe_lag
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._observe_lag = observe_lag  # looked up at each run: a benchmark wraps it
+        self._scheduler = LoopScheduler(
+            timezone=UTC,
+            executors={"default": CheckExecutor(lambda lag: self._observe_lag(lag))},
+            jobstores={"default": HeapJobStore()},
+        )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
 
@@ -235,8 +318,3 @@ class CheckScheduler:
             for job in self._scheduler.get_jobs()
             if job.next_run_time is not None
         }
-
-    def _on_submitted(self, event: Any) -> None:
-        if isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
-            scheduled = event.scheduled_run_times[-1]
-            self._observe_lag(max(0.0, (datetime.now(UTC) - scheduled).total_seconds()))

@@ -2,7 +2,8 @@
 
 Every replica of a StatefulSet reads the same file and computes the same assignment, so no
 coordinator or shared store is needed. A target's key is its credential (``by: credential``,
-the default: a credential's 429 back-off and rate budget then live in one process) or its
+the default: a credential's 429 back-off and rate budget then live in one process; named by a
+provider entry, never by its secret, see ``placement.anchors``) or its
 name (``by: target``: even load when one credential holds most targets; each credential's
 ``rate_limit`` is then split between the shards that hold its targets).
 
@@ -39,6 +40,8 @@ from pingmon.fields import NumbersNotBooleans
 MAX_SHARDS = 1024
 # A pod name: a DNS subdomain name ending in -<ordinal> (the schema's pattern, so ECMA-262 too).
 _POD_ORDINAL = re.compile(r"^[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?-([0-9]{1,4})$")
+# A number written out: ASCII digits only (str.isdigit() and int() also take "٣" and "²").
+DIGITS = re.compile(r"[0-9]+")
 
 
 class ShardBy(StrEnum):
@@ -53,9 +56,9 @@ def _ordinal(value: Any) -> Any:
     if isinstance(value, bool):  # YAML's true/false would pass as 1/0
         raise ValueError("must be a number, not true or false")
     if isinstance(value, str):
-        if value.isdigit():
+        if DIGITS.fullmatch(value):
             return int(value)
-        match = _POD_ORDINAL.match(value)
+        match = _POD_ORDINAL.fullmatch(value)  # all of it: ``$`` also matches before a "\n"
         if match is None:
             raise ValueError(
                 f"{value[:100]!r} is neither a shard number nor a StatefulSet pod name ending "
@@ -145,10 +148,13 @@ def _digest(prefix: bytes, key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """A target as the assignment sees it: its name and its credential's key."""
+    """A target as the assignment sees it: its name, its credential's key (whose targets share
+    a back-off and a rate budget), and the name ``by: credential`` places that credential by
+    (``anchor``; the key itself when empty)."""
 
     name: str
     credential: str
+    anchor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +186,7 @@ def assign(targets: Iterable[Placed], shards: int, by: ShardBy) -> Assignment:
     shard_by_target: dict[str, int] = {}
     holders: dict[str, set[int]] = {}
     for target in placed:
-        key = target.credential if by is ShardBy.CREDENTIAL else target.name
+        key = (target.anchor or target.credential) if by is ShardBy.CREDENTIAL else target.name
         shard = memo.get(key)
         if shard is None:
             shard = memo[key] = shard_of(key, shards)

@@ -102,7 +102,10 @@ def _same_id(echoed: object, expected: int) -> bool:
         return False
     if isinstance(echoed, int):
         return echoed == expected
-    return isinstance(echoed, str) and echoed.strip().isdigit() and int(echoed) == expected
+    if not isinstance(echoed, str):
+        return False
+    digits = echoed.strip()  # ASCII only: isdigit() alone takes "²", which int() refuses
+    return digits.isascii() and digits.isdigit() and int(digits) == expected
 
 
 PROVIDER = NinepicProvider

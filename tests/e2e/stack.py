@@ -261,9 +261,7 @@ class Stack:
             },
             "rule_files": [str(rules)],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [self.am_url[7:]]}]}]},
-            "scrape_configs": [
-                {"job_name": JOB, "static_configs": [{"targets": [self.pingmon_address]}]}
-            ],
+            "scrape_configs": self.scrape_configs(),
         }
         config.write_text(yaml.safe_dump(document, sort_keys=False))
         checked = subprocess.run(
@@ -286,6 +284,10 @@ class Stack:
         )
         self.prom_url = f"http://127.0.0.1:{port}"
         eventually(lambda: http_ok(self.prom_url + "/-/ready"), "Prometheus /-/ready", self.logs)
+
+    def scrape_configs(self) -> list[dict[str, Any]]:
+        """Prometheus's ``scrape_configs``: the one pingmon, in job JOB."""
+        return [{"job_name": JOB, "static_configs": [{"targets": [self.pingmon_address]}]}]
 
     def wait_scraped(self) -> None:
         """Prometheus's first scrape comes about 5.5 s after its start (TOOLING.md)."""

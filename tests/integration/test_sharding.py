@@ -174,3 +174,13 @@ async def test_validate_refuses_zero_shards(config_writer: ConfigWriter) -> None
     done = await pingmon("config", "validate", "--config", str(path), "--shards", "0")
     assert done.returncode == 2
     assert "--shards: must be a whole number from 1 to 1024" in done.stderr
+
+
+@pytest.mark.parametrize("shards", ["\u0661\u0660", "\u00b2", "3.0"])
+async def test_validate_takes_only_ascii_digits_for_shards(
+    config_writer: ConfigWriter, shards: str
+) -> None:
+    path = config_writer.write(TARGETS)
+    done = await pingmon("config", "validate", "--config", str(path), "--shards", shards)
+    assert done.returncode == 2
+    assert "--shards: must be a whole number from 1 to 1024" in done.stderr

@@ -789,7 +789,9 @@ def test_a_bad_allowed_sources_entry_is_refused_naming_it(tmp_path: Path) -> Non
 
 
 @pytest.mark.usefixtures("webhook_env")
-@pytest.mark.parametrize("listen", ["0.0.0.0", "127.0.0.1:http", "127.0.0.1:70000"])
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:\u0669\u0661"]
+)
 def test_a_bad_webhook_listen_is_refused(tmp_path: Path, listen: str) -> None:
     path = webhook_config(tmp_path, stripe_hook_target(), top=f"webhook_listen: '{listen}'\n")
     assert refusal(path).lines() == [

@@ -60,6 +60,9 @@ def test_parse_duration_reads_prometheus_durations_and_numbers(
         ("5x", f"'5x' {SYNTAX_HINT}"),
         ("5M", f"'5M' {SYNTAX_HINT}"),
         ("1h 30m", f"'1h 30m' {SYNTAX_HINT}"),
+        # Only ASCII digits: Python's \d and float() also take Arabic-Indic ones.
+        ("\u0663s", f"'\u0663s' {SYNTAX_HINT}"),
+        ("\u0663", f"'\u0663' {SYNTAX_HINT}"),
         (None, f"None {SYNTAX_HINT}"),
         (True, "must be a duration such as 500ms, 30s, 5m or 1h"),
         (False, "must be a duration such as 500ms, 30s, 5m or 1h"),
@@ -118,6 +121,7 @@ def test_parse_rate_reads_requests_per_unit_as_requests_per_second(
         ("5/d", "'5/d' is not a rate; use a form such as 5/s, 100/m or 1000/h"),
         (5, "5 is not a rate; use a form such as 5/s, 100/m or 1000/h"),
         ("0/s", "must be a positive rate"),
+        ("\u0663/s", "'\u0663/s' is not a rate; use a form such as 5/s, 100/m or 1000/h"),
     ],
 )
 def test_parse_rate_refuses_with_a_message_saying_what_to_write(

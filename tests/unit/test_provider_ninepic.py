@@ -23,6 +23,7 @@ SEED_PONG: dict[str, Any] = {
     "message": "pong",
     "data": {"status": "ok", "org_id": 903, "event_id": 456},
 }
+INDIC_456 = "\u0664\u0665\u0666"  # 456 in Arabic-Indic digits, which int() reads
 LEGACY_PONG: dict[str, Any] = {"status": "ok", "org_id": 903, "event_id": 456}
 
 
@@ -83,6 +84,9 @@ CASES = [
     pytest.param(200, pong(org_id=904), ErrorClass.BAD_RESPONSE, id="200-other-org"),
     pytest.param(200, pong(event_id=457), ErrorClass.BAD_RESPONSE, id="200-other-event"),
     pytest.param(200, pong(event_id=True), ErrorClass.BAD_RESPONSE, id="200-bool-event-id"),
+    # str.isdigit() takes "²", which int() then refuses: a bad response, not pingmon's fault.
+    pytest.param(200, pong(event_id="\u00b2"), ErrorClass.BAD_RESPONSE, id="200-superscript-id"),
+    pytest.param(200, pong(event_id=INDIC_456), ErrorClass.BAD_RESPONSE, id="200-indic-id"),
     pytest.param(200, {**SEED_PONG, "data": None}, ErrorClass.BAD_RESPONSE, id="200-no-data"),
     pytest.param(200, {"message": "pong"}, ErrorClass.BAD_RESPONSE, id="200-neither-shape"),
     pytest.param(200, {**LEGACY_PONG, "status": "down"}, ErrorClass.BAD_RESPONSE, id="legacy"),

@@ -191,3 +191,16 @@ async def test_apply_ends_with_the_planned_timers_even_if_a_job_went_missing() -
         assert sorted(job.id for job in scheduler._scheduler.get_jobs()) == ["b", "c"]
     finally:
         scheduler.shutdown()
+
+
+def test_a_runs_successor_is_drawn_once_however_often_it_is_asked_for() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    trigger = GridIntervalTrigger(seconds=10, start_date=start, jitter=4)
+    first = trigger.get_next_fire_time(None, start)
+    assert first is not None
+    successor = trigger.get_next_fire_time(first, first)
+    assert all(trigger.get_next_fire_time(first, first) == successor for _ in range(20))
+    assert successor is not None
+    after = {trigger.get_next_fire_time(successor, successor) for _ in range(20)}
+    assert len(after) == 1
+    assert after != {successor}

@@ -90,6 +90,13 @@ def test_shard_is_a_number_or_a_statefulset_pod_name(
             "sharding.by: Input should be 'credential' or 'target'",
         ),
         ({"shards": 2, "shard": 0, "shardz": 1}, "sharding.shardz: unknown key"),
+        # Only ASCII digits are a number (str.isdigit() and int() take Arabic-Indic and
+        # superscript digits), and a pod name is all of the string (``$`` matches before a
+        # trailing newline): what the schema's pattern says.
+        ({"shards": 5, "shard": "\u0663"}, "sharding.shard: '\u0663' is neither a shard number"),
+        ({"shards": 5, "shard": "\u00b2"}, "sharding.shard: '\u00b2' is neither a shard number"),
+        ({"shards": 5, "shard": "pingmon-2\n"}, "sharding.shard: 'pingmon-2\\n' is neither"),
+        ({"shards": 5, "shard": "pingmon-\u0663"}, "sharding.shard: 'pingmon-\u0663' is neither"),
         ({"shards": True, "shard": 0}, "sharding.shards: must be a number, not true or false"),
         ({"shards": 2, "shard": True}, "sharding.shard: must be a number, not true or false"),
     ],
@@ -180,3 +187,51 @@ def test_the_schema_takes_a_shard_number_or_a_pod_name() -> None:
         jsonschema.validate({"sharding": {"shards": 8, "shard": shard}}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"sharding": {"shards": 8, "shard": "Pingmon"}}, schema)
+
+
+def write_keyed(tmp_path: Path, keys: dict[str, str], sharding: dict[str, Any]) -> Path:
+    """Stripe entries, each reading its api_key from a secret file with ``keys[entry]`` in it,
+    two targets each."""
+    providers = {}
+    for entry, key in keys.items():
+        secret = tmp_path / f"{entry}.key"
+        secret.write_text(key + "\n", encoding="utf-8")
+        providers[entry] = {"type": "stripe", "api_key": {"file": str(secret)}}
+    targets = [
+        {"name": f"{entry}-t{i}", "provider": entry, "destination_id": f"ed_{entry}_{i}"}
+        for entry in keys
+        for i in range(2)
+    ]
+    document = {"providers": providers, "targets": targets, "sharding": sharding}
+    path = tmp_path / "pingmon.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+ENTRIES = [f"acct-{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize("shards", [2, 3, 5])
+def test_rotating_the_secrets_moves_no_target_to_another_shard(
+    tmp_path: Path, shards: int
+) -> None:
+    # A rotation reaches each pod's Secret volume at its own time: were the placement a
+    # function of the secret, a moved target would for a while be checked twice or never.
+    sharding = {"shards": shards, "shard": 0}
+    before = share_of(load_config(write_keyed(tmp_path, {e: f"sk_old_{e}" for e in ENTRIES},
+                                              sharding)))  # fmt: skip
+    after = share_of(load_config(write_keyed(tmp_path, {e: f"sk_new_{e}" for e in ENTRIES},
+                                             sharding)))  # fmt: skip
+    assert after.assignment.shard_by_target == before.assignment.shard_by_target
+    assert len(set(before.assignment.shard_by_target.values())) > 1
+
+
+def test_entries_sharing_one_secret_stay_on_one_shard(tmp_path: Path) -> None:
+    keys = {entry: "sk_shared" if entry in ("acct-3", "acct-9") else f"sk_{entry}"
+            for entry in ENTRIES}  # fmt: skip
+    for shards in (2, 3, 5, 8):
+        held = share_of(load_config(write_keyed(tmp_path, keys, {"shards": shards, "shard": 0})))
+        owners = held.assignment.shard_by_target
+        shared = ("acct-3-t0", "acct-3-t1", "acct-9-t0", "acct-9-t1")
+        assert len({owners[name] for name in shared}) == 1
+        assert held.assignment.spread[held.assignment.credentials["acct-3-t0"]] == 1

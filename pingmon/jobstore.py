@@ -1,0 +1,104 @@
+"""An APScheduler job store whose every run costs O(log n), for tens of thousands of jobs."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from datetime import datetime
+from typing import Any
+
+from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
+from apscheduler.util import datetime_to_utc_timestamp
+
+
+class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untyped
+    """Jobs in RAM, as APScheduler's ``MemoryJobStore`` keeps them, in a heap.
+
+    ``MemoryJobStore`` keeps one list sorted by next run time: every run of every job moves
+    the job within it (a binary search in Python, then a delete and an insert that shift the
+    list), so a run costs O(n), twice the CPU at 50,000 jobs as at 1,000. Here each job has an
+    entry ``(timestamp, job id, version)`` in a heap; a run pushes a new entry and leaves the
+    old one stale (its version is no longer the job's), to be dropped when it reaches the top.
+    Due jobs, the next run time and every listing come in the memory store's order: by next
+    run time, then job id, paused jobs (no next run time) last.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[float, str, int]] = []
+        self._jobs: dict[str, tuple[Any, float | None, int]] = {}  # id -> job, time, version
+        self._versions = itertools.count()
+
+    def lookup_job(self, job_id: str) -> Any:
+        entry = self._jobs.get(job_id)
+        return None if entry is None else entry[0]
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        """The jobs due at ``now``, earliest first; their entries stay (the scheduler updates
+        or removes each job next)."""
+        limit = datetime_to_utc_timestamp(now)
+        due: list[tuple[float, str, int]] = []
+        while self._heap and self._heap[0][0] <= limit:
+            entry = heapq.heappop(self._heap)
+            if self._current(entry):
+                due.append(entry)
+        for entry in due:
+            heapq.heappush(self._heap, entry)
+        return [self._jobs[job_id][0] for _, job_id, _ in due]
+
+    def get_next_run_time(self) -> datetime | None:
+        while self._heap and not self._current(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._jobs[self._heap[0][1]][0].next_run_time if self._heap else None
+
+    def get_all_jobs(self) -> list[Any]:
+        def order(item: tuple[str, tuple[Any, float | None, int]]) -> tuple[bool, float, str]:
+            job_id, (_, timestamp, _) = item
+            return timestamp is None, timestamp or 0.0, job_id
+
+        return [job for _, (job, _, _) in sorted(self._jobs.items(), key=order)]
+
+    def add_job(self, job: Any) -> None:
+        if job.id in self._jobs:
+            raise ConflictingIdError(job.id)
+        self._put(job, datetime_to_utc_timestamp(job.next_run_time))
+
+    def update_job(self, job: Any) -> None:
+        entry = self._jobs.get(job.id)
+        if entry is None:
+            raise JobLookupError(job.id)
+        timestamp = datetime_to_utc_timestamp(job.next_run_time)
+        if timestamp == entry[1]:  # the same time: its entry stays current
+            self._jobs[job.id] = (job, timestamp, entry[2])
+        else:
+            self._put(job, timestamp)
+
+    def remove_job(self, job_id: str) -> None:
+        if self._jobs.pop(job_id, None) is None:
+            raise JobLookupError(job_id)
+        self._compact()
+
+    def remove_all_jobs(self) -> None:
+        self._heap = []
+        self._jobs = {}
+
+    def shutdown(self) -> None:
+        self.remove_all_jobs()
+
+    def _put(self, job: Any, timestamp: float | None) -> None:
+        version = next(self._versions)
+        self._jobs[job.id] = (job, timestamp, version)
+        if timestamp is not None:
+            heapq.heappush(self._heap, (timestamp, job.id, version))
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop the stale entries once they outnumber the jobs (a reload that removed or
+        rescheduled many jobs leaves theirs until their old time comes)."""
+        if len(self._heap) > 2 * len(self._jobs) + 64:
+            self._heap = [entry for entry in self._heap if self._current(entry)]
+            heapq.heapify(self._heap)
+
+    def _current(self, entry: tuple[float, str, int]) -> bool:
+        job = self._jobs.get(entry[1])
+        return job is not None and job[2] == entry[2]
