@@ -113,16 +113,29 @@ class Exposition:
             if family.on_result
         ]
         self._headers = {om: headers(families, om) for om in (False, True)}
+        self._targets = {}  # rendered for other families: none is kept
         self.configured(self._states)
 
     def configured(self, states: Sequence[TargetState]) -> None:
-        """Adopt the set of targets, in configuration order, and render all of them."""
+        """Adopt the set of targets, in configuration order, and render them: a target
+        whose state is the very one rendered before (a reload that left it as it was)
+        keeps its pieces, so a reload costs what it changed."""
         width = len(self._families)
+        old_states, old_targets, old_pieces = self._states, self._targets, self._pieces
         self._states = list(states)
-        self._targets = {s.info.name: _Target(i, s, width) for i, s in enumerate(states)}
+        self._targets = {}
         self._pieces = [[b""] * len(states) for _ in self._families]
-        for state in self._states:
-            target, view = self._targets[state.info.name], self._view(state)
+        for index, state in enumerate(self._states):
+            name = state.info.name
+            old = old_targets.get(name)
+            if old is not None and old_states[old.index] is state:
+                self._targets[name] = old
+                for pieces, before in zip(self._pieces, old_pieces, strict=True):
+                    pieces[index] = before[old.index]
+                old.index = index
+                continue
+            target = self._targets[name] = _Target(index, state, width)
+            view = self._view(state)
             for f in range(width):
                 self._render(target, f, view)
 

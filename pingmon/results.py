@@ -150,9 +150,10 @@ class ResultStore:
                 info.provider,
                 info.provider_type,
             )
-            states[info.name] = (
-                replace(old, info=info) if old and same_identity else TargetState(info)
-            )
+            if old is None or not same_identity:
+                states[info.name] = TargetState(info)
+            else:  # the same object when nothing changed: a watcher keeps what it made of it
+                states[info.name] = old if old.info == info else replace(old, info=info)
         self._states = states
         snapshot = self.snapshot()
         for watcher in self._watchers:

@@ -82,6 +82,38 @@ def test_a_recorded_result_is_rendered_then_and_a_scrape_renders_no_target() -> 
     assert calls == ["alpha"]
 
 
+def test_a_reload_renders_only_the_targets_it_changed_and_reorders_the_rest() -> None:
+    calls: list[str] = []
+
+    def counted(view: TargetView) -> tuple[float, ...]:
+        calls.append(view.state.info.name)
+        return (float(view.state.attempts_total), view.state.info.interval)
+
+    two = Family("pingmon_two", "gauge", "Attempts and interval.", lambda v: None,
+                 lambda shape: (("", (("of", "attempts"),)), ("", (("of", "interval"),))),
+                 counted)  # fmt: skip
+    metrics = make_metrics()
+    metrics.targets.set_families((two,))
+    metrics.store.record(result("alpha", ErrorClass.NONE))
+    calls.clear()
+    metrics.store.configure(
+        [
+            TargetInfo("gamma", "prov", "http", 10.0, "other"),
+            TargetInfo("beta", "prov", "http", 90.0, "other"),  # a new interval
+            TargetInfo("alpha", "prov", "http", 30.0, CREDENTIAL),  # as it was
+        ]
+    )
+    assert sorted(calls) == ["beta", "gamma"]
+    body = metrics.render().decode()
+    assert value(metrics, "pingmon_two", "alpha", of="attempts") == 1
+    assert value(metrics, "pingmon_two", "alpha", of="interval") == 30
+    assert value(metrics, "pingmon_two", "beta", of="interval") == 90
+    assert value(metrics, "pingmon_two", "gamma", of="attempts") == 0
+    assert body.index('target="gamma"') < body.index('target="beta"') < body.index('"alpha"')
+    metrics.store.record(result("alpha", ErrorClass.NONE))
+    assert value(metrics, "pingmon_two", "alpha", of="attempts") == 2
+
+
 def test_backoff_gauge_shows_the_delay_in_force_while_it_lasts_and_0_after() -> None:
     clock = Clock()
     gate = RateLimitGate(BackoffSettings(initial=30.0, max=60.0), clock=clock)
