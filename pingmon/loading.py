@@ -37,8 +37,8 @@ from pingmon.errors import ConfigError, Problem
 from pingmon.fields import MAX_NESTING
 from pingmon.files import FileRefused, read_bounded
 
-# 4 MiB holds ~37,000 targets written as the benchmark writes them, 4 times what a Kubernetes
-# ConfigMap can carry; past tens of thousands of targets, pingmon is sharded.
+# 4 MiB holds ~120,000 targets of a name and a provider (block YAML or compact JSON), 4 times
+# what a Kubernetes ConfigMap can carry; past tens of thousands of targets, pingmon is sharded.
 MAX_FILE_BYTES = 4 << 20
 # A file with no YAML document at all is refused, at start and on reload alike: it is what a
 # watcher sees of a file caught between truncation and writing, and adopting it would drop
