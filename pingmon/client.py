@@ -16,7 +16,7 @@ from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
-from pingmon.wire import Sessions, WireTrace
+from pingmon.wire import Sessions, WireTrace, tracing
 
 # What the kernel says when pingmon itself, not the target, is out of something.
 EXHAUSTION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -90,17 +90,17 @@ async def _request(
     transport: TransportOptions,
     wire: WireTrace,
 ) -> aiohttp.ClientResponse:
-    return await session.request(
-        request.method,
-        request.url,
-        headers=request.headers,
-        data=request.body,
-        allow_redirects=False,
-        ssl=transport.ssl,
-        server_hostname=transport.server_hostname,
-        proxy=transport.proxy_address,
-        trace_request_ctx=wire,
-    )
+    with tracing(wire):
+        return await session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=request.body,
+            allow_redirects=False,
+            ssl=transport.ssl,
+            server_hostname=transport.server_hostname,
+            proxy=transport.proxy_address,
+        )
 
 
 def classify_exception(error: BaseException) -> ErrorClass:
