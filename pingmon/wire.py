@@ -51,9 +51,8 @@ class tracing:
 
 
 class _HeadersSent:
-    """What aiohttp calls as a trace of one request: counts its headers going out (after
-    the status line and headers were written, body or not: aiohttp's
-    ``on_request_headers_sent``), and nothing else."""
+    """What aiohttp calls as a trace of one request: counts each time it writes the status
+    line and headers (where its ``on_request_headers_sent`` signal fires), nothing else."""
 
     __slots__ = ("wire",)
 
@@ -83,9 +82,10 @@ class TracedRequest(aiohttp.ClientRequest):
 
     async def send(self, conn: Connection) -> aiohttp.ClientResponse:
         protocol = conn.protocol
-        if self._pingmon_wire is not None and protocol is not None:
-            self._pingmon_wire.reused = protocol in _USED
-            _USED.add(protocol)
+        if protocol is not None:
+            if self._pingmon_wire is not None:
+                self._pingmon_wire.reused = protocol in _USED
+            _USED.add(protocol)  # untraced requests too: the next one may be traced
         return await super().send(conn)
 
 
