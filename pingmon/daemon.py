@@ -38,7 +38,7 @@ from pingmon.standby import StandbyConfig
 from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
 from pingmon.webhooks.tracker import WebhookTarget, WebhookTracker
-from pingmon.wire import Sessions, trace_config
+from pingmon.wire import Sessions, TracedRequest
 
 log = logging.getLogger("pingmon")
 
@@ -65,7 +65,7 @@ def new_session(*, fresh_connections: bool = False) -> aiohttp.ClientSession:
     """A ClientSession for checks: pooled keep-alive connections (or, with
     ``fresh_connections``, a new connection for every request), no aiohttp default timeout
     (each attempt is bounded by its target's timeout), no cookies, the response header
-    limits above, and the trace that ``wire.WireTrace`` reads.
+    limits above, and requests that fill in ``wire.WireTrace``.
 
     Proxies come per provider (pingmon.route), not from ``trust_env``: that also reads
     ``~/.netrc`` into an Authorization header nobody asked for (and refuses a request that
@@ -91,7 +91,7 @@ def new_session(*, fresh_connections: bool = False) -> aiohttp.ClientSession:
         max_line_size=MAX_RESPONSE_LINE_BYTES,
         max_field_size=MAX_RESPONSE_LINE_BYTES,
         max_headers=MAX_RESPONSE_HEADERS,
-        trace_configs=[trace_config()],
+        request_class=TracedRequest,
     )
 
 

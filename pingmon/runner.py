@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +34,10 @@ log = logging.getLogger("pingmon.runner")
 # A detail longer than this is cut before it is masked (and cut again to DETAIL_MAX_CHARS
 # after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
 DETAIL_SCAN_CHARS = 65_536
+
+# A UUID version 4's fixed bits (RFC 9562 §5.4): the version nibble, then the variant's two.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
 
 # The class of a check ended by an unexpected exception: pingmon could not judge the answer
 # as the provider's documented success, which is what bad_response means to an alert.
@@ -148,6 +152,13 @@ def _provider_template(
     )
 
 
+def check_id() -> str:
+    """A fresh random UUID (version 4) as 32 lowercase hex digits: ``uuid.uuid4().hex``,
+    the same bits, without building a ``uuid.UUID`` (a third of the cost, once per check)."""
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    return f"{value:032x}"
+
+
 def retry_delay(attempt: int, rand: random.Random) -> float:
     """A short jittered pause before retry ``attempt`` (1-based): 0.25-0.5 s, then doubling,
     at most 2 s, so retries stay well inside one interval."""
@@ -232,7 +243,7 @@ class Runner:
     async def _check(self, plan: TargetPlan) -> tuple[CheckResult, str | None]:
         """All attempts of one check; also the last response's Retry-After header."""
         target = plan.target
-        request = plan.provider.request(target.params, uuid.uuid4().hex)
+        request = plan.provider.request(target.params, check_id())
         started = time.perf_counter()
         tries = requests = 0  # pingmon's attempts; the requests they put on the wire
         while True:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass
-from types import SimpleNamespace, TracebackType
-from typing import Any
+from types import TracebackType
+from typing import Any, cast
 
 import aiohttp
+from aiohttp.connector import Connection
 
 
 @dataclass(slots=True)
 class WireTrace:
-    """What aiohttp did for one attempt, filled in by its tracing signals.
+    """What aiohttp did for one attempt, filled in by its requests (``TracedRequest``).
 
     ``reused`` says whether the latest connection came from the keep-alive pool;
     ``requests`` counts every time the request's headers went out, aiohttp's own silent
@@ -23,33 +26,67 @@ class WireTrace:
     requests: int = 0
 
 
-def trace_config() -> aiohttp.TraceConfig:
-    """Signals that fill the ``WireTrace`` passed as a request's ``trace_request_ctx``."""
-    config = aiohttp.TraceConfig()
-    config.on_connection_reuseconn.append(_on_reused)
-    config.on_connection_create_end.append(_on_created)
-    config.on_request_headers_sent.append(_on_headers_sent)
-    return config
+# The trace of the attempt being sent by this task (``tracing``), read as aiohttp builds its
+# requests: aiohttp's own tracing (a TraceConfig) fires a dozen awaited signals per request
+# whether or not anyone listens, ~30 µs a check; this reads the same two facts at their source.
+_CURRENT: ContextVar[WireTrace | None] = ContextVar("pingmon_wire_trace", default=None)
+# Connections (their protocols) a request has gone out on: one seen again came from the pool.
+_USED: weakref.WeakSet[object] = weakref.WeakSet()
 
 
-def _trace(context: SimpleNamespace) -> WireTrace | None:
-    trace = context.trace_request_ctx
-    return trace if isinstance(trace, WireTrace) else None
+class tracing:
+    """Fill ``wire`` in from every request sent in this block (on a ``TracedRequest``
+    session), aiohttp's own re-send of an idempotent request included."""
+
+    __slots__ = ("_token", "_wire")
+
+    def __init__(self, wire: WireTrace) -> None:
+        self._wire = wire
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT.set(self._wire)
+
+    def __exit__(self, *_: object) -> None:
+        _CURRENT.reset(self._token)
 
 
-async def _on_reused(_: aiohttp.ClientSession, context: SimpleNamespace, __: Any) -> None:
-    if (trace := _trace(context)) is not None:
-        trace.reused = True
+class _HeadersSent:
+    """What aiohttp calls as a trace of one request: counts each time it writes the status
+    line and headers (where its ``on_request_headers_sent`` signal fires), nothing else."""
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: WireTrace) -> None:
+        self.wire = wire
+
+    async def send_request_headers(self, *_: object) -> None:
+        self.wire.requests += 1
+
+    async def send_request_chunk_sent(self, *_: object) -> None:
+        return None
+
+    async def send_response_chunk_received(self, *_: object) -> None:
+        return None
 
 
-async def _on_created(_: aiohttp.ClientSession, context: SimpleNamespace, __: Any) -> None:
-    if (trace := _trace(context)) is not None:
-        trace.reused = False
+class TracedRequest(aiohttp.ClientRequest):
+    """aiohttp's request, filling in the ``WireTrace`` of ``tracing``: the session's
+    ``request_class``. aiohttp builds one per request it sends (its re-send too)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        wire = _CURRENT.get()
+        if wire is not None:
+            kwargs["traces"] = [cast(Any, _HeadersSent(wire))]
+        super().__init__(*args, **kwargs)
+        self._pingmon_wire = wire
 
-async def _on_headers_sent(_: aiohttp.ClientSession, context: SimpleNamespace, __: Any) -> None:
-    if (trace := _trace(context)) is not None:
-        trace.requests += 1
+    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+        protocol = conn.protocol
+        if protocol is not None:
+            if self._pingmon_wire is not None:
+                self._pingmon_wire.reused = protocol in _USED
+            _USED.add(protocol)  # untraced requests too: the next one may be traced
+        return await super().send(conn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -375,6 +375,8 @@ def undecodable(response: HttpResponse) -> str:
     return _decode(response)[1]
 
 
+# The byte order marks the Encoding Standard's decode honours (webencodings' _detect_bom).
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _PRESCAN_BYTES = 1024
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([-\w.:()+]+)""", re.I)
@@ -386,15 +388,19 @@ def _decode(response: HttpResponse) -> tuple[str | None, str]:
     if encoding is None or encoding.name == "replacement":
         # "replacement" is the Standard's decoder for labels unsafe to decode (ISO-2022-KR...).
         return None, f"body charset {shown(label)} is not one pingmon can decode"
+    body = response.body
     try:
-        text: str = webencodings.decode(response.body, encoding, errors="strict")[0]
+        if body.startswith(_BOMS):
+            text: str = webencodings.decode(body, encoding, errors="strict")[0]
+        else:  # what webencodings.decode does without a BOM, minus its look-ups (~2 µs)
+            text = encoding.codec_info.decode(body, "strict")[0]
     except UnicodeDecodeError as error:
         return None, f"body is not valid {error.encoding} text ({_chosen_by(response, label)})"
     return text, ""
 
 
 def _chosen_by(response: HttpResponse, label: str | None) -> str:
-    if response.body.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if response.body.startswith(_BOMS):
         return "as its byte order mark says"
     return f"charset {shown(label)}" if label else "no charset declared, so UTF-8"
 
