@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from processes import cpu_seconds, free_port
+
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -125,19 +125,6 @@ def run_bare_client(args: argparse.Namespace) -> int:
 
 
 # --- processes --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (``/proc/PID/stat`` fields 14, 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 NICENESS = 0  # --nice: every child runs at it, so that a shared machine serves it first

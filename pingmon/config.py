@@ -128,7 +128,24 @@ def _provider_union() -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-class Settings(BaseSettings, NumbersNotBooleans):
+class EnvironmentFirst(BaseSettings):
+    """Settings read from the file's values with the ``PINGMON_*`` environment over them
+    (pingmon.environment), and from nothing else pydantic-settings knows."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, so a deployment can override one value.
+        return (EnvironmentSource(settings_cls), init_settings)
+
+
+class Settings(EnvironmentFirst, NumbersNotBooleans):
     """The whole file; top-level values can be overridden by ``PINGMON_*`` variables."""
 
     model_config = SettingsConfigDict(
@@ -184,18 +201,6 @@ class Settings(BaseSettings, NumbersNotBooleans):
         if value and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
             raise ValueError("must be empty or a path such as /pingmon (no trailing slash)")
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file, so a deployment can override one value.
-        return (EnvironmentSource(settings_cls), init_settings)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -284,7 +289,7 @@ def _provider_types(raw: Mapping[str, Any], settings: Settings | None) -> dict[s
     }
 
 
-class _DefaultsOnly(BaseSettings):
+class _DefaultsOnly(EnvironmentFirst):
     """The ``defaults`` of Settings alone, with their ``PINGMON_DEFAULTS*`` overrides."""
 
     model_config = SettingsConfigDict(
@@ -292,17 +297,6 @@ class _DefaultsOnly(BaseSettings):
     )
 
     defaults: Defaults = Defaults()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (EnvironmentSource(settings_cls), init_settings)
 
 
 def _file_defaults(raw: Mapping[str, Any]) -> Defaults | None:
