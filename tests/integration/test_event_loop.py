@@ -1,4 +1,4 @@
-"""The event loop a real `pingmon` process runs on: uvloop by default, asyncio when asked."""
+"""The event loop a real `pingmon` process runs on: asyncio by default, uvloop when asked."""
 
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def loop_line(lines: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("flag", "env", "expected"),
     [
-        ([], {}, "uvloop"),
-        ([], {"PINGMON_EVENT_LOOP": "asyncio"}, "asyncio"),
-        (["--event-loop", "asyncio"], {}, "asyncio"),
+        ([], {}, "asyncio"),
+        ([], {"PINGMON_EVENT_LOOP": "uvloop"}, "uvloop"),
+        (["--event-loop", "asyncio"], {"PINGMON_EVENT_LOOP": "uvloop"}, "asyncio"),
         (["--event-loop", "uvloop"], {"PINGMON_EVENT_LOOP": "asyncio"}, "uvloop"),
         (["--event-loop", "auto"], {"PINGMON_EVENT_LOOP": "asyncio"}, "uvloop"),
     ],
@@ -86,7 +86,7 @@ async def test_an_unknown_event_loop_is_refused_with_exit_2_naming_the_setting(
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"), [({}, "uvloop"), ({"PINGMON_EVENT_LOOP": "asyncio"}, "asyncio")]
+    ("env", "expected"), [({}, "asyncio"), ({"PINGMON_EVENT_LOOP": "uvloop"}, "uvloop")]
 )
 async def test_run_says_its_loop_at_start_and_checks_on_it(
     config_writer: ConfigWriter, sandbox: Sandbox, env: dict[str, str], expected: str
