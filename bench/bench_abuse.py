@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from exposition import lag_quantile, share_above
 
 START_TIMEOUT = 60.0
 SETTLE_SECONDS = 2.0
@@ -207,29 +208,6 @@ async def scrape(url: str, patience: float) -> str:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
-
-
-def lag_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
-    """``histogram_quantile`` over the window's bucket deltas (linear within a bucket)."""
-    deltas = [(le, after.get(le, 0.0) - before.get(le, 0.0)) for le in sorted(after)]
-    total = deltas[-1][1] if deltas else 0.0
-    if total <= 0:
-        return None
-    rank, lower, below = q * total, 0.0, 0.0
-    for le, cumulative in deltas:
-        if cumulative >= rank:
-            if le == float("inf"):
-                return lower
-            share = (rank - below) / (cumulative - below) if cumulative > below else 1.0
-            return lower + (le - lower) * share
-        lower, below = le, cumulative
-    return None
-
-
-def share_above(before: dict[float, float], after: dict[float, float], bound: float) -> float:
-    total = after.get(float("inf"), 0.0) - before.get(float("inf"), 0.0)
-    within = after.get(bound, 0.0) - before.get(bound, 0.0)
-    return round((total - within) / total, 4) if total else 0.0
 
 
 # --- probes and samples while the abuse goes on ----------------------------------------
@@ -508,8 +486,8 @@ def check_figures(before: Counts, after: Counts) -> dict[str, Any]:
         "checks_failed_by_class": failed,
         "checks_skipped_resource_exhaustion": int(after.exhaustion - before.exhaustion),
         "lag_p99_ms": ms(p99),
-        "lag_share_over_50ms": share_above(before.lag_buckets, after.lag_buckets, 0.05),
-        "lag_share_over_250ms": share_above(before.lag_buckets, after.lag_buckets, 0.25),
+        "lag_share_over_50ms": round(share_above(before.lag_buckets, after.lag_buckets, 0.05), 4),
+        "lag_share_over_250ms": round(share_above(before.lag_buckets, after.lag_buckets, 0.25), 4),
     }
 
 

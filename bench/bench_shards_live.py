@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from bench_abuse import Counts, Daemon, free_port, lag_quantile, share_above
+from bench_abuse import Counts, Daemon, free_port
+from exposition import lag_quantile, share_above
 
 from pingmon.config import load_config
 from pingmon.fields import parse_duration
@@ -326,7 +327,7 @@ def shard_figures(
         "failed_checks": int(total - checks.get("none", 0.0)),
         "lag_p50_ms": None if p50 is None else round(p50 * 1000, 1),
         "lag_p99_ms": None if p99 is None else round(p99 * 1000, 1),
-        "lag_share_over_100ms": share_above(before.lag_buckets, after.lag_buckets, 0.1),
+        "lag_share_over_100ms": round(share_above(before.lag_buckets, after.lag_buckets, 0.1), 4),
         "cpu_percent": round(100 * cpu / elapsed, 1),
         "cpu_us_per_check": round(1e6 * cpu / total) if total else None,
         "rss_mb_end": shard.rss_mb[-1] if shard.rss_mb else None,
