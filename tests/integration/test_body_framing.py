@@ -16,6 +16,7 @@ import pytest
 from backports import zstd
 
 from pingmon.errors import ErrorClass
+from pingmon.results import CheckResult
 from tests.integration.rawhttp import Reply, answer, check_one, checking, raw_server, site_config
 
 OK = b'{"status": "ok"}'
@@ -237,11 +238,9 @@ def bombs() -> dict[str, bytes]:
     return {coding: _bomb(coding) for coding in ENCODERS}
 
 
-@pytest.mark.parametrize("coding", list(ENCODERS))
-async def test_a_decompression_bomb_is_cut_at_max_body_bytes_with_bounded_memory(
-    tmp_path: Path, coding: str, bombs: dict[str, bytes]
-) -> None:
-    reply = Reply((answer(200, bombs[coding], (JSON, ("Content-Encoding", coding))),))
+async def checked_with_traced_peak(tmp_path: Path, reply: Reply) -> tuple[CheckResult, int]:
+    """One check of a server answering ``reply`` under the bomb limit, and the peak of memory
+    traced while it ran (bytes)."""
     target: dict[str, Any] = {"max_body_bytes": BOMB_LIMIT, "timeout": "3s"}
     async with raw_server(lambda received, index: reply) as server:
         tracemalloc.start()
@@ -250,6 +249,15 @@ async def test_a_decompression_bomb_is_cut_at_max_body_bytes_with_bounded_memory
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+    return result, peak
+
+
+@pytest.mark.parametrize("coding", list(ENCODERS))
+async def test_a_decompression_bomb_is_cut_at_max_body_bytes_with_bounded_memory(
+    tmp_path: Path, coding: str, bombs: dict[str, bytes]
+) -> None:
+    reply = Reply((answer(200, bombs[coding], (JSON, ("Content-Encoding", coding))),))
+    result, peak = await checked_with_traced_peak(tmp_path, reply)
 
     assert result.error_class is ErrorClass.BAD_RESPONSE
     assert result.detail == "body larger than max_body_bytes"
@@ -262,14 +270,7 @@ async def test_a_bomb_in_a_coding_pingmon_decodes_itself_is_cut_with_bounded_mem
 ) -> None:
     body = bombs["gzip"] if codings != "gzip, gzip" else gzip.compress(bombs["gzip"])
     reply = Reply((answer(200, body, (JSON, ("Content-Encoding", codings))),))
-    target: dict[str, Any] = {"max_body_bytes": BOMB_LIMIT, "timeout": "3s"}
-    async with raw_server(lambda received, index: reply) as server:
-        tracemalloc.start()
-        try:
-            result = await check_one(tmp_path / "c.yaml", server.url, **target)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+    result, peak = await checked_with_traced_peak(tmp_path, reply)
 
     assert result.error_class is ErrorClass.BAD_RESPONSE
     assert result.detail == "body larger than max_body_bytes"
