@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from pingmon.backoff import RateLimitGate
 from pingmon.config import Config, load_config
 from pingmon.deadline import Abandoned, DeadlineWorker
 from pingmon.errors import ConfigError, ErrorClass, Problem, ResourceExhausted, describe_exception
-from pingmon.heap import collection_paused, pausing_collection
+from pingmon.heap import collection_paused, pausing_collection, settle
 from pingmon.logs import mask_secrets
 from pingmon.metrics import Metrics
 from pingmon.placement import Share, own_share
@@ -101,13 +100,10 @@ def new_sessions() -> Sessions:
 
 
 def settle_heap() -> None:
-    """Collect what loading left behind, then exempt the long-lived objects (configuration,
-    plans, jobs) from future collections: a full collection over 10,000 targets' objects
-    otherwise pauses the event loop for ~100 ms. Unfreezing first lets an old
-    configuration be freed after a reload."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+    """Collect what loading left behind and freeze the long-lived objects (a full collection
+    over 10,000 targets' objects otherwise pauses the event loop for ~100 ms), then collect at
+    the running thresholds (``pingmon.heap.settle``)."""
+    settle()
 
 
 @dataclass(frozen=True, slots=True)
