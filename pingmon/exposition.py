@@ -26,6 +26,8 @@ from pingmon.results import TargetState
 GZIP_LEVEL = 1
 GZIP_WBITS = 31  # a gzip member (RFC 1952), not a zlib stream
 _UNSET = object()  # a shape no family has: the first render builds the template
+# Targets' pieces of one family joined into one chunk of a scrape (a few hundred kB at most).
+SLICE_PIECES = 2_000
 
 
 def escape_label_value(value: str) -> str:
@@ -188,13 +190,13 @@ class Exposition:
                     self._render(target, f, view)
 
     def chunks(self, openmetrics: bool) -> Iterator[bytes]:
-        """Every family as one piece of bytes, HELP and TYPE first, from the pieces as they
-        are now (taken at once: later results do not change what this iterator yields)."""
-        pieces = [list(family) for family in self._pieces]
-        return (
-            header + b"".join(family)
-            for header, family in zip(self._headers[openmetrics], pieces, strict=True)
-        )
+        """Every family's HELP and TYPE, then its targets' lines, ``SLICE_PIECES`` targets'
+        pieces to a chunk, from the pieces as they are now (taken at once: later results do
+        not change what this iterator yields). A consumer that yields to the event loop
+        between chunks never holds it for more than one slice's join (a family of 10,000
+        histograms is megabytes: joined whole, tens of milliseconds)."""
+        taken = [tuple(family) for family in self._pieces]
+        return _sliced(self._headers[openmetrics], taken)
 
     def _view(self, state: TargetState) -> TargetView:
         return TargetView(state, self._backoff.get(state.info.credential, 0.0))
@@ -216,6 +218,14 @@ class Exposition:
             numbers if math.isfinite(sum(numbers)) else tuple(map(format_value, numbers))
         )
         self._pieces[f][target.index] = (target.templates[f] % values).encode()
+
+
+def _sliced(headers: Sequence[bytes], families: Sequence[Sequence[bytes]]) -> Iterator[bytes]:
+    """Each family's header with its first slice of pieces, then its other slices."""
+    for header, family in zip(headers, families, strict=True):
+        yield header + b"".join(family[:SLICE_PIECES])
+        for start in range(SLICE_PIECES, len(family), SLICE_PIECES):
+            yield b"".join(family[start : start + SLICE_PIECES])
 
 
 def gzip_chunks(chunks: Sequence[bytes], level: int = GZIP_LEVEL) -> tuple[bytes, ...]:

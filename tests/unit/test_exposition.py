@@ -3,8 +3,9 @@ gauge follows the delay in force, and the lean profile matches the generic rende
 
 from __future__ import annotations
 
+import gc
 import gzip
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 from prometheus_client import generate_latest
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings
 from pingmon.errors import ErrorClass
-from pingmon.exposition import Exposition, gzip_chunks
+from pingmon.exposition import SLICE_PIECES, Exposition, gzip_chunks
 from pingmon.families import INTERVAL, LEAN_FAMILIES, Family, TargetView
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
@@ -229,3 +230,53 @@ def test_accept_encoding_takes_gzip_only_with_a_weight_above_0(
     accept_encoding: str, expected: bool
 ) -> None:
     assert accepts_gzip(accept_encoding) is expected
+
+
+def many_targets(count: int) -> Metrics:
+    store = ResultStore()
+    store.configure([TargetInfo(f"t{i}", "prov", "http", 30.0, CREDENTIAL) for i in range(count)])
+    return Metrics(store, dict, profile="lean")
+
+
+def test_a_family_of_many_targets_comes_in_slices_and_reads_as_one() -> None:
+    count = 2 * SLICE_PIECES + 1
+    metrics = many_targets(count)
+    exposition = metrics.targets
+    chunks = list(exposition.chunks(openmetrics=False))
+    assert len(chunks) == 3 * len(exposition.families)  # 3 slices for each family
+    assert max(chunk.count(b"\n") for chunk in chunks) <= SLICE_PIECES + 2  # + HELP, TYPE
+    families = list(parse_text(b"".join(chunks).decode()))
+    assert [f.name for f in families] == [f.base_name for f in exposition.families]
+    per_target = {f.name: len(f.samples) for f in families if f.samples}
+    assert per_target["pingmon_check_interval_seconds"] == count
+    assert per_target["pingmon_backoff_seconds"] == count
+
+
+def test_a_scrape_shows_the_pieces_as_they_were_when_it_began() -> None:
+    metrics = many_targets(2 * SLICE_PIECES)
+    last = f"t{2 * SLICE_PIECES - 1}"
+    chunks = metrics.targets.chunks(openmetrics=False)
+    first = next(chunks)
+    metrics.store.record(result(last, ErrorClass.TIMEOUT))  # after the scrape began
+    text = (first + b"".join(chunks)).decode()
+    assert f'target="{last}",error_class="timeout"' not in text
+    assert f'target="{last}",error_class="timeout"' in metrics.render().decode()
+
+
+async def test_the_collector_is_paused_while_a_scrape_is_rendered_and_only_then() -> None:
+    metrics = many_targets(3)
+    render = metrics.render_chunks
+    seen: list[bool] = []
+
+    def observed(openmetrics: bool) -> Iterator[bytes]:
+        for chunk in render(openmetrics):
+            seen.append(gc.isenabled())
+            yield chunk
+
+    metrics.render_chunks = observed  # type: ignore[method-assign]
+    assert gc.isenabled()
+    body = await metrics.exposition(openmetrics=False, gzip=True)
+    assert seen
+    assert not any(seen)
+    assert gc.isenabled()
+    assert b'target="t2"' in gzip.decompress(b"".join(body))
