@@ -26,8 +26,8 @@ from pingmon.results import TargetState
 GZIP_LEVEL = 1
 GZIP_WBITS = 31  # a gzip member (RFC 1952), not a zlib stream
 _UNSET = object()  # a shape no family has: the first render builds the template
-# Targets' pieces of one family joined into one chunk of a scrape (a few hundred kB at most).
-SLICE_PIECES = 2_000
+# About the most bytes of one family's lines joined into one chunk of a scrape.
+SLICE_BYTES = 1 << 20
 
 
 def escape_label_value(value: str) -> str:
@@ -190,11 +190,11 @@ class Exposition:
                     self._render(target, f, view)
 
     def chunks(self, openmetrics: bool) -> Iterator[bytes]:
-        """Every family's HELP and TYPE, then its targets' lines, ``SLICE_PIECES`` targets'
-        pieces to a chunk, from the pieces as they are now (taken at once: later results do
-        not change what this iterator yields). A consumer that yields to the event loop
-        between chunks never holds it for more than one slice's join (a family of 10,000
-        histograms is megabytes: joined whole, tens of milliseconds)."""
+        """Every family's HELP and TYPE, then its targets' lines, about ``SLICE_BYTES`` to a
+        chunk (``_sliced``), from the pieces as they are now (taken at once: later results
+        do not change what this iterator yields). A consumer that yields to the event loop
+        between chunks holds it for one slice's join at most (a family of 10,000 latency
+        histograms is 13 MB: joined whole, milliseconds to tens of them)."""
         taken = [tuple(family) for family in self._pieces]
         return _sliced(self._headers[openmetrics], taken)
 
@@ -221,11 +221,16 @@ class Exposition:
 
 
 def _sliced(headers: Sequence[bytes], families: Sequence[Sequence[bytes]]) -> Iterator[bytes]:
-    """Each family's header with its first slice of pieces, then its other slices."""
+    """Each family's header with its first slice of pieces, then its other slices. A
+    family's pieces are alike (one template, other labels and numbers), so a slice holds
+    ``SLICE_BYTES`` over the size of its first, middle and last piece: a family of small
+    pieces stays one chunk."""
     for header, family in zip(headers, families, strict=True):
-        yield header + b"".join(family[:SLICE_PIECES])
-        for start in range(SLICE_PIECES, len(family), SLICE_PIECES):
-            yield b"".join(family[start : start + SLICE_PIECES])
+        size = max(len(family[i]) for i in (0, len(family) // 2, -1)) if family else 0
+        step = max(1, SLICE_BYTES // (size or 1))
+        yield header + b"".join(family[:step])
+        for start in range(step, len(family), step):
+            yield b"".join(family[start : start + step])
 
 
 def gzip_chunks(chunks: Sequence[bytes], level: int = GZIP_LEVEL) -> tuple[bytes, ...]:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings
 from pingmon.errors import ErrorClass
-from pingmon.exposition import SLICE_PIECES, Exposition, gzip_chunks
+from pingmon.exposition import SLICE_BYTES, Exposition, _sliced, gzip_chunks
 from pingmon.families import INTERVAL, LEAN_FAMILIES, Family, TargetView
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
@@ -238,23 +238,19 @@ def many_targets(count: int) -> Metrics:
     return Metrics(store, dict, profile="lean")
 
 
-def test_a_family_of_many_targets_comes_in_slices_and_reads_as_one() -> None:
-    count = 2 * SLICE_PIECES + 1
-    metrics = many_targets(count)
-    exposition = metrics.targets
-    chunks = list(exposition.chunks(openmetrics=False))
-    assert len(chunks) == 3 * len(exposition.families)  # 3 slices for each family
-    assert max(chunk.count(b"\n") for chunk in chunks) <= SLICE_PIECES + 2  # + HELP, TYPE
-    families = list(parse_text(b"".join(chunks).decode()))
-    assert [f.name for f in families] == [f.base_name for f in exposition.families]
-    per_target = {f.name: len(f.samples) for f in families if f.samples}
-    assert per_target["pingmon_check_interval_seconds"] == count
-    assert per_target["pingmon_backoff_seconds"] == count
+def test_a_family_of_many_large_pieces_comes_in_slices_and_one_of_small_pieces_whole() -> None:
+    large = [b"x" * 999 + b"\n"] * (2 * SLICE_BYTES // 1000 + 10)
+    small = [b"y\n"] * 1000
+    chunks = list(_sliced([b"# L\n", b"# S\n"], [large, small]))
+    assert len(chunks) == 4  # the large family in 3 slices, the small one whole
+    assert max(len(chunk) for chunk in chunks) <= SLICE_BYTES + len(b"# L\n")
+    assert b"".join(chunks) == b"# L\n" + b"".join(large) + b"# S\n" + b"".join(small)
+    assert list(_sliced([b"# E\n"], [[]])) == [b"# E\n"]
 
 
 def test_a_scrape_shows_the_pieces_as_they_were_when_it_began() -> None:
-    metrics = many_targets(2 * SLICE_PIECES)
-    last = f"t{2 * SLICE_PIECES - 1}"
+    metrics = many_targets(100)
+    last = "t99"
     chunks = metrics.targets.chunks(openmetrics=False)
     first = next(chunks)
     metrics.store.record(result(last, ErrorClass.TIMEOUT))  # after the scrape began
