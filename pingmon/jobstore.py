@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
-from apscheduler.util import datetime_to_utc_timestamp
 
 
 class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untyped
@@ -36,7 +35,7 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def get_due_jobs(self, now: datetime) -> list[Any]:
         """The jobs due at ``now``, earliest first; their entries stay (the scheduler updates
         or removes each job next)."""
-        limit = datetime_to_utc_timestamp(now)
+        limit = now.timestamp()
         due: list[tuple[float, str, int]] = []
         while self._heap and self._heap[0][0] <= limit:
             entry = heapq.heappop(self._heap)
@@ -61,13 +60,13 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def add_job(self, job: Any) -> None:
         if job.id in self._jobs:
             raise ConflictingIdError(job.id)
-        self._put(job, datetime_to_utc_timestamp(job.next_run_time))
+        self._put(job, _timestamp(job.next_run_time))
 
     def update_job(self, job: Any) -> None:
         entry = self._jobs.get(job.id)
         if entry is None:
             raise JobLookupError(job.id)
-        timestamp = datetime_to_utc_timestamp(job.next_run_time)
+        timestamp = _timestamp(job.next_run_time)
         if timestamp == entry[1]:  # the same time: its entry stays current
             self._jobs[job.id] = (job, timestamp, entry[2])
         else:
@@ -102,3 +101,10 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def _current(self, entry: tuple[float, str, int]) -> bool:
         job = self._jobs.get(entry[1])
         return job is not None and job[2] == entry[2]
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    """Seconds since the epoch of an aware datetime (a job's run time always is), None for
+    None: ``datetime.timestamp``, a tenth of the cost of APScheduler's
+    ``datetime_to_utc_timestamp`` (a time tuple and ``calendar.timegm``)."""
+    return None if when is None else when.timestamp()

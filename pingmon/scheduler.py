@@ -8,14 +8,17 @@ import functools
 import hashlib
 import inspect
 import math
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from threading import TIMEOUT_MAX
 from typing import Any
 
-from apscheduler.executors.base import BaseExecutor
+from apscheduler.executors.base import BaseExecutor, MaxInstancesReachedError
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.fields import format_duration
@@ -168,8 +171,63 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
 
     def _wake_on_loop(self) -> None:
-        self._stop_timer()
+        self._timeout = None  # it has fired: nothing to cancel
         self._start_timer(self._process_jobs())
+
+    def _process_jobs(self) -> float | None:
+        """Start the due jobs and say how long to sleep: ``BaseScheduler._process_jobs`` for
+        the configuration pingmon runs (one job store, no listeners, jobs whose next run
+        time is always an aware datetime), without what that configuration never needs per
+        run: a submission event for nobody, ``Job._modify``'s validation of a run time the
+        trigger made, conversions through ``astimezone``. Any other configuration (a
+        listener, another job store, a paused scheduler) goes through APScheduler's own.
+        """
+        stores = self._jobstores
+        if self.state != STATE_RUNNING or self._listeners or len(stores) != 1:
+            return super()._process_jobs()  # type: ignore[no-any-return]
+        ((alias, store),) = stores.items()
+        now = datetime.now(self.timezone)
+        with self._jobstores_lock:
+            for job in store.get_due_jobs(now):
+                self._run_due(job, alias, store, now)
+            next_run = store.get_next_run_time()
+        if next_run is None or self.state != STATE_RUNNING:
+            return None
+        return min(max(next_run.timestamp() - time.time(), 0.0), TIMEOUT_MAX)
+
+    def _run_due(self, job: Any, alias: str, store: Any, now: datetime) -> None:
+        """Submit one due job (its last missed run only, when it coalesces) and store its
+        next run time, or remove it when its trigger has none; as APScheduler does."""
+        executor = self._executors.get(job.executor)
+        if executor is None:
+            self._logger.error(
+                'Executor lookup ("%s") failed for job "%s" -- removing it from the job store',
+                job.executor,
+                job,
+            )
+            self.remove_job(job.id, alias)
+            return
+        run_times = job._get_run_times(now)
+        if not run_times:
+            return
+        if job.coalesce:
+            run_times = run_times[-1:]
+        try:
+            executor.submit_job(job, run_times)
+        except MaxInstancesReachedError:
+            self._logger.warning(
+                'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+                job,
+                job.max_instances,
+            )
+        except BaseException:
+            self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
+        next_run = job.trigger.get_next_fire_time(run_times[-1], now)
+        if next_run:
+            job.next_run_time = next_run  # the trigger's own aware datetime: nothing to convert
+            store.update_job(job)
+        else:
+            self.remove_job(job.id, alias)
 
 
 class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
@@ -198,7 +256,7 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         self._tasks.clear()
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self._observe_lag(max(0.0, (datetime.now(UTC) - run_times[-1]).total_seconds()))
+        self._observe_lag(max(0.0, time.time() - run_times[-1].timestamp()))
         task = self._loop.create_task(job.func(*job.args, **job.kwargs))
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._finished, job.id))
