@@ -8,6 +8,7 @@ import functools
 import hashlib
 import inspect
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -53,12 +54,17 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
         return next_fire_time
 
     def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        if previous_fire_time is not None and self.jitter:
-            elapsed = (previous_fire_time - self.start_date).total_seconds()
-            steps = math.floor(elapsed / self.interval_length + 1e-9)  # float noise at k*L
-            previous_fire_time = self.start_date + timedelta(seconds=steps * self.interval_length)
-        next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        return next_fire_time
+        """The grid point after ``previous_fire_time``'s plus a fresh jitter, computed in
+        epoch seconds as ``IntervalTrigger`` computes its own."""
+        if previous_fire_time is None or not self.jitter:
+            next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+            return next_fire_time
+        start, length = self.start_date.timestamp(), self.interval_length
+        steps = math.floor((previous_fire_time.timestamp() - start) / length + 1e-9)  # k*L noise
+        timestamp = start + (steps + 1) * length + random.uniform(0, self.jitter)
+        if self.end_date and timestamp > self.end_date.timestamp():
+            return None
+        return datetime.fromtimestamp(timestamp, tz=self.timezone)
 
 
 def spread_offset(name: str, interval: float) -> float:
