@@ -45,6 +45,23 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
             heapq.heappush(self._heap, entry)
         return [self._jobs[job_id][0] for _, job_id, _ in due]
 
+    def take_due_jobs(self, now: datetime) -> list[Any]:
+        """The jobs due at ``now``, earliest first, their entries taken out of the heap, for
+        a caller that updates or removes each of them next (``LoopScheduler``): the update
+        pushes the one entry each needs, where after ``get_due_jobs`` every run would leave
+        one stale entry behind to pop and compact later. Until it is updated, a taken job
+        has no next run time in the store's order (none is asked for meanwhile)."""
+        limit = now.timestamp()
+        heap, jobs = self._heap, self._jobs
+        due: list[Any] = []
+        while heap and heap[0][0] <= limit:
+            entry = heapq.heappop(heap)
+            if self._current(entry):
+                job, _, version = jobs[entry[1]]
+                jobs[entry[1]] = (job, None, version)  # no entry: update_job pushes one
+                due.append(job)
+        return due
+
     def get_next_run_time(self) -> datetime | None:
         while self._heap and not self._current(self._heap[0]):
             heapq.heappop(self._heap)

@@ -26,6 +26,9 @@ from pingmon.fields import format_duration
 from pingmon.jobstore import HeapJobStore
 from pingmon.targets import Target
 
+# The alias of pingmon's one job store (APScheduler's default alias).
+STORE = "default"
+
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
     """An interval trigger whose jitter does not accumulate.
@@ -188,22 +191,27 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         trigger made, conversions through ``astimezone``. Any other configuration (a
         listener, another job store, a paused scheduler) goes through APScheduler's own.
         """
-        stores = self._jobstores
-        if self.state != STATE_RUNNING or self._listeners or len(stores) != 1:
+        store = self._jobstores.get(STORE)
+        if (
+            self.state != STATE_RUNNING
+            or self._listeners
+            or len(self._jobstores) != 1
+            or not isinstance(store, HeapJobStore)
+        ):
             return super()._process_jobs()  # type: ignore[no-any-return]
-        ((alias, store),) = stores.items()
         now = datetime.now(self.timezone)
         with self._jobstores_lock:
-            for job in store.get_due_jobs(now):
-                self._run_due(job, alias, store, now)
+            for job in store.take_due_jobs(now):
+                self._run_due(job, store, now)
             next_run = store.get_next_run_time()
         if next_run is None or self.state != STATE_RUNNING:
             return None
         return min(max(next_run.timestamp() - time.time(), 0.0), TIMEOUT_MAX)
 
-    def _run_due(self, job: Any, alias: str, store: Any, now: datetime) -> None:
+    def _run_due(self, job: Any, store: HeapJobStore, now: datetime) -> None:
         """Submit one due job (its last missed run only, when it coalesces) and store its
-        next run time, or remove it when its trigger has none; as APScheduler does."""
+        next run time, or remove it when its trigger has none; as APScheduler does. The
+        job's entry was taken out of ``store``: every path updates or removes it."""
         executor = self._executors.get(job.executor)
         if executor is None:
             self._logger.error(
@@ -211,10 +219,11 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
                 job.executor,
                 job,
             )
-            self.remove_job(job.id, alias)
+            self.remove_job(job.id, STORE)
             return
         run_times = job._get_run_times(now)
-        if not run_times:
+        if not run_times:  # not due after all (the store's clock and the job's agree): put back
+            store.update_job(job)
             return
         if job.coalesce:
             run_times = run_times[-1:]
@@ -233,7 +242,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             job.next_run_time = next_run  # the trigger's own aware datetime: nothing to convert
             store.update_job(job)
         else:
-            self.remove_job(job.id, alias)
+            self.remove_job(job.id, STORE)
 
 
 class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
@@ -297,7 +306,7 @@ class CheckScheduler:
         self._scheduler = LoopScheduler(
             timezone=UTC,
             executors={"default": CheckExecutor(lambda lag: self._observe_lag(lag))},
-            jobstores={"default": HeapJobStore()},
+            jobstores={STORE: HeapJobStore()},
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
