@@ -15,6 +15,7 @@ from pingmon.config import load_config
 from pingmon.loading import MAX_FILE_BYTES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import bench_ceiling
 import bench_daemon
 import exposition
 
@@ -104,3 +105,30 @@ def test_scrape_cpu_has_no_net_figure_when_scrapes_fill_the_window() -> None:
 
     assert found["scrape_cpu_ms_net_median"] is None
     assert found["scrape_wall_ms_median"] == pytest.approx(9000.0)
+
+
+def test_ceiling_cpu_per_check_is_the_core_share_over_the_rate_reached() -> None:
+    reach = bench_ceiling.Reach("aiohttp-uvloop", checks_per_second=2000.0, core_share=0.99)
+
+    assert reach.cpu_us_per_check == pytest.approx(495.0)
+    assert bench_ceiling.Reach("x", 0.0, 0.5).cpu_us_per_check is None
+
+
+def test_ceiling_medians_are_taken_per_variant_over_rounds() -> None:
+    rounds = [
+        [bench_ceiling.Reach("a", 100.0, 0.5, 1.0, 9.0), bench_ceiling.Reach("b", 10.0, 1.0)],
+        [bench_ceiling.Reach("a", 300.0, 0.7, 3.0, None), bench_ceiling.Reach("b", 30.0, 1.0)],
+    ]
+
+    medians = {r.variant: r for r in bench_ceiling.median_of(rounds)}
+
+    assert medians["a"].checks_per_second == pytest.approx(200.0)
+    assert medians["a"].lag_p99_ms == pytest.approx(9.0)
+    assert medians["b"].lag_p50_ms is None
+
+
+def test_ceiling_pins_the_measured_process_to_its_own_core() -> None:
+    argv = bench_ceiling.pinned(["pingmon", "run"])
+
+    assert argv == ["taskset", "-c", str(bench_ceiling.MEASURED_CPU), "pingmon", "run"]
+    assert bench_ceiling.MEASURED_CPU != bench_ceiling.TARGET_CPU
