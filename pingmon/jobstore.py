@@ -16,10 +16,11 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     ``MemoryJobStore`` keeps one list sorted by next run time: every run of every job moves
     the job within it (a binary search in Python, then a delete and an insert that shift the
     list), so a run costs O(n), twice the CPU at 50,000 jobs as at 1,000. Here each job has an
-    entry ``(timestamp, job id, version)`` in a heap; a run pushes a new entry and leaves the
-    old one stale (its version is no longer the job's), to be dropped when it reaches the top.
-    Due jobs, the next run time and every listing come in the memory store's order: by next
-    run time, then job id, paused jobs (no next run time) last.
+    entry ``(timestamp, job id, version)`` in a heap; a new run time pushes a new entry and
+    leaves the old one stale (its version is no longer the job's), to be dropped when it
+    reaches the top, unless the scheduler took it out first (``take_due_jobs``). Due jobs,
+    the next run time and every listing come in the memory store's order: by next run time,
+    then job id, paused jobs (no next run time) last.
     """
 
     def __init__(self) -> None:
