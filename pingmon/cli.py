@@ -104,8 +104,8 @@ def _event_loop_option(parser: argparse.ArgumentParser) -> None:
         "--event-loop",
         dest="event_loop",
         choices=EVENT_LOOPS,
-        help=f"asyncio, uvloop, or auto: uvloop where it is installed (env {EVENT_LOOP_ENV}; "
-        "default asyncio)",
+        help=f"auto, uvloop, or asyncio: auto is uvloop where it is installed (env "
+        f"{EVENT_LOOP_ENV}; default auto)",
     )
 
 

@@ -1,4 +1,4 @@
-"""The event loop a real `pingmon` process runs on: asyncio by default, uvloop when asked."""
+"""The event loop a real `pingmon` process runs on: uvloop by default (auto), asyncio if asked."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def loop_line(lines: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("flag", "env", "expected"),
     [
-        ([], {}, "asyncio"),
+        ([], {}, "uvloop"),  # auto, the default: uvloop is installed here
+        ([], {"PINGMON_EVENT_LOOP": "asyncio"}, "asyncio"),  # the switch that turns it off
         ([], {"PINGMON_EVENT_LOOP": "uvloop"}, "uvloop"),
         (["--event-loop", "asyncio"], {"PINGMON_EVENT_LOOP": "uvloop"}, "asyncio"),
         (["--event-loop", "uvloop"], {"PINGMON_EVENT_LOOP": "asyncio"}, "uvloop"),
@@ -86,7 +87,7 @@ async def test_an_unknown_event_loop_is_refused_with_exit_2_naming_the_setting(
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"), [({}, "asyncio"), ({"PINGMON_EVENT_LOOP": "uvloop"}, "uvloop")]
+    ("env", "expected"), [({}, "uvloop"), ({"PINGMON_EVENT_LOOP": "asyncio"}, "asyncio")]
 )
 async def test_run_says_its_loop_at_start_and_checks_on_it(
     config_writer: ConfigWriter, sandbox: Sandbox, env: dict[str, str], expected: str
