@@ -326,19 +326,9 @@ def profile(variant: Variant, args: argparse.Namespace, out: str, directory: Pat
         wait_for(f"http://127.0.0.1:{args.listen_port}/-/ready", proc)
         time.sleep(args.warmup)
         for path, kind in ((out, "flamegraph"), (f"{out.removesuffix('.svg')}.txt", "raw")):
-            native = ("--native",) if args.native else ()
-            record = (
-                "record",
-                "-o",
-                path,
-                "-f",
-                kind,
-                "--pid",
-                str(proc.pid),
-                "-r",
-                "200",
-                *native,
-            )
+            record = ["record", "-o", path, "-f", kind, "--pid", str(proc.pid), "-r", "200"]
+            if args.native:
+                record.append("--native")
             subprocess.run([spy, *record, "--duration", str(round(args.window))], check=True)
     finally:
         stop_process(proc)
