@@ -326,7 +326,9 @@ def profile(variant: Variant, args: argparse.Namespace, out: str, directory: Pat
         wait_for(f"http://127.0.0.1:{args.listen_port}/-/ready", proc)
         time.sleep(args.warmup)
         for path, kind in ((out, "flamegraph"), (f"{out.removesuffix('.svg')}.txt", "raw")):
-            record = ("record", "-o", path, "-f", kind, "--pid", str(proc.pid), "-r", "200")
+            record = ["record", "-o", path, "-f", kind, "--pid", str(proc.pid), "-r", "200"]
+            if args.native:
+                record.append("--native")
             subprocess.run([spy, *record, "--duration", str(round(args.window))], check=True)
     finally:
         stop_process(proc)
@@ -402,6 +404,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nice", type=int, default=0, help="niceness of every child (root: <0)")
     parser.add_argument("--profile", metavar="OUT.svg", help="py-spy the first pingmon variant")
+    parser.add_argument(
+        "--native", action="store_true", help="with --profile: C and Cython frames too (uvloop's)"
+    )
     parser.add_argument("--bare-client", choices=("asyncio", "uvloop"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--targets", type=int, default=1, help=argparse.SUPPRESS)

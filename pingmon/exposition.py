@@ -18,7 +18,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 from isal import isal_zlib
 
-from pingmon.families import Family, TargetView
+from pingmon.families import Family, TargetView, fixed
 from pingmon.results import TargetState
 
 # ISA-L's level 1: about zlib level 1's ratio (25:1 on an exposition) at a sixth of its CPU.
@@ -110,7 +110,7 @@ class Exposition:
             return
         self._families = families
         self._on_result = [
-            (f, family, family.values, family.shape)
+            (f, family, family.values, None if family.shape is fixed else family.shape)
             for f, family in enumerate(families)
             if family.on_result
         ]
@@ -158,7 +158,7 @@ class Exposition:
         )
         for f, family, values_of, shape_of in self._on_result:
             numbers = values_of(view)
-            shape = shape_of(view)
+            shape = None if shape_of is None else shape_of(view)  # None: ``fixed``'s
             if shape != shapes[f]:
                 shapes[f] = shape
                 templates[f] = template(family, target.prefix, shape)

@@ -69,6 +69,11 @@ class Family:
             yield suffix, extra, value
 
 
+def fixed(view: TargetView) -> None:
+    """The shape of a family whose series never change (a writer need not ask again)."""
+    return None
+
+
 def _checked(view: TargetView) -> bool:
     return view.state.last is not None
 
@@ -91,9 +96,7 @@ def _always(
     name: str, type: str, help: str, value: Callable[[TargetView], float], on_result: bool = True
 ) -> Family:
     """One series from the start."""
-    return Family(
-        name, type, help, lambda view: None, lambda shape: ONE, lambda v: (value(v),), on_result
-    )
+    return Family(name, type, help, fixed, lambda shape: ONE, lambda v: (value(v),), on_result)
 
 
 def _class_series(classes: Hashable) -> tuple[Series, ...]:
@@ -172,7 +175,7 @@ ATTEMPTS_TOTAL = _always("pingmon_check_attempts_total", "counter",
                          "Requests sent, retries included.",
                          lambda v: v.state.attempts_total)
 LATENCY = Family("pingmon_check_latency_seconds", "histogram", "Duration of every check.",
-                 lambda v: None, lambda shape: _LATENCY_SERIES, _latency)
+                 fixed, lambda shape: _LATENCY_SERIES, _latency)
 RATE_LIMITED_TOTAL = _always("pingmon_rate_limited_total", "counter",
                              "Checks answered with 429.",
                              lambda v: v.state.rate_limited_total)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
-from apscheduler.util import datetime_to_utc_timestamp
 
 
 class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untyped
@@ -17,10 +16,11 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     ``MemoryJobStore`` keeps one list sorted by next run time: every run of every job moves
     the job within it (a binary search in Python, then a delete and an insert that shift the
     list), so a run costs O(n), twice the CPU at 50,000 jobs as at 1,000. Here each job has an
-    entry ``(timestamp, job id, version)`` in a heap; a run pushes a new entry and leaves the
-    old one stale (its version is no longer the job's), to be dropped when it reaches the top.
-    Due jobs, the next run time and every listing come in the memory store's order: by next
-    run time, then job id, paused jobs (no next run time) last.
+    entry ``(timestamp, job id, version)`` in a heap; a new run time pushes a new entry and
+    leaves the old one stale (its version is no longer the job's), to be dropped when it
+    reaches the top, unless the scheduler took it out first (``take_due_jobs``). Due jobs,
+    the next run time and every listing come in the memory store's order: by next run time,
+    then job id, paused jobs (no next run time) last.
     """
 
     def __init__(self) -> None:
@@ -36,7 +36,7 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def get_due_jobs(self, now: datetime) -> list[Any]:
         """The jobs due at ``now``, earliest first; their entries stay (the scheduler updates
         or removes each job next)."""
-        limit = datetime_to_utc_timestamp(now)
+        limit = now.timestamp()
         due: list[tuple[float, str, int]] = []
         while self._heap and self._heap[0][0] <= limit:
             entry = heapq.heappop(self._heap)
@@ -45,6 +45,23 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         for entry in due:
             heapq.heappush(self._heap, entry)
         return [self._jobs[job_id][0] for _, job_id, _ in due]
+
+    def take_due_jobs(self, now: datetime) -> list[Any]:
+        """The jobs due at ``now``, earliest first, their entries taken out of the heap, for
+        a caller that updates or removes each of them next (``LoopScheduler``): the update
+        pushes the one entry each needs, where after ``get_due_jobs`` every run would leave
+        one stale entry behind to pop and compact later. Until it is updated, a taken job
+        has no next run time in the store's order (none is asked for meanwhile)."""
+        limit = now.timestamp()
+        heap, jobs = self._heap, self._jobs
+        due: list[Any] = []
+        while heap and heap[0][0] <= limit:
+            entry = heapq.heappop(heap)
+            if self._current(entry):
+                job, _, version = jobs[entry[1]]
+                jobs[entry[1]] = (job, None, version)  # no entry: update_job pushes one
+                due.append(job)
+        return due
 
     def get_next_run_time(self) -> datetime | None:
         while self._heap and not self._current(self._heap[0]):
@@ -61,13 +78,13 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def add_job(self, job: Any) -> None:
         if job.id in self._jobs:
             raise ConflictingIdError(job.id)
-        self._put(job, datetime_to_utc_timestamp(job.next_run_time))
+        self._put(job, _timestamp(job.next_run_time))
 
     def update_job(self, job: Any) -> None:
         entry = self._jobs.get(job.id)
         if entry is None:
             raise JobLookupError(job.id)
-        timestamp = datetime_to_utc_timestamp(job.next_run_time)
+        timestamp = _timestamp(job.next_run_time)
         if timestamp == entry[1]:  # the same time: its entry stays current
             self._jobs[job.id] = (job, timestamp, entry[2])
         else:
@@ -102,3 +119,10 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
     def _current(self, entry: tuple[float, str, int]) -> bool:
         job = self._jobs.get(entry[1])
         return job is not None and job[2] == entry[2]
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    """Seconds since the epoch of an aware datetime (a job's run time always is), None for
+    None: ``datetime.timestamp``, a tenth of the cost of APScheduler's
+    ``datetime_to_utc_timestamp`` (a time tuple and ``calendar.timegm``)."""
+    return None if when is None else when.timestamp()

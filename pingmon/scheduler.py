@@ -8,19 +8,26 @@ import functools
 import hashlib
 import inspect
 import math
+import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from threading import TIMEOUT_MAX
 from typing import Any
 
-from apscheduler.executors.base import BaseExecutor
+from apscheduler.executors.base import BaseExecutor, MaxInstancesReachedError
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pingmon.fields import format_duration
 from pingmon.jobstore import HeapJobStore
 from pingmon.targets import Target
+
+# The alias of pingmon's one job store (APScheduler's default alias).
+STORE = "default"
 
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
@@ -50,12 +57,17 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
         return next_fire_time
 
     def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        if previous_fire_time is not None and self.jitter:
-            elapsed = (previous_fire_time - self.start_date).total_seconds()
-            steps = math.floor(elapsed / self.interval_length + 1e-9)  # float noise at k*L
-            previous_fire_time = self.start_date + timedelta(seconds=steps * self.interval_length)
-        next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        return next_fire_time
+        """The grid point after ``previous_fire_time``'s plus a fresh jitter, computed in
+        epoch seconds as ``IntervalTrigger`` computes its own."""
+        if previous_fire_time is None or not self.jitter:
+            next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+            return next_fire_time
+        start, length = self.start_date.timestamp(), self.interval_length
+        steps = math.floor((previous_fire_time.timestamp() - start) / length + 1e-9)  # k*L noise
+        timestamp = start + (steps + 1) * length + random.uniform(0, self.jitter)
+        if self.end_date and timestamp > self.end_date.timestamp():
+            return None
+        return datetime.fromtimestamp(timestamp, tz=self.timezone)
 
 
 def spread_offset(name: str, interval: float) -> float:
@@ -168,8 +180,69 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
 
     def _wake_on_loop(self) -> None:
-        self._stop_timer()
+        self._timeout = None  # it has fired: nothing to cancel
         self._start_timer(self._process_jobs())
+
+    def _process_jobs(self) -> float | None:
+        """Start the due jobs and say how long to sleep: ``BaseScheduler._process_jobs`` for
+        the configuration pingmon runs (one job store, no listeners, jobs whose next run
+        time is always an aware datetime), without what that configuration never needs per
+        run: a submission event for nobody, ``Job._modify``'s validation of a run time the
+        trigger made, conversions through ``astimezone``. Any other configuration (a
+        listener, another job store, a paused scheduler) goes through APScheduler's own.
+        """
+        store = self._jobstores.get(STORE)
+        if (
+            self.state != STATE_RUNNING
+            or self._listeners
+            or len(self._jobstores) != 1
+            or not isinstance(store, HeapJobStore)
+        ):
+            return super()._process_jobs()  # type: ignore[no-any-return]
+        now = datetime.now(self.timezone)
+        with self._jobstores_lock:
+            for job in store.take_due_jobs(now):
+                self._run_due(job, store, now)
+            next_run = store.get_next_run_time()
+        if next_run is None or self.state != STATE_RUNNING:
+            return None
+        return min(max(next_run.timestamp() - time.time(), 0.0), TIMEOUT_MAX)
+
+    def _run_due(self, job: Any, store: HeapJobStore, now: datetime) -> None:
+        """Submit one due job (its last missed run only, when it coalesces) and store its
+        next run time, or remove it when its trigger has none; as APScheduler does. The
+        job's entry was taken out of ``store``: every path updates or removes it."""
+        executor = self._executors.get(job.executor)
+        if executor is None:
+            self._logger.error(
+                'Executor lookup ("%s") failed for job "%s" -- removing it from the job store',
+                job.executor,
+                job,
+            )
+            self.remove_job(job.id, STORE)
+            return
+        run_times = job._get_run_times(now)
+        if not run_times:  # not due after all (the store's clock and the job's agree): put back
+            store.update_job(job)
+            return
+        if job.coalesce:
+            run_times = run_times[-1:]
+        try:
+            executor.submit_job(job, run_times)
+        except MaxInstancesReachedError:
+            self._logger.warning(
+                'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+                job,
+                job.max_instances,
+            )
+        except BaseException:
+            self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
+        next_run = job.trigger.get_next_fire_time(run_times[-1], now)
+        if next_run:
+            job.next_run_time = next_run  # the trigger's own aware datetime: nothing to convert
+            store.update_job(job)
+        else:
+            self.remove_job(job.id, STORE)
 
 
 class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
@@ -198,7 +271,7 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         self._tasks.clear()
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self._observe_lag(max(0.0, (datetime.now(UTC) - run_times[-1]).total_seconds()))
+        self._observe_lag(max(0.0, time.time() - run_times[-1].timestamp()))
         task = self._loop.create_task(job.func(*job.args, **job.kwargs))
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._finished, job.id))
@@ -233,7 +306,7 @@ class CheckScheduler:
         self._scheduler = LoopScheduler(
             timezone=UTC,
             executors={"default": CheckExecutor(lambda lag: self._observe_lag(lag))},
-            jobstores={"default": HeapJobStore()},
+            jobstores={STORE: HeapJobStore()},
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()

@@ -6,7 +6,6 @@ import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
 
 import aiohttp
 from aiohttp.connector import Connection
@@ -50,42 +49,23 @@ class tracing:
         _CURRENT.reset(self._token)
 
 
-class _HeadersSent:
-    """What aiohttp calls as a trace of one request: counts each time it writes the status
-    line and headers (where its ``on_request_headers_sent`` signal fires), nothing else."""
-
-    __slots__ = ("wire",)
-
-    def __init__(self, wire: WireTrace) -> None:
-        self.wire = wire
-
-    async def send_request_headers(self, *_: object) -> None:
-        self.wire.requests += 1
-
-    async def send_request_chunk_sent(self, *_: object) -> None:
-        return None
-
-    async def send_response_chunk_received(self, *_: object) -> None:
-        return None
-
-
 class TracedRequest(aiohttp.ClientRequest):
     """aiohttp's request, filling in the ``WireTrace`` of ``tracing``: the session's
-    ``request_class``. aiohttp builds one per request it sends (its re-send too)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        wire = _CURRENT.get()
-        if wire is not None:
-            kwargs["traces"] = [cast(Any, _HeadersSent(wire))]
-        super().__init__(*args, **kwargs)
-        self._pingmon_wire = wire
+    ``request_class``. aiohttp builds one per request it sends (its re-send too), and sends
+    it once, on the connection it got: ``send`` writes the status line and headers first
+    (where aiohttp's ``on_request_headers_sent`` signal would fire), so each call counts a
+    request. Nothing else is overridden: passing aiohttp a trace of its own instead would
+    make every request and response chunk await it (``StreamWriter`` callbacks)."""
 
     async def send(self, conn: Connection) -> aiohttp.ClientResponse:
         protocol = conn.protocol
-        if protocol is not None:
-            if self._pingmon_wire is not None:
-                self._pingmon_wire.reused = protocol in _USED
+        seen = protocol is not None and protocol in _USED
+        if protocol is not None and not seen:
             _USED.add(protocol)  # untraced requests too: the next one may be traced
+        wire = _CURRENT.get()
+        if wire is not None:
+            wire.reused = seen
+            wire.requests += 1
         return await super().send(conn)
 
 

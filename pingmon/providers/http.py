@@ -148,7 +148,22 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
     settings_model = HttpSettings
     params_model = HttpParams
 
+    def __init__(self, settings: HttpSettings) -> None:
+        super().__init__(settings)
+        # Each target's request, by its params' id (the params kept, so an id is never
+        # reused while its entry lives): this provider sends no check id, so a target's
+        # request is the same at every check. Settings and params are frozen.
+        self._requests: dict[int, tuple[HttpParams, PreparedRequest]] = {}
+
     def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
+        kept = self._requests.get(id(params))
+        if kept is not None and kept[0] is params:
+            return kept[1]
+        request = self._build(params)
+        self._requests[id(params)] = (params, request)
+        return request
+
+    def _build(self, params: HttpParams) -> PreparedRequest:
         headers = {name: secret.reveal() for name, secret in self.settings.headers.items()}
         for name, value in params.headers.items():
             # The target's header wins over the provider's, whatever the spelling's case.

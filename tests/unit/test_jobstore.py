@@ -95,6 +95,29 @@ def test_due_jobs_come_earliest_first_then_by_id_and_stay_until_updated() -> Non
     assert [job.id for job in store.get_all_jobs()] == ["a", "b", "c", "p"]
 
 
+@settings(max_examples=200, deadline=None)
+@given(OPERATIONS, st.integers(min_value=0, max_value=20), st.integers(min_value=1, max_value=5))
+def test_taking_the_due_jobs_and_updating_each_is_a_scheduler_run(
+    operations: list[tuple[str, str, int | None]], now: int, step: int
+) -> None:
+    """What ``LoopScheduler`` does per run (take the due jobs, move each to its next time)
+    leaves the store as ``get_due_jobs`` and ``update_job`` leave the memory store."""
+    heap, left, memory = HeapJobStore(), HeapJobStore(), MemoryJobStore()
+    for operation in operations:
+        for store in (heap, left, memory):
+            apply(store, operation)
+    due = [job.id for job in memory.get_due_jobs(at(now))]
+    taken = heap.take_due_jobs(at(now))
+    assert [job.id for job in taken] == due
+    assert [job.id for job in left.get_due_jobs(at(now))] == due
+    assert heap.take_due_jobs(at(now)) == []  # taken: not due twice
+    for job_id in due:
+        for store in (heap, left, memory):
+            store.update_job(Job(job_id, at(now + step)))
+    assert len(heap._heap) == len(left._heap) - len(due)  # no stale entry left behind
+    assert state(heap) == state(memory)
+
+
 def test_stale_entries_are_dropped_once_they_outnumber_the_jobs() -> None:
     store = HeapJobStore()
     store.add_job(Job("kept", at(1)))

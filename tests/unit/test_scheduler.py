@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from apscheduler.events import EVENT_JOB_SUBMITTED
 from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
 
@@ -204,3 +208,61 @@ def test_a_runs_successor_is_drawn_once_however_often_it_is_asked_for() -> None:
     after = {trigger.get_next_fire_time(successor, successor) for _ in range(20)}
     assert len(after) == 1
     assert after != {successor}
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    """Wait, in short sleeps, until ``condition`` holds (bounded: fails after ``seconds``)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_runs_repeat_and_a_run_still_going_is_skipped_as_apscheduler_skips_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pingmon's own ``_process_jobs``: every due run starts, its lag is observed, the next run
+    is stored (one heap entry per job, none stale), and ``max_instances=1`` skips a run
+    while the last one still goes, with APScheduler's warning."""
+    caplog.set_level(logging.WARNING, logger="apscheduler")  # pingmon's logging sets ERROR
+    runs: dict[str, int] = {"fast": 0, "slow": 0}
+    lags: list[float] = []
+    release = asyncio.Event()
+
+    async def check(name: str) -> None:
+        runs[name] += 1
+        if name == "slow":
+            await release.wait()
+
+    scheduler = CheckScheduler(check, lags.append)
+    scheduler.sync([make_target("fast", interval=0.05), make_target("slow", interval=0.05)])
+    scheduler.start()
+    try:
+        await _until(lambda: runs["fast"] >= 4 and "maximum number of running" in caplog.text)
+        assert runs["slow"] == 1
+        assert len(lags) == sum(runs.values())
+        assert min(lags) >= 0.0
+        store = scheduler._scheduler._jobstores["default"]
+        assert sorted(entry[1] for entry in store._heap) == ["fast", "slow"]
+    finally:
+        release.set()
+        scheduler.shutdown()
+
+
+async def test_with_a_listener_apschedulers_own_processing_runs_the_jobs() -> None:
+    runs: list[str] = []
+    events: list[int] = []
+
+    async def check(name: str) -> None:
+        runs.append(name)
+
+    scheduler = CheckScheduler(check, lambda lag: None)
+    scheduler._scheduler.add_listener(lambda event: events.append(event.code), EVENT_JOB_SUBMITTED)
+    scheduler.sync([make_target("a", interval=0.05)])
+    scheduler.start()
+    try:
+        await _until(lambda: len(runs) >= 3)
+        assert events.count(EVENT_JOB_SUBMITTED) >= 3  # submission events: APScheduler's path
+    finally:
+        scheduler.shutdown()
