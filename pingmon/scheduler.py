@@ -58,13 +58,22 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
 
     def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         """The grid point after ``previous_fire_time``'s plus a fresh jitter, computed in
-        epoch seconds as ``IntervalTrigger`` computes its own."""
+        epoch seconds as ``IntervalTrigger`` computes its own.
+
+        The run's grid step comes from the exact microseconds since ``start_date`` (a
+        ``timedelta``), not from two float timestamps: at today's epoch those are 2.4e-7 s
+        coarse, so a run whose jitter rounded to its grid point gave the step before and
+        came again (at the same microsecond, APScheduler's run-time loop never ended). The
+        microsecond of slack covers a run time rounded to the microsecond below its point.
+        """
         if previous_fire_time is None or not self.jitter:
             next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
             return next_fire_time
-        start, length = self.start_date.timestamp(), self.interval_length
-        steps = math.floor((previous_fire_time.timestamp() - start) / length + 1e-9)  # k*L noise
-        timestamp = start + (steps + 1) * length + random.uniform(0, self.jitter)
+        length = self.interval_length
+        elapsed = (previous_fire_time - self.start_date).total_seconds()  # exact microseconds
+        steps = math.floor((elapsed + 1e-6) / length)
+        timestamp = self.start_date.timestamp() + (steps + 1) * length
+        timestamp += random.uniform(0, self.jitter)
         if self.end_date and timestamp > self.end_date.timestamp():
             return None
         return datetime.fromtimestamp(timestamp, tz=self.timezone)

@@ -141,6 +141,40 @@ def test_jittered_runs_stay_within_their_grid_slot() -> None:
         assert 0 <= offset <= 4
 
 
+@pytest.mark.parametrize("interval", [0.1, 0.05, 0.3, 1.0, 7.0])
+def test_a_jitter_drawn_as_zero_still_moves_to_the_next_grid_point(
+    monkeypatch: pytest.MonkeyPatch, interval: float
+) -> None:
+    """At today's epoch (1.8e9 s) a float timestamp is 2.4e-7 s coarse: the grid step of a
+    run that fell on its grid point is found from exact microseconds, not from the
+    difference of two float timestamps (which gave the step before, so the run came again;
+    and when it came at the very same microsecond, APScheduler's run-time loop never
+    ended)."""
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)
+    start = datetime(2026, 11, 30, 19, 14, 28, 123457, tzinfo=UTC)
+    trigger = GridIntervalTrigger(seconds=interval, start_date=start, jitter=interval / 10)
+    fire_time = trigger.get_next_fire_time(None, start)
+    for step in range(1, 500):
+        assert fire_time is not None
+        fire_time = trigger.get_next_fire_time(fire_time, fire_time)
+        assert fire_time is not None
+        assert (fire_time - start).total_seconds() == pytest.approx(step * interval, abs=1e-6)
+
+
+@pytest.mark.parametrize(("interval", "jitter"), [(0.1, 2e-6), (0.1, 2e-4), (0.05, 1e-3)])
+def test_tiny_jitters_never_repeat_a_run(interval: float, jitter: float) -> None:
+    random.seed(3)
+    start = datetime(2026, 11, 30, 19, 14, 28, 123457, tzinfo=UTC)
+    trigger = GridIntervalTrigger(seconds=interval, start_date=start, jitter=jitter)
+    fire_time = trigger.get_next_fire_time(None, start)
+    for _ in range(20_000):
+        assert fire_time is not None
+        successor = trigger.get_next_fire_time(fire_time, fire_time)
+        assert successor is not None
+        assert (successor - fire_time).total_seconds() > interval - jitter - 1e-6
+        fire_time = successor
+
+
 DAY = 86400.0
 
 
