@@ -64,17 +64,17 @@ async def test_overlapping_scrapes_during_reloads_are_each_one_valid_exposition(
     many = [http_target(f"t{i:02d}") for i in range(40)]
     running = await start_daemon(config_writer.load(many, defaults=fast))
     await running.wait_checked("status", "t39")
-    bodies: list[tuple[str, bytes]] = []
+    bodies: list[tuple[str, bytes]] = []  # (kind, body)
     async with aiohttp.ClientSession(auto_decompress=False) as http:
         for round_ in range(6):
             kept = many[: 40 - 6 * round_]
             profile = "lean" if round_ % 2 else "default"
             config_writer.write(kept, defaults=fast, metrics={"profile": profile})
             kinds = ["plain", "gzip", "openmetrics", "head"] * 2
-            scrapes = [scrape(http, running.url, kind) for kind in kinds]
-            results = await asyncio.gather(running.daemon.reload(), *scrapes)
-            assert results[0][0] is True, results[0]
-            bodies.extend(results[1:])
+            scrapes = asyncio.gather(*(scrape(http, running.url, kind) for kind in kinds))
+            reloaded, scraped = await asyncio.gather(running.daemon.reload(), scrapes)
+            assert reloaded == (True, []), reloaded
+            bodies.extend(scraped)
     for kind, body in bodies:
         if kind == "head":
             continue
