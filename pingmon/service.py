@@ -17,6 +17,7 @@ from pingmon.config import Config, split_listen
 from pingmon.connections import ConnectionCollector, ConnectionLimits, GuardedRunner
 from pingmon.daemon import Daemon
 from pingmon.errors import describe_exception
+from pingmon.heap import collect_old_cycles
 from pingmon.server import make_app
 from pingmon.throttle import throttled
 from pingmon.watch import ConfigWatcher, FileWatch
@@ -82,6 +83,8 @@ async def serve(
         await daemon.start()
         watching = asyncio.create_task(watcher.run(), name="pingmon-config-watch")
         stack.push_async_callback(_cancel, watching)
+        collecting = asyncio.create_task(collect_old_cycles(), name="pingmon-old-cycles")
+        stack.push_async_callback(_cancel, collecting)
         _install_signals(daemon, stop)
         log.info("listening", extra={"address": address, "tls": ssl_context is not None})
         if on_started is not None:
