@@ -195,19 +195,23 @@ class Metrics:
         one (shared with plain scrapes meanwhile) in a worker thread, since the compressor
         lets go of the GIL.
 
-        The collector is paused while the plain form is made: the pieces taken at once are
-        one reference per target and family (340,000 at 10,000 targets), and a collection
-        meanwhile would walk them all with the loop stopped (tens of ms, twice per scrape);
-        they are freed by their reference counts when the render ends."""
+        The collector is paused while each slice is made, never across a turn of the loop:
+        the pieces taken at once are one reference per target and family (340,000 at 10,000
+        targets), and a collection in the middle of a join would walk them all with the loop
+        stopped; between slices it may run (their tuples of bytes are then untracked), so
+        scrapes that follow one another, however closely, never keep it off."""
         openmetrics, gzip = key
         if gzip:
             return await asyncio.to_thread(gzip_chunks, await self.scrapes((openmetrics, False)))
-        chunks = []
-        with collection_paused():
-            for chunk in self.render_chunks(openmetrics):
-                chunks.append(chunk)
-                await asyncio.sleep(0)
-        return tuple(chunks)
+        chunks: list[bytes] = []
+        slices = self.render_chunks(openmetrics)
+        while True:
+            with collection_paused():
+                chunk = next(slices, None)
+            if chunk is None:
+                return tuple(chunks)
+            chunks.append(chunk)
+            await asyncio.sleep(0)
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The whole exposition now, at once (uncompressed)."""

@@ -3,6 +3,7 @@ gauge follows the delay in force, and the lean profile matches the generic rende
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import gzip
 from collections.abc import Iterable, Iterator
@@ -259,20 +260,31 @@ def test_a_scrape_shows_the_pieces_as_they_were_when_it_began() -> None:
     assert f'target="{last}",error_class="timeout"' in metrics.render().decode()
 
 
-async def test_the_collector_is_paused_while_a_scrape_is_rendered_and_only_then() -> None:
+async def test_the_collector_is_paused_while_a_slice_is_made_and_only_then() -> None:
     metrics = many_targets(3)
     render = metrics.render_chunks
-    seen: list[bool] = []
+    made: list[bool] = []  # the collector's state while each slice was made
+    between: list[bool] = []  # ... and while the loop ran other work between slices
 
     def observed(openmetrics: bool) -> Iterator[bytes]:
         for chunk in render(openmetrics):
-            seen.append(gc.isenabled())
+            made.append(gc.isenabled())
             yield chunk
+
+    async def watch() -> None:
+        while True:
+            between.append(gc.isenabled())
+            await asyncio.sleep(0)
 
     metrics.render_chunks = observed  # type: ignore[method-assign]
     assert gc.isenabled()
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
     body = await metrics.exposition(openmetrics=False, gzip=True)
-    assert seen
-    assert not any(seen)
+    watcher.cancel()
+    assert len(made) > 1
+    assert not any(made)
+    assert len(between) > 1
+    assert all(between)  # overlapping scrapes can never keep it off
     assert gc.isenabled()
     assert b'target="t2"' in gzip.decompress(b"".join(body))
