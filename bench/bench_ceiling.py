@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,24 +137,11 @@ def pin_target(pid: int) -> None:
 
 
 async def run_rounds(args: argparse.Namespace) -> list[list[Reach]]:
-    rounds: list[list[Reach]] = []
-    with tempfile.TemporaryDirectory(prefix="pingmon-ceiling-") as name:
-        directory = Path(name)
-        nginx, url = await processes.start_nginx(directory)
-        pin_target(nginx.pid)
-        try:
-            order = variants(args)
-            for k in range(args.rounds):
-                turn = order[k % len(order) :] + order[: k % len(order)]
-                reached = []
-                for variant, run in turn:
-                    print(f"round {k + 1}: {variant} ...", file=sys.stderr, flush=True)
-                    reached.append(await run(url, args, directory))  # type: ignore[operator]
-                rounds.append(reached)
-                print_table(f"Round {k + 1}", reached)
-        finally:
-            await nginx.stop()
-    return rounds
+    order = [(name, lambda url, d, run=run: run(url, args, d)) for name, run in variants(args)]
+    return await processes.alternating_rounds(
+        "pingmon-ceiling-", args.rounds, order,
+        lambda k, reached: print_table(f"Round {k}", reached), started=lambda n: pin_target(n.pid),
+    )  # fmt: skip
 
 
 def fmt(value: float | None, digits: int = 0) -> str:

@@ -23,8 +23,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,6 +60,7 @@ http {{
 
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 async def until_signal(work: Coroutine[Any, Any, T]) -> T:
@@ -69,6 +71,46 @@ async def until_signal(work: Coroutine[Any, Any, T]) -> T:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     return await task
+
+
+def rotated(order: Sequence[T], k: int) -> list[T]:
+    """``order`` started at its ``k``-th item (round ``k`` of alternating rounds), so that no
+    variant always runs first, on a machine still settling, or last."""
+    shift = k % len(order) if order else 0
+    return [*order[shift:], *order[:shift]]
+
+
+async def alternating_rounds(
+    prefix: str,
+    rounds: int,
+    order: Sequence[tuple[str, Callable[[str, Path], Awaitable[M]]]],
+    report: Callable[[int, list[M]], None],
+    started: Callable[[Child], None] = lambda nginx: None,
+    tolerated: tuple[type[BaseException], ...] = (),
+) -> list[list[M]]:
+    """``rounds`` rounds against one nginx (``start_nginx`` in a temporary directory named
+    from ``prefix``, handed to ``started`` first): each runs every variant ``(name,
+    run(url, directory))`` in turn, ``rotated``, then ``report(k, measures)`` (k from 1). A
+    variant raising one of ``tolerated`` is said on stderr and left out of its round."""
+    found: list[list[M]] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        directory = Path(name)
+        nginx, url = await start_nginx(directory)
+        started(nginx)
+        try:
+            for k in range(rounds):
+                measures: list[M] = []
+                for variant, run in rotated(order, k):
+                    print(f"round {k + 1}: {variant} ...", file=sys.stderr, flush=True)
+                    try:
+                        measures.append(await run(url, directory))
+                    except tolerated as error:
+                        print(f"round {k + 1}: {variant} failed: {error!r}", file=sys.stderr)
+                found.append(measures)
+                report(k + 1, measures)
+        finally:
+            await nginx.stop()
+    return found
 
 
 def free_port() -> int:

@@ -36,7 +36,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -314,26 +313,11 @@ def pingmon_label(path: str, several: bool) -> str:
 
 
 async def run_rounds(args: argparse.Namespace) -> list[list[Measure]]:
-    rounds: list[list[Measure]] = []
-    with tempfile.TemporaryDirectory(prefix="pingmon-vs-blackbox-") as name:
-        directory = Path(name)
-        nginx, url = await processes.start_nginx(directory)
-        try:
-            order = variants(args)
-            for k in range(args.rounds):
-                turn = order[k % len(order) :] + order[: k % len(order)]
-                measures = []
-                for variant, run in turn:
-                    print(f"round {k + 1}: {variant} ...", file=sys.stderr, flush=True)
-                    try:
-                        measures.append(await run(url, args, directory))
-                    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError) as error:
-                        print(f"round {k + 1}: {variant} failed: {error!r}", file=sys.stderr)
-                rounds.append(measures)
-                print_round(k + 1, measures)
-        finally:
-            await nginx.stop()
-    return rounds
+    order = [(name, lambda url, d, run=run: run(url, args, d)) for name, run in variants(args)]
+    return await processes.alternating_rounds(
+        "pingmon-vs-blackbox-", args.rounds, order, print_round,
+        tolerated=(RuntimeError, OSError, TimeoutError, aiohttp.ClientError),
+    )  # fmt: skip
 
 
 def ratio(measure: Measure, blackbox: Measure | None) -> float | None:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bench_ceiling
 import bench_daemon
 import exposition
+import processes
 
 EXPOSITION = """\
 # HELP pingmon_checks_total Checks by error class (none = success).
@@ -132,3 +133,12 @@ def test_ceiling_pins_the_measured_process_to_its_own_core() -> None:
 
     assert argv == ["taskset", "-c", str(bench_ceiling.MEASURED_CPU), "pingmon", "run"]
     assert bench_ceiling.MEASURED_CPU != bench_ceiling.TARGET_CPU
+
+
+def test_rounds_rotate_which_variant_runs_first() -> None:
+    order = ["a", "b", "c"]
+
+    turns = [processes.rotated(order, k) for k in range(4)]
+
+    assert turns == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
+    assert processes.rotated([], 2) == []
