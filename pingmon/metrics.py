@@ -44,6 +44,9 @@ generate_openmetrics = cast(
 # Under sustained scraping, a render is handed to scrapes arriving within this many times
 # its cost after it was made (``SingleFlight``).
 RENDER_REUSE = 9.0
+# ... and never more than this long after: a render that takes seconds (100,000 targets on a
+# busy loop) would otherwise be handed to Prometheus's next scrapes, samples frozen for them.
+RENDER_REUSE_MAX_SECONDS = 1.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 EXHAUSTION_ERRNO_NAMES = ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
 ScrapeKey = tuple[bool, bool]  # (OpenMetrics, gzip)
@@ -151,7 +154,7 @@ class Metrics:
         # Scrapes that arrive while one is rendered wait for it and get the same bytes, and so
         # do those right after it: a flood of scrapes keeps rendering to a tenth of the loop.
         self.scrapes: SingleFlight[ScrapeKey, tuple[bytes, ...]] = SingleFlight(
-            self._render_yielding, reuse=RENDER_REUSE
+            self._render_yielding, reuse=RENDER_REUSE, max_reuse_seconds=RENDER_REUSE_MAX_SECONDS
         )
 
     def configure(self, profile: str, latency_histogram: bool) -> None:

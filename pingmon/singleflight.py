@@ -7,7 +7,9 @@ A caller that goes away (cancelled) does not cancel the run the others wait for.
 With ``reuse`` > 0, under sustained demand a result is also handed to callers arriving
 within ``reuse`` times its cost after it was made: callers that follow one another without
 pause (a scrape flood) then keep the computation to about ``1 / (1 + reuse)`` of the time,
-and a result is never older than a few times what it costs. Demand is sustained when a run
+and a result is never older than a few times what it costs, nor than ``max_reuse_seconds``
+(a slow computation must not hand one result to callers seconds apart: a scraper would
+read the same samples twice). Demand is sustained when a run
 starts within the reuse window its predecessor would have had; so a caller after a quiet
 moment, and one right after it, always get a fresh result (a client that changes something
 and looks again sees its change), and ``forget()`` drops what is kept at once.
@@ -16,6 +18,7 @@ and looks again sees its change), and ``forget()`` drops what is kept at once.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
@@ -33,9 +36,11 @@ class SingleFlight(Generic[K, T]):
         compute: Callable[[K], Awaitable[T]],
         reuse: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        max_reuse_seconds: float = math.inf,
     ) -> None:
         self._compute = compute
         self._reuse = reuse
+        self._max_reuse_seconds = max_reuse_seconds
         self._clock = clock
         self._running: dict[K, asyncio.Future[T]] = {}
         self._made: dict[K, tuple[float, T]] = {}  # key -> (reusable until, result)
@@ -82,6 +87,7 @@ class SingleFlight(Generic[K, T]):
         last, self._last[key] = self._last.get(key), (started, finished)
         sustained = last is not None and started - last[1] < self._reuse * (last[1] - last[0])
         window = self._reuse * (finished - started) if sustained else 0.0
+        window = min(window, self._max_reuse_seconds)
         if window > 0:
             made = (finished + window, result)
             self._made[key] = made

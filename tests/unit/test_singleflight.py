@@ -134,3 +134,20 @@ async def test_without_reuse_every_call_after_a_run_runs_again() -> None:
     flight: SingleFlight[str, int] = SingleFlight(costly, clock=costly.clock)
     assert [await flight("k") for _ in range(3)] == [1, 2, 3]
     assert not flight.reusable("k")
+
+
+async def test_a_slow_result_is_never_reused_past_max_reuse_seconds() -> None:
+    """A render of seconds under sustained scraping: Prometheus's next scrape, seconds later,
+    must get fresh samples, not the same ones again."""
+    costly = Costly(cost=5.0)
+    flight: SingleFlight[str, int] = SingleFlight(
+        costly, reuse=9.0, clock=costly.clock, max_reuse_seconds=1.0
+    )
+    await flight("k")  # 100-105
+    costly.now += 10.0  # a scrape 10 s later: sustained (within 9 x 5 s), 115-120
+    assert await flight("k") == 2
+    costly.now += 0.9
+    assert await flight("k") == 2  # a flood right after still shares it
+    costly.now += 0.2  # 1.1 s after it was made
+    assert not flight.reusable("k")
+    assert await flight("k") == 3
