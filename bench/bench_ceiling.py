@@ -182,18 +182,13 @@ def median_of(rounds: list[list[Reach]]) -> list[Reach]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=3000.0, help="checks per second asked")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--window", type=float, default=15.0, help="seconds measured")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    processes.round_options(parser, rate=3000.0, rounds=2, window=15.0)
     parser.add_argument("--interval", type=float, default=1.0, help="pingmon's, seconds")
     parser.add_argument("--loop", action="append", choices=("asyncio", "uvloop"),
                         help="event loops (repeatable; default both)")  # fmt: skip
-    parser.add_argument("--pingmon", action="append", help="a pingmon executable (repeatable)")
-    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
     args = parser.parse_args(argv)
     args.loop = args.loop or ["asyncio", "uvloop"]
-    args.pingmon = args.pingmon or [str(Path(sys.executable).with_name("pingmon"))]
+    args.pingmon = processes.pingmons(args)
     return args
 
 

@@ -113,6 +113,27 @@ async def alternating_rounds(
     return found
 
 
+def round_options(
+    parser: argparse.ArgumentParser, rate: float, rounds: int, window: float
+) -> None:
+    """The options of a benchmark in alternating rounds (``alternating_rounds``) at a fixed
+    rate: ``--rate``, ``--rounds``, ``--window``, ``--warmup``, ``--nice``, and ``--pingmon``
+    (repeatable; ``pingmons(args)`` gives the default)."""
+    parser.add_argument("--rate", type=float, default=rate, help="checks per second asked")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--window", type=float, default=window, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
+    parser.add_argument("--pingmon", action="append",
+                        help="a pingmon executable (repeatable; default: the one beside this "
+                        "Python)")  # fmt: skip
+
+
+def pingmons(args: argparse.Namespace) -> list[str]:
+    """The ``--pingmon`` executables given, else the one beside this Python."""
+    return list(args.pingmon or [str(Path(sys.executable).with_name("pingmon"))])
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 now (another process may take it before it is used)."""
     with socket.socket() as sock:

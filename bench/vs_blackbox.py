@@ -372,16 +372,8 @@ def median(values: Any) -> float | None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rate", type=float, default=500.0, help="checks per second")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--window", type=float, default=20.0, help="seconds measured")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
+    processes.round_options(parser, rate=500.0, rounds=3, window=20.0)
     parser.add_argument("--interval", type=parse_duration, default=10.0, help="pingmon's: 10s")
-    parser.add_argument("--nice", type=int, help="niceness of every process of the run (-10)")
-    parser.add_argument(
-        "--pingmon", action="append", help="a pingmon executable (repeatable; default: "
-        "the one beside this Python)",
-    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="rate 50, 1 round, 3 s windows")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
@@ -389,7 +381,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.rounds, args.window, args.warmup, args.interval = 50.0, 1, 3.0, 1.0, 2.0
-    args.pingmon = args.pingmon or [str(Path(sys.executable).with_name("pingmon"))]
+    args.pingmon = processes.pingmons(args)
     return args
 
 

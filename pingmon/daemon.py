@@ -99,13 +99,6 @@ def new_sessions() -> Sessions:
     return Sessions(new_session(), new_session(fresh_connections=True))
 
 
-def settle_heap() -> None:
-    """Collect what loading left behind and freeze the long-lived objects (a full collection
-    over 10,000 targets' objects otherwise pauses the event loop for ~100 ms), then collect at
-    the running thresholds (``pingmon.heap.settle``)."""
-    settle()
-
-
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """Everything one configuration needs, built before any of it is adopted."""
@@ -255,7 +248,7 @@ class Daemon:
             self._commit(runtime)
             self.metrics.config_loaded(not self.standby)
             self.scheduler.start()
-        settle_heap()
+        settle()
         log.info(
             "pingmon started",
             extra={"targets": len(self.config.targets), "config": self.config.source},
@@ -322,7 +315,7 @@ class Daemon:
                 [f"{runtime.config.source}: cannot be applied ({describe_exception(error)})"]
             )
         self.metrics.config_loaded(True)
-        settle_heap()
+        settle()
         log.info("configuration reloaded", extra={"targets": len(runtime.config.targets)})
         return True, []
 

@@ -5,7 +5,7 @@ plans, jobs). CPython runs a full collection each time the objects that survived
 generations grow by a quarter, and each one walks every object made so far: four fifths of
 the time to read and validate such a file went to collections that found nothing. With the
 collector paused, building is linear; what loading left behind is collected once after it
-(``pingmon.daemon.settle_heap`` at a start or reload, the next automatic collection else).
+(``settle`` at a start or reload, the next automatic collection else).
 
 The pause covers CPU-bound work only: the file is read before (``pingmon.files`` never
 blocks), and the parse, validation and preparation are bounded in time, so a load given up
