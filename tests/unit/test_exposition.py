@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from pingmon import exposition, metrics as metrics_module
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings
 from pingmon.errors import ErrorClass
-from pingmon.exposition import SLICE_BYTES, Exposition, _sliced, gzip_chunks
+from pingmon.exposition import SLICE_BYTES, Exposition, Segment, _sliced, gzip_chunks
 from pingmon.families import INTERVAL, LEAN_FAMILIES, Family, TargetView
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
@@ -280,11 +282,124 @@ async def test_the_collector_is_paused_while_a_slice_is_made_and_only_then() -> 
     assert gc.isenabled()
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0)
-    body = await metrics.exposition(openmetrics=False, gzip=True)
+    body = await metrics.exposition(openmetrics=False)
     watcher.cancel()
     assert len(made) > 1
     assert not any(made)
     assert len(between) > 1
     assert all(between)  # overlapping scrapes can never keep it off
     assert gc.isenabled()
-    assert b'target="t2"' in gzip.decompress(b"".join(body))
+    assert b'target="t2"' in b"".join(body)
+
+
+async def test_the_collector_is_paused_while_the_gzip_form_takes_or_joins_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 300)  # many runs, many turns of the loop
+    metrics = many_targets(30)
+    made: list[bool] = []  # the collector's state while the runs were taken or joined
+    between: list[bool] = []  # ... and while the loop ran other work meanwhile
+    take, join = Exposition.compressed, exposition._Run.join
+
+    def taking(self: Exposition, openmetrics: bool) -> list[exposition._Run]:
+        made.append(gc.isenabled())
+        return take(self, openmetrics)
+
+    def joining(self: exposition._Run) -> bytes:
+        made.append(gc.isenabled())
+        return join(self)
+
+    async def watch() -> None:
+        while True:
+            between.append(gc.isenabled())
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(Exposition, "compressed", taking)
+    monkeypatch.setattr(exposition._Run, "join", joining)
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    body = await metrics.exposition(openmetrics=False, gzip=True)
+    watcher.cancel()
+    assert len(made) > 2
+    assert not any(made)
+    assert len(between) > 2
+    assert all(between)
+    assert gzip.decompress(b"".join(body)) == metrics.render()
+
+
+def record_all(metrics: Metrics, count: int, duration: float) -> None:
+    for i in range(count):
+        metrics.store.record(result(f"t{i}", ErrorClass.NONE, duration))
+
+
+def one_member(body: Sequence[bytes]) -> bytes:
+    """The bytes of ``body``, which must be exactly one gzip member."""
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    data = decompressor.decompress(b"".join(body))
+    assert decompressor.eof
+    assert decompressor.unused_data == b""
+    return data
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+async def test_the_gzip_form_is_one_member_of_the_plain_form_and_compresses_what_changed(
+    monkeypatch: pytest.MonkeyPatch, openmetrics: bool
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 2000)  # each family in many runs
+    metrics = Metrics(ResultStore(), dict)  # the default profile
+    metrics.store.configure(
+        [TargetInfo(f"t{i}", "prov", "http", 30.0, CREDENTIAL) for i in range(60)]
+    )
+    deflated: list[int] = []  # the bytes compressed, by scrape
+    compress = exposition.deflate_all
+
+    def counted(chunks: Sequence[bytes], level: int = exposition.GZIP_LEVEL) -> list[Segment]:
+        deflated.append(sum(map(len, chunks)))
+        return compress(chunks, level)
+
+    monkeypatch.setattr(metrics_module, "deflate_all", counted)
+    for duration in (0.2, 0.2, 0.3):  # the first result, the same again, a new duration
+        record_all(metrics, 60, duration)
+        metrics.scrapes.forget()
+        body = await metrics.exposition(openmetrics, gzip=True)
+        assert one_member(body) == metrics.render(openmetrics)
+    # twice the same result: only the counters' and timestamps' runs again; a new duration
+    # adds its gauge and histogram; never the error classes (a third of the bytes)
+    plain = len(metrics.render(openmetrics))
+    first, same, new = deflated
+    assert first > plain * 0.9  # everything but the families' headers
+    assert same < new < plain * 2 / 3
+    metrics.store.record(result("t59", ErrorClass.TIMEOUT))
+    metrics.scrapes.forget()
+    body = await metrics.exposition(openmetrics, gzip=True)
+    assert one_member(body) == metrics.render(openmetrics)
+    assert deflated[-1] < same  # one target's runs
+    assert 'target="t59",error_class="timeout"} 1.0' in one_member(body).decode()
+
+
+async def test_a_gzip_scrape_shows_the_runs_as_they_were_when_it_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 300)
+    metrics = many_targets(30)
+    record_all(metrics, 30, 0.2)
+    before = metrics.render()
+    taken = asyncio.Event()
+    take = Exposition.compressed
+
+    def taking(self: Exposition, openmetrics: bool) -> list[exposition._Run]:
+        taken.set()
+        return take(self, openmetrics)
+
+    monkeypatch.setattr(Exposition, "compressed", taking)
+    scrape = asyncio.create_task(metrics.exposition(openmetrics=False, gzip=True))
+    await taken.wait()  # the runs are taken: what follows is for the next scrape
+    record_all(metrics, 30, 0.4)
+    metrics.store.record(result("t7", ErrorClass.TIMEOUT))
+    assert one_member(await scrape) == before
+    metrics.scrapes.forget()
+    overlapping = [metrics.exposition(om, gzip=True) for om in (False, True, False)]
+    first, openmetrics, again = await asyncio.gather(*overlapping)
+    assert one_member(first) == one_member(again) == metrics.render()
+    assert one_member(openmetrics) == metrics.render(openmetrics=True)
+    assert 'target="t7",error_class="timeout"} 1.0' in one_member(first).decode()
