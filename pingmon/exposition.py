@@ -225,7 +225,7 @@ class Exposition:
         do not change what a run holds). A run whose pieces did not change since the last
         call is the same object as then, its ``segment`` made already; the others are new,
         hold their pieces and are the caller's to compress (``_Run.join``, ``deflate``,
-        ``_Run.made``).
+        ``_Run.made``); one the caller did not (an error) is taken again next time.
 
         Costs a reference per piece of the runs that changed, and none for the others (the
         default profile at 10,000 targets, every target checked since: 60,000 of 130,000)."""
@@ -346,7 +346,7 @@ def gzip_chunks(chunks: Sequence[bytes], level: int = GZIP_LEVEL) -> tuple[bytes
 
 class _Run:
     """Targets ``start:stop`` of one family in the gzip form: ``pieces`` as taken until
-    compressed, then the ``segment`` (a family's header: a run made ready)."""
+    joined, then the ``segment`` once compressed (a family's header: a run made ready)."""
 
     __slots__ = ("pieces", "segment", "start", "stop")
 
@@ -367,12 +367,14 @@ class _Run:
         return cls(0, 0, (), segment)
 
     def join(self) -> bytes:
-        """The run's bytes (while it is not compressed yet)."""
-        return b"".join(self.pieces)
+        """The run's bytes, once (while it is not compressed yet): the pieces are let go of
+        at once, while the memory they are in is still in the CPU's caches."""
+        joined, self.pieces = b"".join(self.pieces), ()
+        return joined
 
     def made(self, segment: Segment) -> None:
-        """Keep ``segment`` (the pieces compressed) as this run's; let go of the pieces."""
-        self.segment, self.pieces = segment, ()
+        """Keep ``segment`` (the joined bytes compressed) as this run's."""
+        self.segment = segment
 
     def done(self) -> Segment:
         """The run's segment, once made."""

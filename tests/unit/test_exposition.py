@@ -139,6 +139,24 @@ def test_backoff_gauge_drops_to_0_when_a_success_clears_it() -> None:
     assert value(metrics, "pingmon_backoff_seconds", "alpha") == 0
 
 
+async def test_the_gzip_form_follows_the_backoff_gauge_too() -> None:
+    clock = Clock()
+    gate = RateLimitGate(BackoffSettings(initial=30.0, max=60.0), clock=clock)
+    metrics = make_metrics(gate)
+
+    async def shown() -> float | None:
+        metrics.scrapes.forget()
+        body = one_member(await metrics.exposition(openmetrics=False, gzip=True))
+        assert body == metrics.render()
+        return value(metrics, "pingmon_backoff_seconds", "alpha")
+
+    assert await shown() == 0
+    decision = gate.on_rate_limited(CREDENTIAL, "20")
+    assert await shown() == decision.delay
+    clock.now += decision.delay + 1
+    assert await shown() == 0
+
+
 def busy(profile: str) -> Metrics:
     gate = RateLimitGate(BackoffSettings(initial=5.0, max=60.0), clock=Clock())
     gate.on_rate_limited(CREDENTIAL, "5")
@@ -350,31 +368,36 @@ async def test_the_gzip_form_is_one_member_of_the_plain_form_and_compresses_what
     metrics.store.configure(
         [TargetInfo(f"t{i}", "prov", "http", 30.0, CREDENTIAL) for i in range(60)]
     )
-    deflated: list[int] = []  # the bytes compressed, by scrape
-    compress = exposition.deflate_all
+    deflated: list[int] = []  # the bytes of runs compressed, by scrape
+    compress = exposition.deflate
 
-    def counted(chunks: Sequence[bytes], level: int = exposition.GZIP_LEVEL) -> list[Segment]:
-        deflated.append(sum(map(len, chunks)))
-        return compress(chunks, level)
+    def counted(data: bytes, level: int = exposition.GZIP_LEVEL) -> Segment:
+        deflated[-1] += len(data)
+        return compress(data, level)
 
-    monkeypatch.setattr(metrics_module, "deflate_all", counted)
+    async def scrape() -> bytes:
+        metrics.scrapes.forget()
+        deflated.append(0)
+        body = one_member(await metrics.exposition(openmetrics, gzip=True))
+        assert body == metrics.render(openmetrics)
+        return body
+
+    monkeypatch.setattr(metrics_module, "deflate", counted)
     for duration in (0.2, 0.2, 0.3):  # the first result, the same again, a new duration
         record_all(metrics, 60, duration)
-        metrics.scrapes.forget()
-        body = await metrics.exposition(openmetrics, gzip=True)
-        assert one_member(body) == metrics.render(openmetrics)
+        await scrape()
     # twice the same result: only the counters' and timestamps' runs again; a new duration
     # adds its gauge and histogram; never the error classes (a third of the bytes)
     plain = len(metrics.render(openmetrics))
     first, same, new = deflated
-    assert first > plain * 0.9  # everything but the families' headers
+    assert first > plain * 0.9  # everything but the headers and pingmon's own metrics
     assert same < new < plain * 2 / 3
+    assert await scrape()
+    assert deflated[-1] == 0  # nothing changed
     metrics.store.record(result("t59", ErrorClass.TIMEOUT))
-    metrics.scrapes.forget()
-    body = await metrics.exposition(openmetrics, gzip=True)
-    assert one_member(body) == metrics.render(openmetrics)
-    assert deflated[-1] < same  # one target's runs
-    assert 'target="t59",error_class="timeout"} 1.0' in one_member(body).decode()
+    body = await scrape()
+    assert 0 < deflated[-1] < same  # one target's runs
+    assert 'target="t59",error_class="timeout"} 1.0' in body.decode()
 
 
 async def test_a_gzip_scrape_shows_the_runs_as_they_were_when_it_began(
