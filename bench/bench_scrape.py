@@ -290,7 +290,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="pingmon-bench-scrape-") as directory:
         for build in builds(args):
-            profiles = ["default", "lean"] if knows_profiles(build) else ["default"]
+            known = ["default", "lean"] if knows_profiles(build) else ["default"]
+            profiles = [profile for profile in known if profile in args.profiles]
             for targets in args.targets:
                 for profile in profiles:
                     row = await run_one(build, targets, profile, args, Path(directory))
@@ -306,6 +307,7 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=3, help="of each kind (plain, gzip)")
     parser.add_argument("--rate", type=float, default=100.0, help="checks a second, at most")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds between scrapes, at least")
+    parser.add_argument("--profiles", nargs="+", default=["default", "lean"])
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
     print()
@@ -318,7 +320,7 @@ def main() -> None:
         head = f"| {r['build']} | {r['targets']:,} | {r['profile']} | {r['series_per_target']} "
         print(f"{head}| {r['plain_bytes']:,} | {r['plain_cpu_ms']} | {gzip_bytes} | {gzip_cpu} |")
     print()
-    for profile in ("default", "lean"):
+    for profile in args.profiles:
         cost = render_on_change_us(max(args.targets), profile)
         print(f"render on change ({profile}): {cost} CPU-µs per recorded result")
 
