@@ -124,9 +124,14 @@ def _active_class(view: TargetView) -> Hashable:
     return () if last is None else (last.error_class,)
 
 
+_UP, _DOWN = (1.0,), (0.0,)  # made once: a healthy target's gauge compares by identity
+
+
 def _success(view: TargetView) -> tuple[float, ...]:
     last = view.state.last
-    return () if last is None else (1.0 if last.success else 0.0,)
+    if last is None:
+        return ()
+    return _UP if last.error_class is ErrorClass.NONE else _DOWN
 
 
 def _last_success(view: TargetView) -> tuple[float, ...]:
