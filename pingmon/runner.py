@@ -8,11 +8,11 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pingmon.backoff import RateLimitGate, TokenBucket
-from pingmon.client import send
+from pingmon.client import UrlMemo, send
 from pingmon.config import Config
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
@@ -27,6 +27,7 @@ from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.slots import Slots
 from pingmon.targets import Target
 from pingmon.wire import Sessions, WireTrace
 
@@ -51,11 +52,14 @@ class TargetPlan:
     target: Target
     provider: Provider[Any, Any]
     credential: str
-    provider_slots: asyncio.Semaphore | None
+    provider_slots: Slots | None
     budget: TokenBucket | None
     transport: TransportOptions = DIRECT
     # Masks every wire form of the provider's and the target's secrets in its details.
     redactor: Redactor = NO_REDACTION
+    # The target's URL as aiohttp parses it, kept between its checks: each plan its own
+    # (not copied by ``replace``), built and dropped with the configuration.
+    url: UrlMemo = field(default_factory=UrlMemo, init=False, repr=False, compare=False)
 
 
 def build_plans(
@@ -143,9 +147,7 @@ def _provider_template(
         target=target,
         provider=provider,
         credential=credential,
-        provider_slots=(
-            asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
-        ),
+        provider_slots=Slots(settings.max_concurrency) if settings.max_concurrency else None,
         budget=budgets.get(credential),
         transport=transport,
         redactor=Redactor(wire_secrets(provider, transport.proxy)),
@@ -180,7 +182,7 @@ class Runner:
     ) -> None:
         self.sessions = sessions
         self.gate = gate
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = Slots(concurrency)
         self._rand = rand or random.Random()
         self._clock = clock
         self._on_internal_error = on_internal_error
@@ -216,17 +218,32 @@ class Runner:
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
             await asyncio.sleep(wait)
-        async with self.slots:
+        slots = self.slots  # a reload may replace it: the one taken is the one given back
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
             if plan.provider_slots is None:
                 checked = await self._check_in_slot(plan)
             else:
-                async with plan.provider_slots:
-                    checked = await self._check_in_slot(plan)
+                checked = await self._check_in_provider_slot(plan, plan.provider_slots)
+        finally:
+            slots.release()
         if checked is None:
             return None
         result, retry_after = checked
         self._apply_backoff(plan, result, retry_after)
         return result
+
+    async def _check_in_provider_slot(
+        self, plan: TargetPlan, slots: Slots
+    ) -> tuple[CheckResult, str | None] | None:
+        """``_check_in_slot`` holding one of the provider's slots (``max_concurrency``)."""
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
+            return await self._check_in_slot(plan)
+        finally:
+            slots.release()
 
     async def _check_in_slot(self, plan: TargetPlan) -> tuple[CheckResult, str | None] | None:
         """``_check`` once the slots are taken; None when the credential's gate closed
@@ -283,6 +300,7 @@ class Runner:
                 max_body_bytes=target.schedule.max_body_bytes,
                 transport=plan.transport,
                 wire=wire,
+                url=plan.url(request.url),
             )
         except TransportError as error:
             if isinstance(error, ResourceExhausted) and self._on_exhausted is not None:
