@@ -187,6 +187,21 @@ async def test_max_body_bytes_counts_decoded_bytes_not_the_coded_length(tmp_path
     assert too_large.detail == "body larger than max_body_bytes"
 
 
+@pytest.mark.parametrize("coding", [None, "identity", " Identity ", ""])
+async def test_a_plain_body_declared_larger_than_the_limit_is_never_read(
+    tmp_path: Path, coding: str | None
+) -> None:
+    """Without a content coding, Content-Length is the decoded size: one over the limit is
+    too large at once, though the body stalls (it would otherwise end at the timeout)."""
+    headers = (JSON,) if coding is None else (JSON, ("Content-Encoding", coding))
+    reply = Reply((answer(200, OK, headers, content_length=5000),))
+    async with raw_server(lambda received, index: reply) as server:
+        result = await check_one(tmp_path / "c.yaml", server.url, max_body_bytes=4999)
+
+    assert result.error_class is ErrorClass.BAD_RESPONSE
+    assert result.detail == "body larger than max_body_bytes"
+
+
 def coded(codings: str, data: bytes) -> bytes:
     """``data`` with the codings of a Content-Encoding list applied in its order."""
     aliases = {"x-gzip": "gzip"}
