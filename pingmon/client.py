@@ -3,7 +3,6 @@ and classify the failures that leave no answer to judge."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import re
 import socket
@@ -18,6 +17,7 @@ from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
+from pingmon.timebox import timebox
 from pingmon.wire import Sessions, WireTrace, tracing
 
 # What the kernel says when pingmon itself, not the target, is out of something.
@@ -58,7 +58,7 @@ async def send(
     response = None
     target = parse_url(request.url) if url is None else url
     try:
-        async with asyncio.timeout(timeout):
+        with timebox(timeout):  # asyncio.timeout's bound, without its two coroutines
             response = await _open(sessions, request, target, transport, wire)
             async with response:  # releases the connection, or closes it mid-body
                 await read_body(body, response, request.method, max_body_bytes)
