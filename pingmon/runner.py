@@ -42,6 +42,25 @@ DETAIL_SCAN_CHARS = 65_536
 INTERNAL_ERROR_CLASS = ErrorClass.BAD_RESPONSE
 
 
+class DetailMemo:
+    """A target's last detail as ``final_detail`` shows it, made again only when the detail
+    changes: a healthy target's is the same at every check ("HTTP 200"). One per target
+    (``TargetPlan``), whose redactor is fixed, so it is bounded by the configuration."""
+
+    __slots__ = ("_detail", "_shown")
+
+    def __init__(self) -> None:
+        self._detail: str | None = None
+        self._shown = ""
+
+    def __call__(self, redactor: Redactor, detail: str) -> str:
+        """``final_detail(redactor, detail)``; ``redactor`` is the same at every call."""
+        if detail != self._detail:
+            self._shown = final_detail(redactor, detail)
+            self._detail = detail
+        return self._shown
+
+
 @dataclass(frozen=True, slots=True)
 class TargetPlan:
     """Everything needed to check one target, built once per configuration."""
@@ -57,6 +76,8 @@ class TargetPlan:
     # The target's URL as aiohttp parses it, kept between its checks: each plan its own
     # (not copied by ``replace``), built and dropped with the configuration.
     url: UrlMemo = field(default_factory=UrlMemo, init=False, repr=False, compare=False)
+    # Its last detail as results show it, likewise.
+    detail: DetailMemo = field(default_factory=DetailMemo, init=False, repr=False, compare=False)
 
 
 def build_plans(
@@ -277,7 +298,7 @@ class Runner:
             http_status=status,
             duration_seconds=time.perf_counter() - started,
             attempts=requests,
-            detail=final_detail(plan.redactor, verdict.detail),
+            detail=plan.detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
             event_id=verdict.event_id,
