@@ -17,7 +17,7 @@ from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
-from pingmon.timebox import timebox
+from pingmon.timebox import Deadlines, timebox
 from pingmon.wire import Sessions, WireTrace, tracing
 
 # What the kernel says when pingmon itself, not the target, is out of something.
@@ -43,6 +43,7 @@ async def send(
     transport: TransportOptions = DIRECT,
     wire: WireTrace | None = None,
     url: URL | str | None = None,
+    deadlines: Deadlines | None = None,
 ) -> HttpResponse:
     """Send one attempt; connect, headers and body together are bounded by ``timeout``.
 
@@ -51,14 +52,14 @@ async def send(
     returned whatever happens to its body (``HttpResponse.body_error``): the status decides
     first. ``wire``, when given, is filled in with what went on the wire. ``url`` is
     ``request.url`` already parsed (``parse_url``, e.g. kept by a ``UrlMemo``); None: it is
-    parsed here.
+    parsed here. ``deadlines``: the timer the bound shares (None: one of its own).
     """
     wire = wire if wire is not None else WireTrace()
     body = Body()
     response = None
     target = parse_url(request.url) if url is None else url
     try:
-        with timebox(timeout):  # asyncio.timeout's bound, without its two coroutines
+        with timebox(timeout) if deadlines is None else deadlines.box(timeout):
             response = await _open(sessions, request, target, transport, wire)
             async with response:  # releases the connection, or closes it mid-body
                 await read_body(body, response, request.method, max_body_bytes)

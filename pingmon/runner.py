@@ -29,6 +29,7 @@ from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
 from pingmon.slots import Slots
 from pingmon.targets import Target
+from pingmon.timebox import Deadlines
 from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
@@ -203,6 +204,7 @@ class Runner:
         self.sessions = sessions
         self.gate = gate
         self.slots = Slots(concurrency)
+        self._deadlines = Deadlines()  # every attempt's timeout on one timer
         self._rand = rand or random.Random()
         self._clock = clock
         self._on_internal_error = on_internal_error
@@ -321,6 +323,7 @@ class Runner:
                 transport=plan.transport,
                 wire=wire,
                 url=plan.url(request.url),
+                deadlines=self._deadlines,
             )
         except TransportError as error:
             if isinstance(error, ResourceExhausted) and self._on_exhausted is not None:

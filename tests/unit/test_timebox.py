@@ -1,5 +1,6 @@
-"""timebox bounds a block exactly as asyncio.timeout does: the same outcome in every case of
-the deadline, an outside cancellation, both, nesting and a block that swallows its cancel."""
+"""timebox, and Deadlines' boxes on a shared timer, bound a block exactly as asyncio.timeout
+does: the same outcome in every case of the deadline, an outside cancellation, both, nesting
+and a block that swallows its cancel; and a shared timer serves every block at its own time."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pingmon.timebox import timebox
+from pingmon.timebox import Deadlines, timebox
 
 Bound = Callable[[float], contextlib.AbstractAsyncContextManager[Any]]
 
@@ -27,7 +28,16 @@ async def with_timebox(delay: float) -> AsyncIterator[None]:
         yield
 
 
-BOUNDS = [pytest.param(with_asyncio, id="asyncio.timeout"), pytest.param(with_timebox, id="ours")]
+SHARED = Deadlines()  # one timer for every block of every test (each test has its own loop)
+
+
+@contextlib.asynccontextmanager
+async def with_deadlines(delay: float) -> AsyncIterator[None]:
+    with SHARED.box(delay):
+        yield
+
+
+OURS = [pytest.param(with_timebox, id="timebox"), pytest.param(with_deadlines, id="shared")]
 
 
 async def outcome(bounded: Callable[[], Awaitable[object]]) -> tuple[str, int, bool]:
@@ -54,42 +64,53 @@ async def outcome(bounded: Callable[[], Awaitable[object]]) -> tuple[str, int, b
     return state["ended"], state["cancelling"], state["alive"]
 
 
-async def both(scenario: Callable[[Bound], Callable[[], Awaitable[object]]]) -> tuple[Any, Any]:
-    return await outcome(scenario(with_asyncio)), await outcome(scenario(with_timebox))
+Scenario = Callable[[Bound], Callable[[], Awaitable[object]]]
 
 
-async def test_a_block_that_ends_in_time_returns_its_value_and_leaves_no_timer() -> None:
+async def both(ours: Bound, scenario: Scenario) -> tuple[Any, Any]:
+    return await outcome(scenario(ours)), await outcome(scenario(with_asyncio))
+
+
+@pytest.mark.parametrize("ours", OURS)
+async def test_a_block_that_ends_in_time_returns_its_value_and_leaves_no_timer(
+    ours: Bound,
+) -> None:
     async def quick(bound: Bound) -> str:
         async with bound(5):
             await asyncio.sleep(0)
         return "done"
 
-    ours, reference = await both(lambda bound: lambda: quick(bound))
-    assert ours == reference == ("'done'", 0, True)
+    got, reference = await both(ours, lambda bound: lambda: quick(bound))
+    assert got == reference == ("'done'", 0, True)
 
 
-async def test_a_block_past_its_deadline_raises_timeout_error_and_the_task_lives_on() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_a_block_past_its_deadline_raises_timeout_error_and_the_task_lives_on(
+    ours: Bound,
+) -> None:
     async def slow(bound: Bound) -> str:
         async with bound(0.01):
             await asyncio.sleep(5)
         return "late"
 
-    ours, reference = await both(lambda bound: lambda: slow(bound))
-    assert ours == reference == ("TimeoutError", 0, True)
+    got, reference = await both(ours, lambda bound: lambda: slow(bound))
+    assert got == reference == ("TimeoutError", 0, True)
 
 
-async def test_a_deadline_already_past_strikes_at_the_first_await() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_a_deadline_already_past_strikes_at_the_first_await(ours: Bound) -> None:
     async def past(bound: Bound) -> str:
         async with bound(-1):
             await asyncio.sleep(0)
             await asyncio.sleep(5)
         return "late"
 
-    ours, reference = await both(lambda bound: lambda: past(bound))
-    assert ours == reference == ("TimeoutError", 0, True)
+    got, reference = await both(ours, lambda bound: lambda: past(bound))
+    assert got == reference == ("TimeoutError", 0, True)
 
 
-async def test_an_outside_cancellation_passes_through_as_cancelled_error() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_an_outside_cancellation_passes_through_as_cancelled_error(ours: Bound) -> None:
     def cancelled_from_outside(bound: Bound) -> Callable[[], Awaitable[object]]:
         async def block() -> str:
             task = asyncio.current_task()
@@ -101,12 +122,13 @@ async def test_an_outside_cancellation_passes_through_as_cancelled_error() -> No
 
         return block
 
-    ours, reference = await both(cancelled_from_outside)
-    assert ours == reference
-    assert ours[0] == "CancelledError"
+    got, reference = await both(ours, cancelled_from_outside)
+    assert got == reference
+    assert got[0] == "CancelledError"
 
 
-async def test_an_outside_cancellation_as_the_deadline_strikes_wins() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_an_outside_cancellation_as_the_deadline_strikes_wins(ours: Bound) -> None:
     def both_at_once(bound: Bound) -> Callable[[], Awaitable[object]]:
         async def block() -> str:
             task = asyncio.current_task()
@@ -118,13 +140,16 @@ async def test_an_outside_cancellation_as_the_deadline_strikes_wins() -> None:
 
         return block
 
-    ours, reference = await both(both_at_once)
-    assert ours == reference
-    assert ours[0] == "CancelledError"
+    got, reference = await both(ours, both_at_once)
+    assert got == reference
+    assert got[0] == "CancelledError"
 
 
-async def test_nested_the_outer_deadline_is_the_outers_and_the_inner_is_the_inners() -> None:
-    def nested(outer: float, inner: float) -> Callable[[Bound], Callable[[], Awaitable[object]]]:
+@pytest.mark.parametrize("ours", OURS)
+async def test_nested_the_outer_deadline_is_the_outers_and_the_inner_is_the_inners(
+    ours: Bound,
+) -> None:
+    def nested(outer: float, inner: float) -> Scenario:
         def scenario(bound: Bound) -> Callable[[], Awaitable[object]]:
             async def block() -> str:
                 async with bound(outer):
@@ -140,13 +165,14 @@ async def test_nested_the_outer_deadline_is_the_outers_and_the_inner_is_the_inne
         return scenario
 
     for outer, inner in ((0.01, 5), (5, 0.01)):
-        ours, reference = await both(nested(outer, inner))
-        assert ours == reference
-    assert (await outcome(nested(0.01, 5)(with_timebox)))[0] == "TimeoutError"
-    assert (await outcome(nested(5, 0.01)(with_timebox)))[0] == "'inner struck'"
+        got, reference = await both(ours, nested(outer, inner))
+        assert got == reference
+    assert (await outcome(nested(0.01, 5)(ours)))[0] == "TimeoutError"
+    assert (await outcome(nested(5, 0.01)(ours)))[0] == "'inner struck'"
 
 
-async def test_a_block_that_swallows_the_cancellation_ends_as_it_says() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_a_block_that_swallows_the_cancellation_ends_as_it_says(ours: Bound) -> None:
     def swallowing(bound: Bound) -> Callable[[], Awaitable[object]]:
         async def block() -> str:
             async with bound(0.01):
@@ -158,11 +184,12 @@ async def test_a_block_that_swallows_the_cancellation_ends_as_it_says() -> None:
 
         return block
 
-    ours, reference = await both(swallowing)
-    assert ours == reference == ("'swallowed'", 0, True)
+    got, reference = await both(ours, swallowing)
+    assert got == reference == ("'swallowed'", 0, True)
 
 
-async def test_an_error_other_than_cancellation_in_time_passes_through() -> None:
+@pytest.mark.parametrize("ours", OURS)
+async def test_an_error_other_than_cancellation_in_time_passes_through(ours: Bound) -> None:
     def failing(bound: Bound) -> Callable[[], Awaitable[object]]:
         async def block() -> str:
             async with bound(5):
@@ -172,8 +199,8 @@ async def test_an_error_other_than_cancellation_in_time_passes_through() -> None
 
         return block
 
-    ours, reference = await both(failing)
-    assert ours == reference == ("ConnectionResetError", 0, True)
+    got, reference = await both(ours, failing)
+    assert got == reference == ("ConnectionResetError", 0, True)
 
 
 def test_outside_a_task_it_is_refused() -> None:
@@ -194,3 +221,42 @@ def test_outside_a_task_it_is_refused() -> None:
         assert isinstance(await done, RuntimeError)
 
     asyncio.run(enter_in_a_callback())
+
+
+async def test_one_shared_timer_serves_each_block_at_its_own_deadline() -> None:
+    """Blocks of several delays, begun in turn on one Deadlines: a short one begun after a
+    long one still ends at its own deadline (the timer is set earlier for it); blocks that
+    end in time are untouched; each late one gets TimeoutError, as asyncio.timeout gives."""
+    deadlines = Deadlines()
+    ended: list[str] = []
+
+    async def block(name: str, delay: float, work: float) -> None:
+        try:
+            with deadlines.box(delay):
+                await asyncio.sleep(work)
+            ended.append(f"{name} in time")
+        except TimeoutError:
+            ended.append(f"{name} timed out")
+
+    long = asyncio.create_task(block("long", 30, 30))
+    await asyncio.sleep(0)
+    quick = [asyncio.create_task(block(f"quick{i}", 30, 0)) for i in range(3)]
+    short = [asyncio.create_task(block(f"short{i}", 0.02 * (i + 1), 30)) for i in range(3)]
+    await asyncio.gather(*quick, *short)
+    in_time = [f"quick{i} in time" for i in range(3)]
+    assert sorted(ended) == sorted([*in_time, *(f"short{i} timed out" for i in range(3))])
+    assert ended.index("short0 timed out") < ended.index("short1 timed out")
+    assert ended.index("short1 timed out") < ended.index("short2 timed out")
+    assert not long.done()  # the long block's deadline is far: it still runs
+    long.cancel()
+    await asyncio.gather(long, return_exceptions=True)
+    assert long.cancelled()
+
+
+async def test_a_shared_timer_keeps_working_after_its_lines_empty() -> None:
+    deadlines = Deadlines()
+    for _ in range(3):  # each round: every earlier block done, its line emptied
+        with pytest.raises(TimeoutError), deadlines.box(0.01):
+            await asyncio.sleep(30)
+        with deadlines.box(30):
+            await asyncio.sleep(0)
