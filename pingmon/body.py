@@ -73,13 +73,20 @@ async def read_body(body: Body, response: aiohttp.ClientResponse, method: str, l
     elif (response.content_length or 0) > limit:  # Content-Length is the decoded size too
         body.truncated = True  # known too large without reading a byte of it
         return
-    while chunk := await response.content.read(READ_CHUNK_BYTES):
+    content = response.content
+    while not _ended(content) and (chunk := await content.read(READ_CHUNK_BYTES)):
         for piece in decode(chunk):
             body.size += len(piece)
             if body.size > limit:
                 body.truncated = True
                 return
             body.chunks.append(piece)
+
+
+def _ended(content: aiohttp.StreamReader) -> bool:
+    """Whether ``content.read`` would give b"" (all of the body read, nothing went wrong):
+    a body read whole in one chunk is not asked for its end once more (a coroutine)."""
+    return content.at_eof() and content.exception() is None
 
 
 def _as_it_is(chunk: bytes) -> tuple[bytes]:
