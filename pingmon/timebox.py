@@ -75,12 +75,13 @@ class Deadlines:
     their line from its front, so a line holds about the blocks running.
     """
 
-    __slots__ = ("_armed_at", "_lines", "_timer")
+    __slots__ = ("_armed_at", "_lines", "_loop", "_timer")
 
     def __init__(self) -> None:
         self._lines: dict[float, collections.deque[_Box]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def box(self, delay: float) -> _Box:
         """A context manager bounding its block to ``delay`` seconds (``timebox``'s rules)."""
@@ -88,6 +89,9 @@ class Deadlines:
 
     def _add(self, box: _Box) -> None:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or another loop: nothing of the last holds
+            self._lines.clear()
+            self._timer, self._armed_at, self._loop = None, math.inf, loop
         box.when = when = loop.time() + box.delay
         if when <= loop.time():  # as timebox: already past, so at the next turn of the loop
             box.handle = loop.call_soon(box.expire)

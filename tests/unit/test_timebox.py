@@ -260,3 +260,34 @@ async def test_a_shared_timer_keeps_working_after_its_lines_empty() -> None:
             await asyncio.sleep(30)
         with deadlines.box(30):
             await asyncio.sleep(0)
+
+
+def test_a_shared_timer_used_in_another_loop_starts_afresh() -> None:
+    """A Deadlines whose loop ended with a block still in its line (its timer gone with
+    that loop) bounds the blocks of the next loop all the same."""
+    deadlines = Deadlines()
+
+    async def left_running() -> None:
+        task = asyncio.create_task(asyncio.sleep(30))
+
+        async def boxed() -> None:
+            with deadlines.box(0.05):  # its timer is set, and never fires: the loop ends
+                await task
+
+        asyncio.create_task(boxed())  # noqa: RUF006 - left pending when the loop ends
+        await asyncio.sleep(0)
+
+    async def bounded() -> str:
+        try:
+            with deadlines.box(0.2):  # later than the dead timer: it must set a new one
+                await asyncio.sleep(3)
+        except TimeoutError:
+            return "timed out"
+        return "late"
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(left_running())
+    finally:
+        loop.close()
+    assert asyncio.run(bounded()) == "timed out"
