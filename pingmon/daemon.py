@@ -33,6 +33,7 @@ from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState, result_fields
 from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler, ScheduleError, SchedulePlan, plan_schedule
+from pingmon.slots import Slots
 from pingmon.standby import StandbyConfig
 from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
@@ -347,7 +348,7 @@ class Daemon:
         self.metrics.sharded(runtime.share.shard, runtime.share.shards)
         self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
-            self._runner.slots = asyncio.Semaphore(settings.concurrency)
+            self._runner.slots = Slots(settings.concurrency)
         self.scheduler.apply(runtime.schedule)
 
     async def check(self, name: str) -> None:
