@@ -385,11 +385,13 @@ class Daemon:
         if change is None:
             return
         old, new = change
-        if result.success:
+        success = result.success
+        failed = not success and not _rate_limited(result)  # a 429 is neither
+        if success:
             self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)
-        elif not _rate_limited(result):
+        elif failed:
             self.webhooks.ping_failed(result.target)
-        self.scheduler.set_failing(result.target, not result.success and not _rate_limited(result))
+        self.scheduler.set_failing(result.target, failed)
         if old.last is None or old.last.error_class is not result.error_class:
             log_transition(old, new)
 
