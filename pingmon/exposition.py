@@ -24,10 +24,11 @@ import functools
 import math
 import struct
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from math import isfinite
 
 from isal import isal_zlib
 
-from pingmon.families import Family, TargetView, fixed
+from pingmon.families import Family, TargetView
 from pingmon.results import TargetState
 
 # ISA-L's level 1: about zlib level 1's ratio (25:1 on an exposition) at a sixth of its CPU.
@@ -54,23 +55,41 @@ def format_value(value: float) -> str:
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
 
-def template(family: Family, prefix: str, shape: Hashable) -> str:
-    """A target's lines of ``family`` with ``%s`` where the values go; ``prefix`` holds its
-    labels, already escaped for the text format and for ``%``."""
-    return prefix.join(_around_prefix(family, shape))
+class _Spelled(str):
+    """A value's text that a template's ``%r`` writes as it is (no quotes)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def spelled(numbers: tuple[float, ...]) -> tuple[object, ...]:
+    """``numbers`` for a template when one is not finite: each written as the text formats
+    spell it (``format_value``); ints (what a ``%d`` takes) as they are."""
+    return tuple(n if type(n) is int else _Spelled(format_value(n)) for n in numbers)
+
+
+def template(family: Family, prefix: str, shape: Hashable) -> bytes:
+    """A target's lines of ``family`` with ``%d`` (counts) or ``%r`` where the values go;
+    ``prefix`` holds its labels, already escaped for the text format and for ``%``."""
+    return prefix.join(_around_prefix(family, shape)).encode()
 
 
 @functools.lru_cache(maxsize=4096)
 def _around_prefix(family: Family, shape: Hashable) -> tuple[str, ...]:
     """The lines of ``family`` for ``shape`` cut where a target's label prefix goes: joined
     by a target's prefix, they are its template. The same for every target, so built once
-    (a start renders every target's families)."""
+    (a start renders every target's families). A count is written with ``%d`` (bytes'
+    ``%d`` of an int is faster than ``%r``: same digits), any other value with ``%r`` (the
+    ``repr`` of a float or an int, as ``format_value``)."""
     parts: list[str] = []
     tail = ""
     for suffix, extra in family.series(shape):
         labels = "".join(f',{k}="{escape_label_value(v)}"' for k, v in extra).replace("%", "%%")
         parts.append(f"{tail}{family.name}{suffix}{{")
-        tail = f"{labels}}} %s\n"
+        conversion = "%d" if family.counts and suffix != "_sum" else "%r"
+        tail = f"{labels}}} {conversion}\n"
     parts.append(tail)
     return tuple(parts)
 
@@ -96,7 +115,7 @@ class _Target:
         provider, name = escape_label_value(info.provider), escape_label_value(info.name)
         self.prefix = f'provider="{provider}",target="{name}"'.replace("%", "%%")
         self.shapes: list[object] = [_UNSET] * width
-        self.templates: list[str] = [""] * width
+        self.templates: list[bytes] = [b""] * width
         self.values: list[object] = [_UNSET] * width  # what each piece shows now
 
 
@@ -126,7 +145,7 @@ class Exposition:
             return
         self._families = families
         self._on_result = [
-            (f, family, family.values, None if family.shape is fixed else family.shape)
+            (f, family, family.values, family.shape)
             for f, family in enumerate(families)
             if family.on_result
         ]
@@ -178,17 +197,17 @@ class Exposition:
         )
         for f, family, values_of, shape_of in self._on_result:
             numbers = values_of(view)
-            shape = None if shape_of is None else shape_of(view)  # None: ``fixed``'s
+            shape = len(numbers) if shape_of is None else shape_of(view)  # ``Family.shape_of``
             if shape != shapes[f]:
                 shapes[f] = shape
                 templates[f] = template(family, target.prefix, shape)
             elif numbers == shown[f]:
                 continue
             shown[f] = numbers
-            values: tuple[object, ...] = (
-                numbers if math.isfinite(sum(numbers)) else tuple(map(format_value, numbers))
+            # A sum of finite numbers is finite (but for an overflow: then only slower).
+            pieces[f][index] = templates[f] % (
+                numbers if isfinite(sum(numbers)) else spelled(numbers)
             )
-            pieces[f][index] = (templates[f] % values).encode()
             changed[f][index] = 1
 
     def refresh_backoff(self, delays: Mapping[str, float]) -> None:
@@ -268,18 +287,15 @@ class Exposition:
         target, such as success and status, stay the same from one check to the next)."""
         family = self._families[f]
         numbers = family.values(view)
-        shape = family.shape(view)
+        shape = family.shape_of(view, numbers)
         if shape != target.shapes[f]:
             target.shapes[f] = shape
             target.templates[f] = template(family, target.prefix, shape)
         elif numbers == target.values[f]:
             return
         target.values[f] = numbers
-        # The sum of finite numbers is finite (but for an overflow, which only costs this path).
-        values: tuple[object, ...] = (
-            numbers if math.isfinite(sum(numbers)) else tuple(map(format_value, numbers))
-        )
-        self._pieces[f][target.index] = (target.templates[f] % values).encode()
+        values = numbers if isfinite(sum(numbers)) else spelled(numbers)
+        self._pieces[f][target.index] = target.templates[f] % values
         self._changed[f][target.index] = 1
 
 
