@@ -6,6 +6,7 @@ import asyncio
 import collections
 import math
 from types import TracebackType
+from typing import Any
 
 
 class timebox:  # lowercase, used as asyncio.timeout is
@@ -155,6 +156,7 @@ class _Box:
         self.when = math.inf
         self.done = False
         self.handle: asyncio.Handle | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> None:
         task = asyncio.current_task()
@@ -176,12 +178,19 @@ class _Box:
             self.handle.cancel()
             self.handle = None
         self._deadlines._ended(self)
+        # A done block may wait in its line behind a slow one for up to its delay: it keeps
+        # nothing of its task (a task and its coroutine, ~800 bytes a check).
+        task, self._task = self._task, None
         if self._expired and (
-            self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError
+            task is not None
+            and task.uncancel() <= self._cancelling
+            and exc_type is asyncio.CancelledError
         ):
             raise TimeoutError from exc  # no other cancellation came: this one is ours
 
     def expire(self) -> None:
-        self._task.cancel()
+        """Cancel the block's task (never called once the block is done)."""
+        if self._task is not None:
+            self._task.cancel()
         self._expired = True
         self.handle = None

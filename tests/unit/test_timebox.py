@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -291,3 +293,34 @@ def test_a_shared_timer_used_in_another_loop_starts_afresh() -> None:
     finally:
         loop.close()
     assert asyncio.run(bounded()) == "timed out"
+
+
+async def test_a_block_that_ended_keeps_no_task_alive_behind_a_slow_one() -> None:
+    """A line holds the blocks begun after its slowest running one until that one ends or
+    times out (up to its delay); a block that ended there keeps nothing of its task (a
+    task and its coroutine, ~800 bytes a check: rate x timeout of them at saturation)."""
+    deadlines = Deadlines()
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        with deadlines.box(30):
+            await release.wait()
+
+    async def fast() -> None:
+        with deadlines.box(30):
+            await asyncio.sleep(0)
+
+    held = asyncio.create_task(slow())
+    await asyncio.sleep(0)
+    gone = []
+    for _ in range(3):
+        task = asyncio.create_task(fast())
+        await task
+        gone.append(weakref.ref(task))
+    del task
+    await asyncio.sleep(0)  # the loop lets go of the last task it ran
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
+    assert len(deadlines._lines[30]) == 4  # the slow block at the front, the others behind
+    release.set()
+    await held
