@@ -317,7 +317,7 @@ async def test_a_block_that_ended_keeps_no_task_alive_behind_a_slow_one() -> Non
         task = asyncio.create_task(fast())
         await task
         gone.append(weakref.ref(task))
-    del task
+        del task
     await asyncio.sleep(0)  # the loop lets go of the last task it ran
     gc.collect()
     assert [ref() for ref in gone] == [None, None, None]
