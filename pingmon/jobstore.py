@@ -68,6 +68,12 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
             heapq.heappop(self._heap)
         return self._jobs[self._heap[0][1]][0].next_run_time if self._heap else None
 
+    def get_next_timestamp(self) -> float | None:
+        """``get_next_run_time`` in seconds since the epoch (the time's own ``timestamp()``)."""
+        while self._heap and not self._current(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
     def get_all_jobs(self) -> list[Any]:
         def order(item: tuple[str, tuple[Any, float | None, int]]) -> tuple[bool, float, str]:
             job_id, (_, timestamp, _) = item
