@@ -56,10 +56,11 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         heap, jobs = self._heap, self._jobs
         due: list[Any] = []
         while heap and heap[0][0] <= limit:
-            entry = heapq.heappop(heap)
-            if self._current(entry):
-                job, _, version = jobs[entry[1]]
-                jobs[entry[1]] = (job, None, version)  # no entry: update_job pushes one
+            _, job_id, version = heapq.heappop(heap)
+            current = jobs.get(job_id)
+            if current is not None and current[2] == version:  # else stale: dropped
+                job = current[0]
+                jobs[job_id] = (job, None, version)  # no entry: update_job pushes one
                 due.append(job)
         return due
 
