@@ -8,9 +8,12 @@ knows ``metrics.profile``), a real daemon (``python -m pingmon run``, the build'
 interpreter and checkout) checks N ``http`` targets on a minimal keep-alive server in this
 process, at most ``--rate`` checks a second. Once every target has a result, ``--scrapes``
 times: a plain scrape, then one with ``Accept-Encoding: gzip`` (as Prometheus sends it), each
-after an idle moment. The daemon's CPU for a scrape is the CPU time of all its threads
-(``/proc/PID/task/*/schedstat``, nanoseconds) during the scrape, less the idle moment's rate
-(the checks going on) times the scrape's duration. Medians are printed.
+after an idle moment, and at least ``--gap`` seconds after the one before (e.g. ``--rate 1000
+--gap 15`` at 10,000 targets: every target has a new result between two scrapes, as with
+Prometheus every 15 s; the default 0 leaves most targets as the last scrape saw them, and the
+gzip form compresses only what changed). The daemon's CPU for a scrape is the CPU time of
+all its threads (``/proc/PID/task/*/schedstat``, nanoseconds) during the scrape, less the idle
+moment's rate (the checks going on) times the scrape's duration. Medians are printed.
 
 Then, in this process (this checkout), what rendering on change costs: CPU per recorded
 result with the metrics watching the store, less the same records on a bare store.
@@ -137,13 +140,18 @@ async def idle_rate(pid: int) -> float:
 
 
 async def scrape(
-    http: aiohttp.ClientSession, url: str, pid: int, gzip: bool, previous: Scrape | None
+    http: aiohttp.ClientSession,
+    url: str,
+    pid: int,
+    gzip: bool,
+    previous: Scrape | None,
+    gap: float = 0.0,
 ) -> Scrape:
     """One scrape; its CPU less the checks' (the mean idle rate before and after it).
     Long enough after the previous one that the daemon renders afresh (both builds hand a
     render to scrapes that follow within 9 times its cost), as with scrapes 15 s apart."""
     if previous is not None:
-        await asyncio.sleep(REUSE_GAP * previous.seconds)
+        await asyncio.sleep(max(REUSE_GAP * previous.seconds, gap - IDLE_SECONDS))
     rate_before = await idle_rate(pid)
     before, started = cpu_ns(pid), time.monotonic()
     headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
@@ -194,7 +202,8 @@ async def run_one(
             for _ in range(args.scrapes):
                 for gzip in (False, True):
                     last = scrapes[-1] if scrapes else None
-                    scrapes.append(await scrape(http, base + "/metrics", daemon.pid, gzip, last))
+                    url = base + "/metrics"
+                    scrapes.append(await scrape(http, url, daemon.pid, gzip, last, args.gap))
     except Exception:
         print(log_path.read_text()[-3000:], file=sys.stderr)
         raise
@@ -281,7 +290,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="pingmon-bench-scrape-") as directory:
         for build in builds(args):
-            profiles = ["default", "lean"] if knows_profiles(build) else ["default"]
+            known = ["default", "lean"] if knows_profiles(build) else ["default"]
+            profiles = [profile for profile in known if profile in args.profiles]
             for targets in args.targets:
                 for profile in profiles:
                     row = await run_one(build, targets, profile, args, Path(directory))
@@ -296,6 +306,8 @@ def main() -> None:
     parser.add_argument("--old", help="a checkout with its .venv, e.g. /work/main")
     parser.add_argument("--scrapes", type=int, default=3, help="of each kind (plain, gzip)")
     parser.add_argument("--rate", type=float, default=100.0, help="checks a second, at most")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds between scrapes, at least")
+    parser.add_argument("--profiles", nargs="+", default=["default", "lean"])
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
     print()
@@ -308,7 +320,7 @@ def main() -> None:
         head = f"| {r['build']} | {r['targets']:,} | {r['profile']} | {r['series_per_target']} "
         print(f"{head}| {r['plain_bytes']:,} | {r['plain_cpu_ms']} | {gzip_bytes} | {gzip_cpu} |")
     print()
-    for profile in ("default", "lean"):
+    for profile in args.profiles:
         cost = render_on_change_us(max(args.targets), profile)
         print(f"render on change ({profile}): {cost} CPU-µs per recorded result")
 

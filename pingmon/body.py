@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -66,17 +66,32 @@ async def read_body(body: Body, response: aiohttp.ClientResponse, method: str, l
     """
     if bodiless(method, response.status):
         return
-    if _identity_coded(response) and (response.content_length or 0) > limit:
+    content_encoding = response.headers.get("Content-Encoding", "")
+    decode: Callable[[bytes], Iterable[bytes]] = _as_it_is
+    if content_encoding.strip().lower() not in _NO_CODING:
+        decode = _Decoding(leftover_codings(content_encoding))
+    elif (response.content_length or 0) > limit:  # Content-Length is the decoded size too
         body.truncated = True  # known too large without reading a byte of it
         return
-    decode = _Decoding(leftover_codings(response.headers.get("Content-Encoding", "")))
-    while chunk := await response.content.read(READ_CHUNK_BYTES):
+    content = response.content
+    while not _ended(content) and (chunk := await content.read(READ_CHUNK_BYTES)):
         for piece in decode(chunk):
             body.size += len(piece)
             if body.size > limit:
                 body.truncated = True
                 return
             body.chunks.append(piece)
+
+
+def _ended(content: aiohttp.StreamReader) -> bool:
+    """Whether ``content.read`` would give b"" (all of the body read, nothing went wrong):
+    a body read whole in one chunk is not asked for its end once more (a coroutine)."""
+    return content.at_eof() and content.exception() is None
+
+
+def _as_it_is(chunk: bytes) -> tuple[bytes]:
+    """A chunk of a body with no content coding left on it."""
+    return (chunk,)
 
 
 def leftover_codings(content_encoding: str) -> tuple[str, ...]:
@@ -127,12 +142,6 @@ class _Decoding:
             coding = self._codings[layer]
             cause = http_exceptions.ContentEncodingError(f"Can not decode {coding}")
             raise aiohttp.ClientPayloadError(f"content coding {coding}") from cause
-
-
-def _identity_coded(response: aiohttp.ClientResponse) -> bool:
-    """Whether Content-Length is the decoded size too (no content coding applies)."""
-    coding = response.headers.get("Content-Encoding", "").strip().lower()
-    return coding in ("", "identity")
 
 
 def describe_body_error(error: BaseException) -> str:

@@ -3,12 +3,11 @@ and classify the failures that leave no answer to judge."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import functools
 import re
 import socket
 import ssl
+from collections.abc import Awaitable
 
 import aiohttp
 from aiohttp import http_exceptions
@@ -18,6 +17,7 @@ from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
 from pingmon.route import DIRECT, TransportOptions
+from pingmon.timebox import Deadlines, timebox
 from pingmon.wire import Sessions, WireTrace, tracing
 
 # What the kernel says when pingmon itself, not the target, is out of something.
@@ -42,20 +42,25 @@ async def send(
     max_body_bytes: int,
     transport: TransportOptions = DIRECT,
     wire: WireTrace | None = None,
+    url: URL | str | None = None,
+    deadlines: Deadlines | None = None,
 ) -> HttpResponse:
     """Send one attempt; connect, headers and body together are bounded by ``timeout``.
 
     Raises TransportError, classified, when no status line arrived (ResourceExhausted when
     pingmon itself had no file descriptor or buffer for it). Once one did, the answer is
     returned whatever happens to its body (``HttpResponse.body_error``): the status decides
-    first. ``wire``, when given, is filled in with what went on the wire.
+    first. ``wire``, when given, is filled in with what went on the wire. ``url`` is
+    ``request.url`` already parsed (``parse_url``, e.g. kept by a ``UrlMemo``); None: it is
+    parsed here. ``deadlines``: the timer the bound shares (None: one of its own).
     """
     wire = wire if wire is not None else WireTrace()
     body = Body()
     response = None
+    target = parse_url(request.url) if url is None else url
     try:
-        async with asyncio.timeout(timeout):
-            response = await _open(sessions, request, transport, wire)
+        with timebox(timeout) if deadlines is None else deadlines.box(timeout):
+            response = await _open(sessions, request, target, transport, wire)
             async with response:  # releases the connection, or closes it mid-body
                 await read_body(body, response, request.method, max_body_bytes)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -68,7 +73,11 @@ async def send(
 
 
 async def _open(
-    sessions: Sessions, request: PreparedRequest, transport: TransportOptions, wire: WireTrace
+    sessions: Sessions,
+    request: PreparedRequest,
+    url: URL | str,
+    transport: TransportOptions,
+    wire: WireTrace,
 ) -> aiohttp.ClientResponse:
     """The answer's status line and headers.
 
@@ -78,46 +87,61 @@ async def _open(
     holds for every method, POST included: the request is re-sent unchanged, so a check
     keeps its Idempotency-Key, if it sends one. A failure on a fresh connection is the server's.
     """
-    try:
-        return await _request(sessions.pooled, request, transport, wire)
-    except _KEEPALIVE_RACE as error:
-        if not wire.reused or isinstance(error, aiohttp.ClientConnectorError):
-            raise
-    return await _request(sessions.fresh, request, transport, wire)
+    with tracing(wire):
+        try:
+            return await _request(sessions.pooled, request, url, transport)
+        except _KEEPALIVE_RACE as error:
+            if not wire.reused or isinstance(error, aiohttp.ClientConnectorError):
+                raise
+        return await _request(sessions.fresh, request, url, transport)
 
 
-async def _request(
+def _request(
     session: aiohttp.ClientSession,
     request: PreparedRequest,
+    url: URL | str,
     transport: TransportOptions,
-    wire: WireTrace,
-) -> aiohttp.ClientResponse:
-    with tracing(wire):
-        return await session.request(
-            request.method,
-            parsed_url(request.url),
-            headers=request.headers,
-            data=request.body,
-            allow_redirects=False,
-            ssl=transport.ssl,
-            server_hostname=transport.server_hostname,
-            proxy=transport.proxy_address,
-        )
+) -> Awaitable[aiohttp.ClientResponse]:
+    """``request`` on ``session``, as an awaitable (not a coroutine of ours: one layer less
+    for every resumption of the check)."""
+    return session.request(
+        request.method,
+        url,
+        headers=request.headers,
+        data=request.body,
+        allow_redirects=False,
+        ssl=transport.ssl,
+        server_hostname=transport.server_hostname,
+        proxy=transport.proxy_address,
+    )
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(url: str) -> URL:
-    return URL(url)
-
-
-def parsed_url(url: str) -> URL | str:
-    """``url`` as aiohttp parses it (``yarl.URL``), kept: a target's URL is the same at
-    every check, and parsing it is ~5 µs. One that does not parse is left to aiohttp,
-    which says why (``InvalidURL``)."""
+def parse_url(url: str) -> URL | str:
+    """``url`` as aiohttp parses it (``yarl.URL``, ~5-20 µs). One that does not parse is
+    left as it is, for aiohttp to say why (``InvalidURL``)."""
     try:
-        return _parse(url)
+        return URL(url)
     except (ValueError, TypeError):
         return url
+
+
+class UrlMemo:
+    """One target's URL as ``parse_url`` gives it, kept while the URL stays the same: a
+    target's URL is usually the same at every check. One per target (``TargetPlan``), so it
+    is bounded by the configuration and dropped with it at a reload."""
+
+    __slots__ = ("_parsed", "_text")
+
+    def __init__(self) -> None:
+        self._text: str | None = None
+        self._parsed: URL | str = ""
+
+    def __call__(self, url: str) -> URL | str:
+        """``parse_url(url)``, parsed again only when ``url`` differs from the last one."""
+        if url != self._text:
+            self._parsed = parse_url(url)
+            self._text = url
+        return self._parsed
 
 
 def classify_exception(error: BaseException) -> ErrorClass:

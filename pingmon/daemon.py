@@ -33,6 +33,7 @@ from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult, ResultStore, TargetInfo, TargetState, result_fields
 from pingmon.runner import Runner, TargetPlan, build_plans, config_redactor
 from pingmon.scheduler import CheckScheduler, ScheduleError, SchedulePlan, plan_schedule
+from pingmon.slots import Slots
 from pingmon.standby import StandbyConfig
 from pingmon.throttle import LogThrottle
 from pingmon.webhooks.metrics import WebhookCollector
@@ -347,7 +348,7 @@ class Daemon:
         self.metrics.sharded(runtime.share.shard, runtime.share.shards)
         self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
-            self._runner.slots = asyncio.Semaphore(settings.concurrency)
+            self._runner.slots = Slots(settings.concurrency)
         self.scheduler.apply(runtime.schedule)
 
     async def check(self, name: str) -> None:
@@ -384,11 +385,13 @@ class Daemon:
         if change is None:
             return
         old, new = change
-        if result.success:
+        success = result.success
+        failed = not success and not _rate_limited(result)  # a 429 is neither
+        if success:
             self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)
-        elif not _rate_limited(result):
+        elif failed:
             self.webhooks.ping_failed(result.target)
-        self.scheduler.set_failing(result.target, not result.success and not _rate_limited(result))
+        self.scheduler.set_failing(result.target, failed)
         if old.last is None or old.last.error_class is not result.error_class:
             log_transition(old, new)
 

@@ -45,41 +45,43 @@ class Family:
     ``shape(view)`` says which series a target has now (equal shapes, equal series), so that
     a writer can keep a target's lines as a template and only put the ``values`` in;
     ``series(shape)`` names them and ``values(view)`` gives their values, in that order.
+    A ``shape`` of None: the series follow the number of values (``len(values)`` is the
+    shape; most families have one series once a target was checked, none before), which
+    costs a writer no call.
     ``on_result``: the values change when a result is recorded (not only on reconfiguration,
     or for the back-off, when the credential's delay in force changes).
+    ``counts``: the values are ints (a histogram's ``_sum`` excepted), which a writer may
+    format as integers; the others are written as ``repr`` of whatever number they are.
     """
 
     name: str
     type: str  # "gauge" | "counter" | "histogram"
     help: str
-    shape: Callable[[TargetView], Hashable]
+    shape: Callable[[TargetView], Hashable] | None
     series: Callable[[Hashable], tuple[Series, ...]]
     values: Callable[[TargetView], tuple[float, ...]]
     on_result: bool = True
+    counts: bool = False
 
     @property
     def base_name(self) -> str:
         """The family name as metadata carries it (OpenMetrics drops a counter's _total)."""
         return self.name.removesuffix("_total") if self.type == "counter" else self.name
 
+    def shape_of(self, view: TargetView, values: tuple[float, ...]) -> Hashable:
+        """The target's shape now, given its ``values(view)``."""
+        return len(values) if self.shape is None else self.shape(view)
+
     def samples(self, view: TargetView) -> Iterator[Sample]:
         """The target's samples, for the generic renderer."""
-        series = self.series(self.shape(view))
-        for (suffix, extra), value in zip(series, self.values(view), strict=True):
+        values = self.values(view)
+        series = self.series(self.shape_of(view, values))
+        for (suffix, extra), value in zip(series, values, strict=True):
             yield suffix, extra, value
 
 
-def fixed(view: TargetView) -> None:
-    """The shape of a family whose series never change (a writer need not ask again)."""
-    return None
-
-
-def _checked(view: TargetView) -> bool:
-    return view.state.last is not None
-
-
-def _one_or_none(present: Hashable) -> tuple[Series, ...]:
-    return ONE if present is True else ()
+def _one_or_none(count: Hashable) -> tuple[Series, ...]:
+    return ONE if count == 1 else ()
 
 
 def _last(name: str, help: str, field: str) -> Family:
@@ -89,14 +91,19 @@ def _last(name: str, help: str, field: str) -> Family:
         last = view.state.last
         return () if last is None else (float(getattr(last, field) or 0),)
 
-    return Family(name, "gauge", help, _checked, _one_or_none, values)
+    return Family(name, "gauge", help, None, _one_or_none, values)
 
 
 def _always(
-    name: str, type: str, help: str, value: Callable[[TargetView], float], on_result: bool = True
+    name: str,
+    type: str,
+    help: str,
+    values: Callable[[TargetView], tuple[float, ...]],
+    on_result: bool = True,
+    counts: bool = False,
 ) -> Family:
-    """One series from the start."""
-    return Family(name, type, help, fixed, lambda shape: ONE, lambda v: (value(v),), on_result)
+    """One series from the start; ``values`` gives its one value in a tuple."""
+    return Family(name, type, help, None, lambda count: ONE, values, on_result, counts)
 
 
 def _class_series(classes: Hashable) -> tuple[Series, ...]:
@@ -117,9 +124,14 @@ def _active_class(view: TargetView) -> Hashable:
     return () if last is None else (last.error_class,)
 
 
+_UP, _DOWN = (1.0,), (0.0,)  # made once: a healthy target's gauge compares by identity
+
+
 def _success(view: TargetView) -> tuple[float, ...]:
     last = view.state.last
-    return () if last is None else (1.0 if last.success else 0.0,)
+    if last is None:
+        return ()
+    return _UP if last.error_class is ErrorClass.NONE else _DOWN
 
 
 def _last_success(view: TargetView) -> tuple[float, ...]:
@@ -128,11 +140,11 @@ def _last_success(view: TargetView) -> tuple[float, ...]:
 
 
 def _seen_classes(view: TargetView) -> Hashable:
-    return tuple(c for c, _ in view.state.checks_by_class)
+    return view.state.seen_classes
 
 
 def _checks_total(view: TargetView) -> tuple[float, ...]:
-    return tuple(n for _, n in view.state.checks_by_class)
+    return view.state.checks_per_class
 
 
 _LATENCY_SERIES: tuple[Series, ...] = (
@@ -145,43 +157,43 @@ _LATENCY_SERIES: tuple[Series, ...] = (
 
 def _latency(view: TargetView) -> tuple[float, ...]:
     cumulative = tuple(accumulate(view.state.latency_counts))
-    return (*cumulative, cumulative[-1], view.state.latency_sum)
+    return (*cumulative, cumulative[-1], view.state.latency_sum)  # buckets, _count, _sum
 
 
 # fmt: off
 SUCCESS = Family("pingmon_check_success", "gauge", "1 if the last check succeeded, else 0.",
-                 _checked, _one_or_none, _success)
+                 None, _one_or_none, _success)
 DURATION = _last("pingmon_check_duration_seconds",
                  "Duration of the last check, all attempts included.", "duration_seconds")
 ERROR_CLASS_HELP = "1 for the last check's error class, 0 for every other class."
-ERROR_CLASS = Family("pingmon_check_error_class", "gauge", ERROR_CLASS_HELP, _checked,
-                     lambda checked: _ALL_CLASSES if checked is True else (), _state_set_values)
+ERROR_CLASS = Family("pingmon_check_error_class", "gauge", ERROR_CLASS_HELP, None,
+                     lambda count: _ALL_CLASSES if count != 0 else (), _state_set_values)
 HTTP_STATUS = _last("pingmon_check_http_status",
                     "HTTP status of the last check, 0 when none came.", "http_status")
 INTERVAL = _always("pingmon_check_interval_seconds", "gauge",
                    "The configured interval between checks.",
-                   lambda v: v.state.info.interval, on_result=False)
+                   lambda v: (v.state.info.interval,), on_result=False)
 LAST_RUN = _last("pingmon_check_last_run_timestamp_seconds",
                  "When the last check finished (Unix time).", "finished_at")
 LAST_SUCCESS = Family("pingmon_check_last_success_timestamp_seconds", "gauge",
                       "When a check last succeeded (Unix time).",
-                      lambda v: v.state.last_success_at is not None, _one_or_none, _last_success)
+                      None, _one_or_none, _last_success)
 CONSECUTIVE_FAILURES = _always("pingmon_check_consecutive_failures", "gauge",
                                "Failed checks in a row, 0 after a success.",
-                               lambda v: v.state.consecutive_failures)
+                               lambda v: (v.state.consecutive_failures,), counts=True)
 CHECKS_TOTAL = Family("pingmon_checks_total", "counter", "Checks by error class (none = success).",
-                      _seen_classes, _class_series, _checks_total)
+                      _seen_classes, _class_series, _checks_total, counts=True)
 ATTEMPTS_TOTAL = _always("pingmon_check_attempts_total", "counter",
                          "Requests sent, retries included.",
-                         lambda v: v.state.attempts_total)
+                         lambda v: (v.state.attempts_total,), counts=True)
 LATENCY = Family("pingmon_check_latency_seconds", "histogram", "Duration of every check.",
-                 fixed, lambda shape: _LATENCY_SERIES, _latency)
+                 None, lambda count: _LATENCY_SERIES, _latency, counts=True)
 RATE_LIMITED_TOTAL = _always("pingmon_rate_limited_total", "counter",
                              "Checks answered with 429.",
-                             lambda v: v.state.rate_limited_total)
+                             lambda v: (v.state.rate_limited_total,), counts=True)
 BACKOFF = _always("pingmon_backoff_seconds", "gauge",
                   "Back-off delay in force for the target's credential, 0 when none.",
-                  lambda v: v.backoff_seconds, on_result=False)
+                  lambda v: (v.backoff_seconds,), on_result=False)
 # The lean profile's state set: only the last check's class, at 1 (the rules read `== 1`).
 ACTIVE_ERROR_CLASS = Family("pingmon_check_error_class", "gauge", ERROR_CLASS_HELP,
                             _active_class, _class_series,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import json.scanner
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,29 @@ def _first_duplicate(pairs: list[tuple[str, Any]]) -> str:
 # One decoder, built once: ``json.loads`` with a hook builds a decoder and its scanner on
 # every call (~4 µs, more than parsing a small body). Its memo is cleared after each call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
+# JSONDecoder.decode's parts, done here as it does them: its scanner (the C one where there is
+# one, as the decoder's own) and the white space it skips around the value (RFC 8259 §2).
+# (typeshed wants a make_scanner as its context; any decoder is one, its own TODO says)
+_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+_SPACE = re.compile(r"[ \t\n\r]*").match
+
+
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``, its two Python layers (``decode``, ``raw_decode``) done
+    here as they do them: one JSON value between white space, else ValueError."""
+    try:
+        value, end = _SCAN(text, _past_space(text, 0))
+    except StopIteration:
+        raise ValueError("Expecting value") from None
+    if _past_space(text, end) != len(text):
+        raise ValueError("Extra data")
+    return value
+
+
+def _past_space(text: str, at: int) -> int:
+    """Where the white space from ``at`` on ends (``at`` when there is none)."""
+    space = _SPACE(text, at)
+    return space.end() if space else at
 
 
 def parse_json(text: str) -> ParsedJson:
@@ -60,7 +85,7 @@ def parse_json(text: str) -> ParsedJson:
     try:
         if text.startswith("\ufeff"):  # as json.loads: a BOM left in a str is not JSON
             return ParsedJson(problem="not JSON")
-        return ParsedJson(_DECODER.decode(text))
+        return ParsedJson(_decode(text))
     except _DuplicateKey as error:
         return ParsedJson(problem=f"ambiguous JSON: duplicate key {shown(error.key)}")
     except RecursionError:

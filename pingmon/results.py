@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 from pingmon.errors import ErrorClass
 
@@ -84,37 +84,47 @@ class TargetInfo:
     credential: str
 
 
-@dataclass(frozen=True, slots=True)
-class TargetState:
+class TargetState(NamedTuple):
     """Everything known about one target; replaced, never mutated, so a scrape reads a
-    consistent snapshot without locks."""
+    consistent snapshot without locks. A named tuple: one is made for every check, and a
+    frozen dataclass of ten fields costs 2 µs more to make (an ``object.__setattr__`` a
+    field)."""
 
     info: TargetInfo
     last: CheckResult | None = None
     last_success_at: float | None = None
     consecutive_failures: int = 0
-    checks_by_class: tuple[tuple[ErrorClass, int], ...] = ((ErrorClass.NONE, 0),)
+    # Checks by error class, in the order the classes first occurred: ``checks_per_class[i]``
+    # of ``seen_classes[i]`` (two tuples, as the metrics read them: series, then values).
+    seen_classes: tuple[ErrorClass, ...] = (ErrorClass.NONE,)
+    checks_per_class: tuple[int, ...] = (0,)
     attempts_total: int = 0
     rate_limited_total: int = 0
-    latency_counts: tuple[int, ...] = field(default=(0,) * (len(LATENCY_BUCKETS) + 1))
+    latency_counts: tuple[int, ...] = (0,) * (len(LATENCY_BUCKETS) + 1)
     latency_sum: float = 0.0
 
     def record(self, result: CheckResult) -> TargetState:
-        by_class = dict(self.checks_by_class)
-        by_class[result.error_class] = by_class.get(result.error_class, 0) + 1
+        error_class, classes = result.error_class, self.seen_classes
+        checks = list(self.checks_per_class)
+        if error_class in classes:  # by identity first: the usual case costs no comparison
+            checks[classes.index(error_class)] += 1
+        else:
+            classes += (error_class,)
+            checks.append(1)
         counts = list(self.latency_counts)
         counts[bisect.bisect_left(LATENCY_BUCKETS, result.duration_seconds)] += 1
-        return TargetState(  # not dataclasses.replace: this runs once per check
-            info=self.info,
-            last=result,
-            last_success_at=result.finished_at if result.success else self.last_success_at,
-            consecutive_failures=_consecutive_failures(self.consecutive_failures, result),
-            checks_by_class=tuple(by_class.items()),
-            attempts_total=self.attempts_total + result.attempts,
-            rate_limited_total=self.rate_limited_total
-            + (result.error_class is ErrorClass.RATE_LIMITED),
-            latency_counts=tuple(counts),
-            latency_sum=self.latency_sum + result.duration_seconds,
+        success = error_class is ErrorClass.NONE
+        return TargetState(  # not ``_replace``: this runs once per check
+            self.info,
+            result,
+            result.finished_at if success else self.last_success_at,
+            _consecutive_failures(self.consecutive_failures, error_class),
+            classes,
+            tuple(checks),
+            self.attempts_total + result.attempts,
+            self.rate_limited_total + (error_class is ErrorClass.RATE_LIMITED),
+            tuple(counts),
+            self.latency_sum + result.duration_seconds,
         )
 
 
@@ -153,7 +163,7 @@ class ResultStore:
             if old is None or not same_identity:
                 states[info.name] = TargetState(info)
             else:  # the same object when nothing changed: a watcher keeps what it made of it
-                states[info.name] = old if old.info == info else replace(old, info=info)
+                states[info.name] = old if old.info == info else old._replace(info=info)
         self._states = states
         snapshot = self.snapshot()
         for watcher in self._watchers:
@@ -177,12 +187,12 @@ class ResultStore:
         return tuple(self._states.values())
 
 
-def _consecutive_failures(before: int, result: CheckResult) -> int:
+def _consecutive_failures(before: int, error_class: ErrorClass) -> int:
     """A 429 neither counts nor resets: it says the provider is throttling us, not that it is
     down, so a 429 storm never pushes a target towards its failing alert, and the one real
     failure after a storm does not page as if every 429 had been a failure too."""
-    if result.success:
+    if error_class is ErrorClass.NONE:
         return 0
-    if result.error_class is ErrorClass.RATE_LIMITED:
+    if error_class is ErrorClass.RATE_LIMITED:
         return before
     return before + 1

@@ -8,11 +8,11 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pingmon.backoff import RateLimitGate, TokenBucket
-from pingmon.client import send
+from pingmon.client import UrlMemo, send
 from pingmon.config import Config
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers import PROVIDER_TYPES, Provider
@@ -27,7 +27,9 @@ from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
 from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
+from pingmon.slots import Slots
 from pingmon.targets import Target
+from pingmon.timebox import Deadlines
 from pingmon.wire import Sessions, WireTrace
 
 log = logging.getLogger("pingmon.runner")
@@ -35,13 +37,29 @@ log = logging.getLogger("pingmon.runner")
 # after): it bounds the work per check; a secret cut here is masked as a piece at a cut.
 DETAIL_SCAN_CHARS = 65_536
 
-# A UUID version 4's fixed bits (RFC 9562 §5.4): the version nibble, then the variant's two.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (4 << 76) | (0x8000 << 48)
 
 # The class of a check ended by an unexpected exception: pingmon could not judge the answer
 # as the provider's documented success, which is what bad_response means to an alert.
 INTERNAL_ERROR_CLASS = ErrorClass.BAD_RESPONSE
+
+
+class DetailMemo:
+    """A target's last detail as ``final_detail`` shows it, made again only when the detail
+    changes: a healthy target's is the same at every check ("HTTP 200"). One per target
+    (``TargetPlan``), whose redactor is fixed, so it is bounded by the configuration."""
+
+    __slots__ = ("_detail", "_shown")
+
+    def __init__(self) -> None:
+        self._detail: str | None = None
+        self._shown = ""
+
+    def __call__(self, redactor: Redactor, detail: str) -> str:
+        """``final_detail(redactor, detail)``; ``redactor`` is the same at every call."""
+        if detail != self._detail:
+            self._shown = final_detail(redactor, detail)
+            self._detail = detail
+        return self._shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +69,16 @@ class TargetPlan:
     target: Target
     provider: Provider[Any, Any]
     credential: str
-    provider_slots: asyncio.Semaphore | None
+    provider_slots: Slots | None
     budget: TokenBucket | None
     transport: TransportOptions = DIRECT
     # Masks every wire form of the provider's and the target's secrets in its details.
     redactor: Redactor = NO_REDACTION
+    # The target's URL as aiohttp parses it, kept between its checks: each plan its own
+    # (not copied by ``replace``), built and dropped with the configuration.
+    url: UrlMemo = field(default_factory=UrlMemo, init=False, repr=False, compare=False)
+    # Its last detail as results show it, likewise.
+    detail: DetailMemo = field(default_factory=DetailMemo, init=False, repr=False, compare=False)
 
 
 def build_plans(
@@ -143,20 +166,50 @@ def _provider_template(
         target=target,
         provider=provider,
         credential=credential,
-        provider_slots=(
-            asyncio.Semaphore(settings.max_concurrency) if settings.max_concurrency else None
-        ),
+        provider_slots=Slots(settings.max_concurrency) if settings.max_concurrency else None,
         budget=budgets.get(credential),
         transport=transport,
         redactor=Redactor(wire_secrets(provider, transport.proxy)),
     )
 
 
+class RandomBytes:
+    """``os.urandom``'s bytes, drawn ``size`` at a time: one system call per 256 check ids
+    rather than one per check (it costs several µs on a busy machine). A forked child
+    draws its own (``os.register_at_fork``), never its parent's."""
+
+    __slots__ = ("_at", "_buffer", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._buffer = b""
+        self._at = 0
+
+    def take(self, count: int) -> bytes:
+        """``count`` (at most ``size``) random bytes never handed out before."""
+        if self._at + count > len(self._buffer):
+            self._buffer, self._at = os.urandom(self._size), 0
+        start = self._at
+        self._at = start + count
+        return self._buffer[start : self._at]
+
+    def forget(self) -> None:
+        """Drop what is left of the bytes drawn."""
+        self._buffer, self._at = b"", 0
+
+
+_RANDOM = RandomBytes()
+os.register_at_fork(after_in_child=_RANDOM.forget)
+
+
 def check_id() -> str:
     """A fresh random UUID (version 4) as 32 lowercase hex digits: ``uuid.uuid4().hex``,
-    the same bits, without building a ``uuid.UUID`` (a third of the cost, once per check)."""
-    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
-    return f"{value:032x}"
+    the same bits (from ``os.urandom``), without building a ``uuid.UUID`` or an int, nor a
+    system call per check."""
+    raw = bytearray(_RANDOM.take(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # RFC 9562 §5.4: the version, 4
+    raw[8] = raw[8] & 0x3F | 0x80  # and the variant, 0b10
+    return raw.hex()
 
 
 def retry_delay(attempt: int, rand: random.Random) -> float:
@@ -180,7 +233,8 @@ class Runner:
     ) -> None:
         self.sessions = sessions
         self.gate = gate
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = Slots(concurrency)
+        self._deadlines = Deadlines()  # every attempt's timeout on one timer
         self._rand = rand or random.Random()
         self._clock = clock
         self._on_internal_error = on_internal_error
@@ -216,17 +270,32 @@ class Runner:
             return None
         if plan.budget is not None and (wait := plan.budget.reserve()) > 0:
             await asyncio.sleep(wait)
-        async with self.slots:
+        slots = self.slots  # a reload may replace it: the one taken is the one given back
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
             if plan.provider_slots is None:
                 checked = await self._check_in_slot(plan)
             else:
-                async with plan.provider_slots:
-                    checked = await self._check_in_slot(plan)
+                checked = await self._check_in_provider_slot(plan, plan.provider_slots)
+        finally:
+            slots.release()
         if checked is None:
             return None
         result, retry_after = checked
         self._apply_backoff(plan, result, retry_after)
         return result
+
+    async def _check_in_provider_slot(
+        self, plan: TargetPlan, slots: Slots
+    ) -> tuple[CheckResult, str | None] | None:
+        """``_check_in_slot`` holding one of the provider's slots (``max_concurrency``)."""
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
+            return await self._check_in_slot(plan)
+        finally:
+            slots.release()
 
     async def _check_in_slot(self, plan: TargetPlan) -> tuple[CheckResult, str | None] | None:
         """``_check`` once the slots are taken; None when the credential's gate closed
@@ -261,7 +330,7 @@ class Runner:
             http_status=status,
             duration_seconds=time.perf_counter() - started,
             attempts=requests,
-            detail=final_detail(plan.redactor, verdict.detail),
+            detail=plan.detail(plan.redactor, verdict.detail),
             finished_at=self._clock(),
             sent_at=sent_at,
             event_id=verdict.event_id,
@@ -283,6 +352,8 @@ class Runner:
                 max_body_bytes=target.schedule.max_body_bytes,
                 transport=plan.transport,
                 wire=wire,
+                url=plan.url(request.url),
+                deadlines=self._deadlines,
             )
         except TransportError as error:
             if isinstance(error, ResourceExhausted) and self._on_exhausted is not None:

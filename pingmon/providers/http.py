@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -201,6 +202,12 @@ def _judge(expect: Expect, response: HttpResponse) -> Verdict:
         failure = _regex_failure(expect.body_regex, response)
         if failure is not None:
             return Verdict(ErrorClass.BAD_RESPONSE, short(failure))
+    return _success(status)
+
+
+@functools.lru_cache(maxsize=64)
+def _success(status: int) -> Verdict:
+    """A success's verdict (frozen, so one per status is shared by every check)."""
     return Verdict(ErrorClass.NONE, f"HTTP {status}")
 
 

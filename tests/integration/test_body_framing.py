@@ -187,6 +187,42 @@ async def test_max_body_bytes_counts_decoded_bytes_not_the_coded_length(tmp_path
     assert too_large.detail == "body larger than max_body_bytes"
 
 
+@pytest.mark.parametrize("coding", [None, "identity", " Identity ", ""])
+async def test_a_plain_body_declared_larger_than_the_limit_is_never_read(
+    tmp_path: Path, coding: str | None
+) -> None:
+    """Without a content coding, Content-Length is the decoded size: one over the limit is
+    too large at once, though the body stalls (it would otherwise end at the timeout)."""
+    headers = (JSON,) if coding is None else (JSON, ("Content-Encoding", coding))
+    reply = Reply((answer(200, OK, headers, content_length=5000),))
+    async with raw_server(lambda received, index: reply) as server:
+        result = await check_one(tmp_path / "c.yaml", server.url, max_body_bytes=4999)
+
+    assert result.error_class is ErrorClass.BAD_RESPONSE
+    assert result.detail == "body larger than max_body_bytes"
+
+
+async def test_no_status_line_within_the_timeout_is_timeout_and_the_next_check_runs(
+    tmp_path: Path,
+) -> None:
+    """The attempt's bound covers waiting for the headers: it ends as timeout (not as a
+    cancellation of the check), and the runner checks the target again as usual."""
+    # Half a status line, then silence on a connection left open; an answer next time.
+    replies = [Reply((b"HTTP/1.1 2",)), Reply((answer(200, OK, (JSON,)),))]
+    async with raw_server(lambda received, index: replies[min(server.count() - 1, 1)]) as server:
+        target = {"name": "t", "timeout": "0.3s", "retries": 0}
+        config = site_config(tmp_path / "c.yaml", server.url, [target])
+        async with checking(config) as (runner, plans):
+            silent = await runner.run(plans["t"])
+            answered = await runner.run(plans["t"])
+
+    assert silent is not None
+    assert answered is not None
+    assert (silent.error_class, silent.http_status) == (ErrorClass.TIMEOUT, None)
+    assert silent.detail == "no complete answer within the timeout"
+    assert answered.error_class is ErrorClass.NONE, answered.detail
+
+
 def coded(codings: str, data: bytes) -> bytes:
     """``data`` with the codings of a Content-Encoding list applied in its order."""
     aliases = {"x-gzip": "gzip"}

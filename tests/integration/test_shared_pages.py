@@ -4,7 +4,6 @@ answers ``?target=NAME`` for one target, current."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -25,22 +24,24 @@ BARRIER_TURNS = 20_000  # bounds the wait for the scrapes to gather (turns of th
 
 
 def count_renders(running: RunningDaemon, gather: dict[bool, int]) -> list[bool]:
-    """Record each render of the exposition (by format); each holds until ``gather[format]``
-    scrapes wait for it, so that they all arrive while it is being rendered."""
-    metrics = running.daemon.metrics
-    render = metrics.render_chunks
+    """Record each render of the exposition (by format: OpenMetrics or not, whether
+    compressed or not); each holds until ``gather[format]`` scrapes wait for it, so that
+    they all arrive while it is being rendered."""
+    scrapes = running.daemon.metrics.scrapes
+    compute = scrapes._compute
     renders: list[bool] = []
 
-    def held(openmetrics: bool) -> Iterator[bytes]:
+    async def held(key: tuple[bool, bool]) -> tuple[bytes, ...]:
+        openmetrics, _ = key
         renders.append(openmetrics)
-        for _ in range(BARRIER_TURNS):  # each empty chunk is one turn of the event loop
-            waiting = sum(metrics.scrapes.waiting((openmetrics, gzip)) for gzip in (False, True))
+        for _ in range(BARRIER_TURNS):
+            waiting = sum(scrapes.waiting((openmetrics, gzip)) for gzip in (False, True))
             if waiting >= gather.get(openmetrics, 1):
                 break
-            yield b""
-        yield from render(openmetrics)
+            await asyncio.sleep(0)
+        return await compute(key)
 
-    metrics.render_chunks = held  # type: ignore[method-assign]
+    scrapes._compute = held
     return renders
 
 

@@ -14,7 +14,7 @@ from pingmon.client import describe
 from pingmon.providers import PROVIDER_TYPES, Provider
 from pingmon.providers.base import DETAIL_MAX_CHARS, short, url_credentials, without_password
 from pingmon.redaction import MARKER, Redactor
-from pingmon.runner import DETAIL_SCAN_CHARS, final_detail
+from pingmon.runner import DETAIL_SCAN_CHARS, DetailMemo, final_detail
 
 KEY = "sk_test_CANARY0123456789abcdef"
 
@@ -63,6 +63,17 @@ def test_a_huge_detail_is_masked_within_bounds_up_to_its_cut() -> None:
 
     assert "CANARY" not in shown
     assert shown.startswith(f"{MARKER} {MARKER} ")
+
+
+def test_a_targets_kept_detail_is_the_final_detail_of_each_check_in_turn() -> None:
+    """A plan's DetailMemo gives what final_detail gives, check after check, a detail that
+    repeats, changes and comes back included, masked every time."""
+    redactor = Redactor([KEY])
+    memo = DetailMemo()
+    details = ["HTTP 200", "HTTP 200", f"HTTP 401: {KEY}", f"HTTP 401: {KEY}", "HTTP 200", ""]
+    for detail in details:
+        assert memo(redactor, detail) == final_detail(redactor, detail)
+    assert memo(redactor, f"bad key\n{KEY}") == f"bad key {MARKER}"
 
 
 # --- every provider type says what it sends ----------------------------------------------

@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from pingmon import exposition, metrics as metrics_module
 from pingmon.backoff import RateLimitGate
 from pingmon.config import BackoffSettings
 from pingmon.errors import ErrorClass
-from pingmon.exposition import SLICE_BYTES, Exposition, _sliced, gzip_chunks
+from pingmon.exposition import SLICE_BYTES, Exposition, Segment, _sliced, gzip_chunks
 from pingmon.families import INTERVAL, LEAN_FAMILIES, Family, TargetView
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
@@ -135,6 +137,24 @@ def test_backoff_gauge_drops_to_0_when_a_success_clears_it() -> None:
     assert (value(metrics, "pingmon_backoff_seconds", "alpha") or 0) > 0
     gate.on_success(CREDENTIAL)
     assert value(metrics, "pingmon_backoff_seconds", "alpha") == 0
+
+
+async def test_the_gzip_form_follows_the_backoff_gauge_too() -> None:
+    clock = Clock()
+    gate = RateLimitGate(BackoffSettings(initial=30.0, max=60.0), clock=clock)
+    metrics = make_metrics(gate)
+
+    async def shown() -> float | None:
+        metrics.scrapes.forget()
+        body = one_member(await metrics.exposition(openmetrics=False, gzip=True))
+        assert body == metrics.render()
+        return value(metrics, "pingmon_backoff_seconds", "alpha")
+
+    assert await shown() == 0
+    decision = gate.on_rate_limited(CREDENTIAL, "20")
+    assert await shown() == decision.delay
+    clock.now += decision.delay + 1
+    assert await shown() == 0
 
 
 def busy(profile: str) -> Metrics:
@@ -280,11 +300,129 @@ async def test_the_collector_is_paused_while_a_slice_is_made_and_only_then() -> 
     assert gc.isenabled()
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0)
-    body = await metrics.exposition(openmetrics=False, gzip=True)
+    body = await metrics.exposition(openmetrics=False)
     watcher.cancel()
     assert len(made) > 1
     assert not any(made)
     assert len(between) > 1
     assert all(between)  # overlapping scrapes can never keep it off
     assert gc.isenabled()
-    assert b'target="t2"' in gzip.decompress(b"".join(body))
+    assert b'target="t2"' in b"".join(body)
+
+
+async def test_the_collector_is_paused_while_the_gzip_form_takes_or_joins_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 300)  # many runs, many turns of the loop
+    metrics = many_targets(30)
+    made: list[bool] = []  # the collector's state while the runs were taken or joined
+    between: list[bool] = []  # ... and while the loop ran other work meanwhile
+    take, join = Exposition.compressed, exposition._Run.join
+
+    def taking(self: Exposition, openmetrics: bool) -> list[exposition._Run]:
+        made.append(gc.isenabled())
+        return take(self, openmetrics)
+
+    def joining(self: exposition._Run) -> bytes:
+        made.append(gc.isenabled())
+        return join(self)
+
+    async def watch() -> None:
+        while True:
+            between.append(gc.isenabled())
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(Exposition, "compressed", taking)
+    monkeypatch.setattr(exposition._Run, "join", joining)
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    body = await metrics.exposition(openmetrics=False, gzip=True)
+    watcher.cancel()
+    assert len(made) > 2
+    assert not any(made)
+    assert len(between) > 2
+    assert all(between)
+    assert gzip.decompress(b"".join(body)) == metrics.render()
+
+
+def record_all(metrics: Metrics, count: int, duration: float) -> None:
+    for i in range(count):
+        metrics.store.record(result(f"t{i}", ErrorClass.NONE, duration))
+
+
+def one_member(body: Sequence[bytes]) -> bytes:
+    """The bytes of ``body``, which must be exactly one gzip member."""
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    data = decompressor.decompress(b"".join(body))
+    assert decompressor.eof
+    assert decompressor.unused_data == b""
+    return data
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+async def test_the_gzip_form_is_one_member_of_the_plain_form_and_compresses_what_changed(
+    monkeypatch: pytest.MonkeyPatch, openmetrics: bool
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 2000)  # each family in many runs
+    metrics = Metrics(ResultStore(), dict)  # the default profile
+    metrics.store.configure(
+        [TargetInfo(f"t{i}", "prov", "http", 30.0, CREDENTIAL) for i in range(60)]
+    )
+    deflated: list[int] = []  # the bytes of runs compressed, by scrape
+    compress = exposition.deflate
+
+    def counted(data: bytes, level: int = exposition.GZIP_LEVEL) -> Segment:
+        deflated[-1] += len(data)
+        return compress(data, level)
+
+    async def scrape() -> bytes:
+        metrics.scrapes.forget()
+        deflated.append(0)
+        body = one_member(await metrics.exposition(openmetrics, gzip=True))
+        assert body == metrics.render(openmetrics)
+        return body
+
+    monkeypatch.setattr(metrics_module, "deflate", counted)
+    for duration in (0.2, 0.2, 0.3):  # the first result, the same again, a new duration
+        record_all(metrics, 60, duration)
+        await scrape()
+    # twice the same result: only the counters' and timestamps' runs again; a new duration
+    # adds its gauge and histogram; never the error classes (a third of the bytes)
+    plain = len(metrics.render(openmetrics))
+    first, same, new = deflated
+    assert first > plain * 0.9  # everything but the headers and pingmon's own metrics
+    assert same < new < plain * 2 / 3
+    assert await scrape()
+    assert deflated[-1] == 0  # nothing changed
+    metrics.store.record(result("t59", ErrorClass.TIMEOUT))
+    body = await scrape()
+    assert 0 < deflated[-1] < same  # one target's runs
+    assert 'target="t59",error_class="timeout"} 1.0' in body.decode()
+
+
+async def test_a_gzip_scrape_shows_the_runs_as_they_were_when_it_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exposition, "SLICE_BYTES", 300)
+    metrics = many_targets(30)
+    record_all(metrics, 30, 0.2)
+    before = metrics.render()
+    taken = asyncio.Event()
+    take = Exposition.compressed
+
+    def taking(self: Exposition, openmetrics: bool) -> list[exposition._Run]:
+        taken.set()
+        return take(self, openmetrics)
+
+    monkeypatch.setattr(Exposition, "compressed", taking)
+    scrape = asyncio.create_task(metrics.exposition(openmetrics=False, gzip=True))
+    await taken.wait()  # the runs are taken: what follows is for the next scrape
+    record_all(metrics, 30, 0.4)
+    metrics.store.record(result("t7", ErrorClass.TIMEOUT))
+    assert one_member(await scrape) == before
+    metrics.scrapes.forget()
+    overlapping = [metrics.exposition(om, gzip=True) for om in (False, True, False)]
+    first, openmetrics, again = await asyncio.gather(*overlapping)
+    assert one_member(first) == one_member(again) == metrics.render()
+    assert one_member(openmetrics) == metrics.render(openmetrics=True)
+    assert 'target="t7",error_class="timeout"} 1.0' in one_member(first).decode()

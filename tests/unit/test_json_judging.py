@@ -104,6 +104,53 @@ def test_parsing_bracket_soup_never_raises(text: str) -> None:
     parse_json(text)
 
 
+JSON_SPACE = st.text(alphabet=" \t\n\r\u00a0\u2028", max_size=3)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=8,
+)
+
+
+def as_json_loads_says(text: str) -> tuple[str, Any]:
+    """What ``json.loads`` makes of ``text``: ("value", it) or ("refused", None); a
+    duplicate key counts as refused, as pingmon refuses it."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    try:
+        return "value", json.loads(text, object_pairs_hook=unique)
+    except ValueError:
+        return "refused", None
+
+
+@given(
+    before=JSON_SPACE,
+    value=JSON_VALUES,
+    after=JSON_SPACE,
+    tail=st.sampled_from(["", "x", "1", "{}", ",", "]"]),
+)
+def test_a_value_between_white_space_parses_exactly_as_json_loads_says(
+    before: str, value: object, after: str, tail: str
+) -> None:
+    """Only JSON's own white space (space, tab, LF, CR) may surround the value, and nothing
+    else may follow it: as ``json.loads`` reads it, value for value."""
+    text = before + json.dumps(value) + after + tail
+    parsed = parse_json(text)
+    kind, expected = as_json_loads_says(text)
+    assert (parsed.problem is None) == (kind == "value")
+    if kind == "value":
+        assert json.dumps(parsed.value, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+@given(st.lists(st.sampled_from('[]{}":,0 a\\\t\n'), max_size=60).map("".join))
+def test_soup_is_refused_exactly_when_json_loads_refuses_it(text: str) -> None:
+    assert (parse_json(text).problem is None) == (as_json_loads_says(text)[0] == "value")
+
+
 # --- duplicate keys --------------------------------------------------------------------------
 
 

@@ -1,0 +1,29 @@
+"""A bound on checks in flight: ``asyncio.Semaphore``, with a free slot taken by a plain call."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Slots(asyncio.Semaphore):
+    """``asyncio.Semaphore`` (FIFO, cancellation-safe, never more than ``value`` held), plus
+    ``try_acquire``: its ``acquire`` without the coroutine when a slot is free. ``async with
+    semaphore`` costs three coroutines per check (``__aenter__``, ``acquire``,
+    ``__aexit__``) even when nobody waits; this costs none then::
+
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
+            ...
+        finally:
+            slots.release()
+    """
+
+    def try_acquire(self) -> bool:
+        """Take a slot if ``acquire`` would without waiting (one is free and nobody waits
+        for one, ``locked()`` is False): the first branch of ``acquire``, as it is written
+        (CPython 3.11-3.14). False, and nothing taken, otherwise."""
+        if self.locked():
+            return False
+        self._value -= 1  # Semaphore's own counter, as acquire decrements it
+        return True
