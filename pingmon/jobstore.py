@@ -56,10 +56,11 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         heap, jobs = self._heap, self._jobs
         due: list[Any] = []
         while heap and heap[0][0] <= limit:
-            entry = heapq.heappop(heap)
-            if self._current(entry):
-                job, _, version = jobs[entry[1]]
-                jobs[entry[1]] = (job, None, version)  # no entry: update_job pushes one
+            _, job_id, version = heapq.heappop(heap)
+            current = jobs.get(job_id)
+            if current is not None and current[2] == version:  # else stale: dropped
+                job = current[0]
+                jobs[job_id] = (job, None, version)  # no entry: update_job pushes one
                 due.append(job)
         return due
 
@@ -67,6 +68,12 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         while self._heap and not self._current(self._heap[0]):
             heapq.heappop(self._heap)
         return self._jobs[self._heap[0][1]][0].next_run_time if self._heap else None
+
+    def get_next_timestamp(self) -> float | None:
+        """``get_next_run_time`` in seconds since the epoch (the time's own ``timestamp()``)."""
+        while self._heap and not self._current(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
 
     def get_all_jobs(self) -> list[Any]:
         def order(item: tuple[str, tuple[Any, float | None, int]]) -> tuple[bool, float, str]:

@@ -174,6 +174,12 @@ def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+# Seconds: libuv (under uvloop) keeps its clock in whole milliseconds and rounds a timer's
+# delay to them, so a timer fires up to this much before its time (a wait under half of it
+# at once); asyncio's own loop rounds up and never fires early.
+TIMER_TICK = 0.001
+
+
 class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is untyped
     """APScheduler's asyncio scheduler, woken by its timer directly.
 
@@ -183,14 +189,27 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     at once; calls from elsewhere (adding a job) still go through ``wakeup``.
     """
 
+    _woke_early = False  # the last wake-up on pingmon's path found nothing due
+
     def _start_timer(self, wait_seconds: float | None) -> None:
         self._stop_timer()
         if wait_seconds is not None:
             self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
 
     def _wake_on_loop(self) -> None:
+        """Start the due jobs and set the timer for the next.
+
+        A timer that fired before anything was due (uvloop's fire up to ``TIMER_TICK``
+        early, and at once for a wait under half a tick) is set again for the wait rounded up
+        to whole ticks: it fires at most a tick late, after at most two such wake-ups,
+        instead of the loop waking at once over and over until the time came (about seven
+        wake-ups a run on uvloop before). asyncio's loop never fires early: unchanged there.
+        """
         self._timeout = None  # it has fired: nothing to cancel
-        self._start_timer(self._process_jobs())
+        wait = self._process_jobs()
+        if wait is not None and self._woke_early:
+            wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
+        self._start_timer(wait)
 
     def _process_jobs(self) -> float | None:
         """Start the due jobs and say how long to sleep: ``BaseScheduler._process_jobs`` for
@@ -207,15 +226,18 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             or len(self._jobstores) != 1
             or not isinstance(store, HeapJobStore)
         ):
+            self._woke_early = False
             return super()._process_jobs()  # type: ignore[no-any-return]
         now = datetime.now(self.timezone)
         with self._jobstores_lock:
-            for job in store.take_due_jobs(now):
+            due = store.take_due_jobs(now)
+            for job in due:
                 self._run_due(job, store, now)
-            next_run = store.get_next_run_time()
+            next_run = store.get_next_timestamp()
+        self._woke_early = not due
         if next_run is None or self.state != STATE_RUNNING:
             return None
-        return min(max(next_run.timestamp() - time.time(), 0.0), TIMEOUT_MAX)
+        return min(max(next_run - time.time(), 0.0), TIMEOUT_MAX)
 
     def _run_due(self, job: Any, store: HeapJobStore, now: datetime) -> None:
         """Submit one due job (its last missed run only, when it coalesces) and store its
@@ -230,7 +252,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             )
             self.remove_job(job.id, STORE)
             return
-        run_times = job._get_run_times(now)
+        run_times, next_run = _run_times(job, now)
         if not run_times:  # not due after all (the store's clock and the job's agree): put back
             store.update_job(job)
             return
@@ -246,12 +268,27 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             )
         except BaseException:
             self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
-        next_run = job.trigger.get_next_fire_time(run_times[-1], now)
         if next_run:
             job.next_run_time = next_run  # the trigger's own aware datetime: nothing to convert
             store.update_job(job)
         else:
             self.remove_job(job.id, STORE)
+
+
+def _run_times(job: Any, now: datetime) -> tuple[list[datetime], datetime | None]:
+    """``job``'s run times up to ``now`` (inclusive) and the first after it, from one call of
+    its trigger per run: ``Job._get_run_times`` and then the trigger again for the run after
+    the last, as APScheduler's ``_process_jobs`` asks (the same times: the trigger is asked
+    the same questions in the same order, bar the repeated last one, which
+    ``GridIntervalTrigger`` answers from memory). Aware datetimes compare in UTC, so no
+    ``astimezone``."""
+    run_times: list[datetime] = []
+    next_run: datetime | None = job.next_run_time
+    trigger = job.trigger
+    while next_run is not None and next_run <= now:
+        run_times.append(next_run)
+        next_run = trigger.get_next_fire_time(next_run, now)
+    return run_times, next_run
 
 
 class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyped
@@ -260,33 +297,44 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
     APScheduler's ``AsyncIOExecutor`` wraps every run in ``run_coroutine_job`` (misfire
     checks, an INFO log call, execution events for listeners) and inspects the function on
     every run; pingmon's jobs have none of those needs (``misfire_grace_time=None``, no
-    listeners). ``BaseExecutor`` still counts instances, so ``max_instances`` holds, and a
-    run that raises or is cancelled is logged as APScheduler logs it.
+    listeners). It still counts instances as ``BaseExecutor`` does, so ``max_instances``
+    holds, and a run that raises or is cancelled is logged as APScheduler logs it.
     """
 
     def __init__(self, observe_lag: Callable[[float], None]) -> None:
         super().__init__()
         self._observe_lag = observe_lag
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}  # running -> its job's id
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
         self._loop: asyncio.AbstractEventLoop = scheduler._eventloop
 
     def shutdown(self, wait: bool = True) -> None:
-        """Cancel every run still going (APScheduler's asyncio executor does the same)."""
+        """Cancel every run still going (APScheduler's asyncio executor does the same); each
+        is forgotten when it ends, as any run is."""
         for task in self._tasks:
             task.cancel()
-        self._tasks.clear()
+
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        """``BaseExecutor.submit_job`` with its ``_do_submit_job`` in line: a job already
+        running ``max_instances`` times raises ``MaxInstancesReachedError``, else its run
+        starts and is counted."""
+        instances = self._instances
+        with self._lock:
+            if instances[job.id] >= job.max_instances:
+                raise MaxInstancesReachedError(job)
+            self._do_submit_job(job, run_times)
+            instances[job.id] += 1
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         self._observe_lag(max(0.0, time.time() - run_times[-1].timestamp()))
         task = self._loop.create_task(job.func(*job.args, **job.kwargs))
-        self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._finished, job.id))
+        self._tasks[task] = job.id
+        task.add_done_callback(self._finished)
 
-    def _finished(self, job_id: str, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        job_id = self._tasks.pop(task)
         try:
             task.result()
         except BaseException as error:  # noqa: BLE001 - logged as APScheduler logs it

@@ -9,9 +9,12 @@ import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from apscheduler.events import EVENT_JOB_SUBMITTED
+from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
 
@@ -21,6 +24,7 @@ from pingmon.scheduler import (
     CheckScheduler,
     GridIntervalTrigger,
     ScheduleError,
+    _run_times,
     plan_schedule,
     spread_offset,
 )
@@ -300,3 +304,81 @@ async def test_with_a_listener_apschedulers_own_processing_runs_the_jobs() -> No
         assert events.count(EVENT_JOB_SUBMITTED) >= 3  # submission events: APScheduler's path
     finally:
         scheduler.shutdown()
+
+
+def _run_on_uvloop(seconds: float, jobs: int) -> tuple[int, int, list[float]]:
+    """Run ``jobs`` targets every 50 ms on uvloop for ``seconds``: (wake-ups of the
+    scheduler, runs started, each start's time minus its scheduled time, in seconds)."""
+    uvloop = pytest.importorskip("uvloop")
+    wakes = 0
+    starts: list[float] = []
+
+    async def scenario() -> None:
+        nonlocal wakes
+        scheduler = CheckScheduler(nothing, lambda lag: None)
+        inner = scheduler._scheduler
+        process_jobs = inner._process_jobs
+
+        def counted() -> float | None:
+            nonlocal wakes
+            wakes += 1
+            return process_jobs()
+
+        inner._process_jobs = counted  # type: ignore[method-assign]
+        executor = inner._executors["default"]
+        submit_job = executor.submit_job
+
+        def submit(job: Any, run_times: list[datetime]) -> None:
+            starts.append(datetime.now(UTC).timestamp() - run_times[-1].timestamp())
+            submit_job(job, run_times)
+
+        executor.submit_job = submit
+        scheduler.sync([make_target(f"t{index}", interval=0.05) for index in range(jobs)])
+        scheduler.start()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            scheduler.shutdown()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+    return wakes, len(starts), starts
+
+
+def test_on_uvloop_a_timer_that_fires_early_is_not_spun_on_and_no_run_starts_early() -> None:
+    """uvloop's timers fire up to a millisecond early (and at once for a wait under half of
+    one): the scheduler sets the timer again for whole milliseconds instead of waking the
+    loop at once until the time comes (7.5 wake-ups a run here before, 1.1 after), and never
+    starts a run before its scheduled time."""
+    wakes, runs, starts = _run_on_uvloop(seconds=0.6, jobs=20)
+    assert runs >= 40
+    assert wakes < 2.5 * runs
+    assert min(starts) >= 0.0
+
+
+@pytest.mark.parametrize("missed", [0, 1, 7])
+def test_pingmons_run_times_are_apschedulers_to_the_microsecond(missed: int) -> None:
+    """``_run_times`` (one trigger call per run) gives the runs ``Job._get_run_times`` gives,
+    and the same next run as the trigger asked again for the last, as APScheduler's
+    ``_process_jobs`` asks; with the same random draws, so the same datetimes exactly."""
+    start = datetime(2026, 11, 30, 19, 14, 28, 123457, tzinfo=UTC)
+
+    def job() -> SimpleNamespace:
+        trigger = GridIntervalTrigger(seconds=10, start_date=start, jitter=3)
+        first = trigger.get_next_fire_time(None, start)
+        return SimpleNamespace(trigger=trigger, next_run_time=first)
+
+    for seed in range(20):
+        random.seed(seed)
+        ours = job()
+        assert ours.next_run_time is not None
+        now = ours.next_run_time + timedelta(seconds=10 * missed + 5)
+        run_times, next_run = _run_times(ours, now)
+        random.seed(seed)
+        theirs = job()
+        expected = Job._get_run_times(theirs, now)
+        assert run_times == expected
+        assert len(run_times) == missed + 1  # jitter 3 s, now 5 s past a grid point
+        assert next_run == theirs.trigger.get_next_fire_time(expected[-1], now)
+        assert next_run is not None
+        assert next_run > now
