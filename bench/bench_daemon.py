@@ -17,9 +17,10 @@ scrapes later, and gives:
 
 - checks/s, failures, scheduler lag p50/p99 and the share above 50 ms: deltas of
   ``pingmon_checks_total`` and ``pingmon_scheduler_lag_seconds`` between those two scrapes
-  (p99 interpolated within the histogram's buckets, as ``histogram_quantile`` does);
-- daemon CPU per check: utime + stime of the daemon (all threads, /proc/PID/stat) over the
-  window, the window's scrapes included, and without them;
+  (p99 interpolated within the histogram's buckets, as ``histogram_quantile`` does); the
+  rate over the time between the two scrapes' sending, when the daemon takes its counts;
+- daemon CPU per check: the daemon's CPU (all threads) between the same two moments, the
+  scrapes in it included, and without them;
 - per scrape: daemon CPU while it was served (/proc/PID/task/*/schedstat, ns) minus the
   window's baseline rate times its wall time (``net``), wall time, bytes on the wire and
   uncompressed, series and series per target (sample lines with a ``target`` label);
@@ -112,6 +113,7 @@ class Scrape:
     ended: float
     cpu_gross: float  # daemon seconds on the CPU meanwhile (all its work, checks included)
     cpu_at_end: float  # daemon utime + stime when it ended (for the window)
+    cpu_at_start: float  # daemon utime + stime when it was sent (for the rate's window)
     wire_bytes: int
     body_bytes: int
     encoding: str
@@ -133,7 +135,7 @@ async def scrape(http: aiohttp.ClientSession, url: str, pid: int) -> Scrape:
     body = gzip.decompress(wire) if encoding == "gzip" else wire
     reading = exposition.read(body.decode())
     cpu_end = cpu_seconds(pid)
-    return Scrape(started, ended, cpu_gross, cpu_end, len(wire), len(body), encoding, reading)
+    return Scrape(started, ended, cpu_gross, cpu_end, cpu, len(wire), len(body), encoding, reading)
 
 
 async def scrape_on_schedule(
@@ -228,9 +230,16 @@ def figures(
     targets: int, interval: float, scrapes: list[Scrape], rss: float, peak: float,
     start_seconds: float,
 ) -> dict[str, Any]:  # fmt: skip
-    """Every figure of one scale, from the window's scrapes (the first opens it)."""
+    """Every figure of one scale, from the window's scrapes (the first opens it).
+
+    A scrape's counts are taken when the daemon reads the request (its first turn), not when
+    the body has been read: so checks/s and CPU per check run from one scrape's sending to
+    the last's (at 100,000 targets a scrape takes 5-8 s, and windows between their ends
+    were off by up to a tenth). The scrapes' own cost runs from end to end."""
     first, last, served = scrapes[0], scrapes[-1], scrapes[1:]
     seconds, cpu = last.ended - first.ended, last.cpu_at_end - first.cpu_at_end
+    counted = last.started - first.started
+    counted_cpu = last.cpu_at_start - first.cpu_at_start
     a, b = first.reading, last.reading
     checks = b.checks - a.checks
     gross, wall = sum(s.cpu_gross for s in served), sum(s.wall for s in served)
@@ -238,18 +247,22 @@ def figures(
     # daemon is scraping all the time and a net figure would be noise (None).
     baseline = (cpu - gross) / (seconds - wall) if seconds > 4 / 3 * wall else None
     net = [s.cpu_gross - baseline * s.wall for s in served] if baseline is not None else []
+    # The scrapes that fall in the counted window: all but the last one.
+    counted_net = [s.cpu_gross - baseline * s.wall for s in scrapes[:-1]] if net else []
     p50 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.5)
     p99 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.99)
     return {
         "targets": targets,
         "interval_seconds": interval,
         "window_seconds": round(seconds, 1),
-        "checks_per_second": round(checks / seconds, 1),
+        "checks_per_second": round(checks / counted, 1),
         "expected_checks_per_second": round(targets / interval, 1),
         "failures": round(b.failures - a.failures),
-        "cpu_us_per_check": per_check(cpu, checks),
-        "cpu_us_per_check_without_scrapes": per_check(cpu - sum(net), checks) if net else None,
-        "cpu_percent": round(cpu / seconds * 100, 1),
+        "cpu_us_per_check": per_check(counted_cpu, checks),
+        "cpu_us_per_check_without_scrapes": (
+            per_check(counted_cpu - sum(counted_net), checks) if net else None
+        ),
+        "cpu_percent": round(counted_cpu / counted * 100, 1),
         "lag_p50_ms": ms(p50),
         "lag_p99_ms": ms(p99),
         "lag_share_over_50ms_percent": round(

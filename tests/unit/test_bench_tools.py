@@ -85,18 +85,33 @@ def scrape_at(
 ) -> bench_daemon.Scrape:
     """A scrape ending at ``ended`` (s) that saw ``checks`` checks in all."""
     reading = exposition.Reading({"none": checks}, {float("inf"): checks}, 0, 0)
-    return bench_daemon.Scrape(ended - wall, ended, cpu_gross, cpu_at_end, 0, 0, "gzip", reading)
+    cpu_at_start = cpu_at_end - cpu_gross
+    return bench_daemon.Scrape(
+        ended - wall, ended, cpu_gross, cpu_at_end, cpu_at_start, 0, 0, "gzip", reading
+    )
 
 
 def test_scrape_cpu_is_what_the_scrape_added_above_the_windows_baseline() -> None:
     # 10 s window, 1 s scrape that took 0.6 s of CPU; 9 s outside at 0.2 CPU-s/s.
-    scrapes = [scrape_at(0.0, 0.1, 0.0, 0.0, 0), scrape_at(10.0, 1.0, 0.6, 2.4, 1000)]
+    scrapes = [scrape_at(0.0, 0.0, 0.0, 0.0, 0), scrape_at(10.0, 1.0, 0.6, 2.4, 1000)]
 
     found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
 
     assert found["scrape_cpu_ms_net_median"] == pytest.approx(400.0)
-    assert found["cpu_us_per_check"] == pytest.approx(2400.0)
-    assert found["cpu_us_per_check_without_scrapes"] == pytest.approx(2000.0)
+    # Checks are counted from one scrape's sending to the last's: 9 s at 0.2 CPU-s/s.
+    assert found["cpu_us_per_check"] == pytest.approx(1800.0)
+    assert found["cpu_us_per_check_without_scrapes"] == pytest.approx(1800.0)
+
+
+def test_checks_per_second_run_between_the_scrapes_sending_not_their_ends() -> None:
+    # The daemon takes a scrape's counts when it reads the request: a last scrape that
+    # takes 8 s to arrive must not stretch the time the checks were counted over.
+    scrapes = [scrape_at(0.0, 0.0, 0.0, 0.0, 0), scrape_at(18.0, 8.0, 8.0, 10.0, 1000)]
+
+    found = bench_daemon.figures(100, 1.0, scrapes, 50.0, 60.0, 1.0)
+
+    assert found["checks_per_second"] == pytest.approx(100.0)
+    assert found["cpu_percent"] == pytest.approx(20.0)
 
 
 def test_scrape_cpu_has_no_net_figure_when_scrapes_fill_the_window() -> None:
