@@ -248,7 +248,9 @@ def figures(
     baseline = (cpu - gross) / (seconds - wall) if seconds > 4 / 3 * wall else None
     net = [s.cpu_gross - baseline * s.wall for s in served] if baseline is not None else []
     # The scrapes that fall in the counted window: all but the last one.
-    counted_net = [s.cpu_gross - baseline * s.wall for s in scrapes[:-1]] if net else []
+    counted_net = (
+        [s.cpu_gross - baseline * s.wall for s in scrapes[:-1]] if baseline is not None else []
+    )
     p50 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.5)
     p99 = exposition.lag_quantile(a.lag_buckets, b.lag_buckets, 0.99)
     return {
