@@ -29,11 +29,7 @@ class timebox:  # lowercase, used as asyncio.timeout is
         self._delay = delay
 
     def __enter__(self) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("timebox should be used inside a task")
-        self._task = task
-        self._cancelling = task.cancelling()
+        self._task, self._cancelling = _entering_task()
         self._expired = False
         loop = asyncio.get_running_loop()
         when = loop.time() + self._delay
@@ -159,11 +155,7 @@ class _Box:
         self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("timebox should be used inside a task")
-        self._task = task
-        self._cancelling = task.cancelling()
+        self._task, self._cancelling = _entering_task()
         self._expired = False
         self._deadlines._add(self)
 
@@ -194,3 +186,14 @@ class _Box:
             self._task.cancel()
         self._expired = True
         self.handle = None
+
+
+def _entering_task() -> tuple[asyncio.Task[Any], int]:
+    """The task a block is entered in, and how many cancellations it has pending then
+    (``Task.cancelling``: a later one that is not the timer's passes through).
+
+    Raises RuntimeError outside a task, as ``asyncio.timeout`` does."""
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("timebox should be used inside a task")
+    return task, task.cancelling()
