@@ -280,12 +280,15 @@ def _run_times(job: Any, now: datetime) -> tuple[list[datetime], datetime | None
     its trigger per run: ``Job._get_run_times`` and then the trigger again for the run after
     the last, as APScheduler's ``_process_jobs`` asks (the same times: the trigger is asked
     the same questions in the same order, bar the repeated last one, which
-    ``GridIntervalTrigger`` answers from memory). Aware datetimes compare in UTC, so no
-    ``astimezone``."""
+    ``GridIntervalTrigger`` answers from memory). Times are compared in UTC, as APScheduler
+    compares them: two datetimes of one zone compare by wall clock, which in a DST fold
+    would take a run an hour ahead as due; ``now`` in UTC (pingmon's, at no cost) makes
+    every comparison an instant's."""
+    limit = now if now.tzinfo is UTC else now.astimezone(UTC)
     run_times: list[datetime] = []
     next_run: datetime | None = job.next_run_time
     trigger = job.trigger
-    while next_run is not None and next_run <= now:
+    while next_run is not None and next_run <= limit:
         run_times.append(next_run)
         next_run = trigger.get_next_fire_time(next_run, now)
     return run_times, next_run

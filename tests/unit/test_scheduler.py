@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.events import EVENT_JOB_SUBMITTED
@@ -382,3 +383,22 @@ def test_pingmons_run_times_are_apschedulers_to_the_microsecond(missed: int) -> 
         assert next_run == theirs.trigger.get_next_fire_time(expected[-1], now)
         assert next_run is not None
         assert next_run > now
+
+
+def test_run_times_in_a_dst_fold_are_apschedulers() -> None:
+    """A trigger in a zone with DST: the run an hour after 02:40 CEST is 02:40 CET (fold=1),
+    which compares by wall clock as due at 02:45 CEST though it is 55 minutes ahead;
+    ``_run_times`` compares instants, as ``Job._get_run_times`` does."""
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 10, 25, 0, 40, tzinfo=UTC).astimezone(berlin)  # 02:40 CEST
+    now = datetime(2026, 10, 25, 0, 45, tzinfo=UTC).astimezone(berlin)  # 02:45 CEST
+
+    def job() -> SimpleNamespace:
+        trigger = IntervalTrigger(hours=1, start_date=start, timezone=berlin)
+        return SimpleNamespace(trigger=trigger, next_run_time=start)
+
+    run_times, next_run = _run_times(job(), now)
+    assert run_times == Job._get_run_times(job(), now) == [start]
+    assert next_run is not None
+    assert next_run.astimezone(UTC) == datetime(2026, 10, 25, 1, 40, tzinfo=UTC)  # 02:40 CET
+    assert next_run.fold == 1  # the second 02:40: the clocks went back
