@@ -65,15 +65,20 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
         return due
 
     def get_next_run_time(self) -> datetime | None:
-        while self._heap and not self._current(self._heap[0]):
-            heapq.heappop(self._heap)
-        return self._jobs[self._heap[0][1]][0].next_run_time if self._heap else None
+        top = self._next_entry()
+        return None if top is None else self._jobs[top[1]][0].next_run_time
 
     def get_next_timestamp(self) -> float | None:
         """``get_next_run_time`` in seconds since the epoch (the time's own ``timestamp()``)."""
-        while self._heap and not self._current(self._heap[0]):
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        top = self._next_entry()
+        return None if top is None else top[0]
+
+    def _next_entry(self) -> tuple[float, str, int] | None:
+        """The earliest current entry, the stale ones before it popped; None: no job."""
+        heap = self._heap
+        while heap and not self._current(heap[0]):
+            heapq.heappop(heap)
+        return heap[0] if heap else None
 
     def get_all_jobs(self) -> list[Any]:
         def order(item: tuple[str, tuple[Any, float | None, int]]) -> tuple[bool, float, str]:
