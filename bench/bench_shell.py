@@ -39,16 +39,15 @@ from pathlib import Path
 
 import aiohttp
 import yaml
-
 from bench_percheck import nginx
 
 LAYERS = ("bare", "session", "send", "run")
 
 
-def write_config(directory: Path, url: str, targets: int) -> Path:
+def write_config(directory: Path, url: str, targets: int, timeout: float) -> Path:
     document = {
         "listen": "127.0.0.1:0",
-        "defaults": {"interval": "2s", "timeout": "1s"},
+        "defaults": {"interval": f"{max(2.0, 2 * timeout):g}s", "timeout": f"{timeout:g}s"},
         "providers": {"nginx": {"type": "http", "base_url": url}},
         "targets": [
             {
@@ -78,6 +77,13 @@ async def batch(call: Callable[[int], Awaitable[object]], calls: int, in_flight:
     return (time.process_time() - started) / calls
 
 
+def expect_ok(status: int, body: bytes) -> bytes:
+    """``body``, when the answer is nginx's ``200 {"status":"ok"}``; else RuntimeError."""
+    if status != 200 or json.loads(body).get("status") != "ok":
+        raise RuntimeError(f"unexpected answer: {status} {body[:100]!r}")
+    return body
+
+
 async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[str, list[float]]:
     from pingmon.backoff import RateLimitGate
     from pingmon.client import send
@@ -87,10 +93,10 @@ async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[st
     from pingmon.runner import Runner, build_plans
     from pingmon.timebox import Deadlines
 
-    config = load_config(write_config(directory, url, args.targets))
+    config = load_config(write_config(directory, url, args.targets, args.timeout))
     plans = list(build_plans(config).values())
     requests = [plan.provider.request(plan.target.params, "x") for plan in plans]
-    timeout = aiohttp.ClientTimeout(total=5)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
     bare = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0))
     sessions = new_sessions()
     runner = Runner(sessions, RateLimitGate(config.settings.backoff), args.in_flight * 2)
@@ -100,8 +106,7 @@ async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[st
     async def bare_call(index: int) -> object:
         async with bare.get(f"{url}/t{index % count}", allow_redirects=False) as response:
             body = await response.read()
-        assert response.status == 200 and json.loads(body).get("status") == "ok"
-        return body
+        return expect_ok(response.status, body)
 
     async def session_call(index: int) -> object:
         request = requests[index % count]
@@ -109,26 +114,25 @@ async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[st
             request.method, request.url, headers=request.headers, allow_redirects=False
         ) as response:
             body = await response.read()
-        assert response.status == 200 and json.loads(body).get("status") == "ok"
-        return body
+        return expect_ok(response.status, body)
 
     async def send_call(index: int) -> object:
         plan = plans[index % count]
         response = await send(
             sessions,
             requests[index % count],
-            timeout=1.0,
+            timeout=args.timeout,
             max_body_bytes=65536,
             transport=plan.transport,
             url=plan.url(requests[index % count].url),
             deadlines=deadlines,
         )
-        assert response.status == 200
-        return response
+        return expect_ok(response.status, response.body)
 
     async def run_call(index: int) -> object:
         result = await runner.run(plans[index % count])
-        assert result is not None and result.success, result
+        if result is None or not result.success:
+            raise RuntimeError(f"a check failed: {result}")
         return result
 
     calls = {"bare": bare_call, "session": session_call, "send": send_call, "run": run_call}
@@ -137,6 +141,7 @@ async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[st
         for name in args.only or LAYERS:  # warm-up: connections opened, caches filled
             await batch(calls[name], args.calls, args.in_flight)
         settle()  # the daemon's collector settings, as after its start
+        profiler = None
         if args.count:  # exactly this many calls of each layer, untimed (for cachegrind)
             for name in args.only or LAYERS:
                 await batch(calls[name], args.count, args.in_flight)
@@ -151,7 +156,7 @@ async def layers(url: str, args: argparse.Namespace, directory: Path) -> dict[st
             random.shuffle(order)
             for name in order:
                 figures[name].append(await batch(calls[name], args.calls, args.in_flight))
-        if args.cprofile:
+        if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.cprofile)
     finally:
@@ -212,7 +217,10 @@ def compare(args: argparse.Namespace) -> None:
     print("\nmedians over rounds (µs per call; over bare in brackets)")
     for python, rounds in results.items():
         medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-        cells = [f"{name} {medians[name]:.1f} ({medians[name] - medians['bare']:+.1f})" for name in LAYERS]
+        cells = [
+            f"{name} {medians[name]:.1f} ({medians[name] - medians['bare']:+.1f})"
+            for name in LAYERS
+        ]
         print(f"  {python}: " + ", ".join(cells))
 
 
@@ -223,6 +231,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=15, help="batches per layer")
     parser.add_argument("--in-flight", type=int, default=32, help="calls at a time")
     parser.add_argument("--targets", type=int, default=500)
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds, every layer's")
     parser.add_argument("--only", action="append", choices=LAYERS, help="only these layers")
     parser.add_argument("--count", type=int, help="only COUNT calls a layer, untimed")
     parser.add_argument("--cprofile", metavar="OUT", help="cProfile the batches into OUT")
