@@ -182,7 +182,12 @@ def test_thread_cpu_tells_the_main_thread_from_the_others_and_faults_count_new_p
         while time.thread_time() < end:
             pass
 
-    worker = threading.Thread(target=lambda: (spin(0.1), spun.set(), gate.wait(10)))
+    def work() -> None:
+        spin(0.1)
+        spun.set()
+        gate.wait(10)
+
+    worker = threading.Thread(target=work)
     worker.start()
     spin(0.05)
     spun.wait(10)
