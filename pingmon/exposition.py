@@ -251,8 +251,8 @@ class Exposition:
         """The per-target part of the gzip form as it is now: each family's header, then its
         runs of targets (about ``SLICE_BYTES`` each), in order, taken at once (later results
         do not change what a run holds). A run whose pieces did not change since the last
-        call is the same object as then, its ``segment`` made already; the others are new,
-        hold their pieces and are the caller's to compress (``_Run.join``, ``deflate``,
+        call is the same object as then, its ``segment`` made already; the others are new
+        and the caller's to join, in order, and compress (``_Run.join``, ``deflate``,
         ``_Run.made``); one the caller did not (an error) is taken again next time.
 
         Costs a few objects per run that changed, and none per piece: the pieces are read
