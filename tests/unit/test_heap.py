@@ -56,6 +56,22 @@ def test_settle_sets_the_running_thresholds_and_freezes_what_lives() -> None:
     assert gc.get_freeze_count() > 0
 
 
+def test_a_reload_frees_the_configuration_frozen_before() -> None:
+    """A configuration frozen at a start is never walked again, not even by a full
+    collection; the next ``settle`` (a reload's) unfreezes it first, so once dropped, its
+    reference cycles are freed."""
+    first, second = Node(), Node()  # a cycle in the configuration a start adopts
+    first.other, second.other = second, first
+    gone = weakref.ref(first)
+    settle()
+    assert not any(o is first for generation in range(3) for o in gc.get_objects(generation))
+    del first, second  # a reload drops it ...
+    gc.collect()
+    assert gone() is not None  # ... which frozen, no collection frees
+    settle()  # the reload's
+    assert gone() is None
+
+
 def test_a_cycle_made_while_running_is_freed_without_an_explicit_collection() -> None:
     settle()
     first, second = Node(), Node()
