@@ -329,9 +329,9 @@ def _run_on_uvloop(seconds: float, jobs: int) -> tuple[int, int, list[float]]:
         executor = inner._executors["default"]
         submit_job = executor.submit_job
 
-        def submit(job: Any, run_times: list[datetime]) -> None:
+        def submit(job: Any, run_times: list[datetime], *scheduled: float | None) -> None:
             starts.append(datetime.now(UTC).timestamp() - run_times[-1].timestamp())
-            submit_job(job, run_times)
+            submit_job(job, run_times, *scheduled)
 
         executor.submit_job = submit
         scheduler.sync([make_target(f"t{index}", interval=0.05) for index in range(jobs)])
