@@ -144,8 +144,7 @@ async def burst(jobs: int, setup_only: bool = False) -> tuple[float, float, str]
     try:
         cpu = time.process_time()
         inner.wakeup()
-        while runs < jobs or executor._instances:
-            await asyncio.sleep(0)
+        await _turns_until(lambda: runs == jobs and not executor._instances)
         cpu = time.process_time() - cpu
     finally:
         scheduler.shutdown()
@@ -160,10 +159,18 @@ async def burst(jobs: int, setup_only: bool = False) -> tuple[float, float, str]
     floor = time.process_time()
     for index in range(jobs):
         loop.call_soon(fire, index)
-    while runs < jobs or tasks:
-        await asyncio.sleep(0)
+    await _turns_until(lambda: runs == jobs and not tasks)
     floor = time.process_time() - floor
     return cpu / jobs * 1e6, floor / jobs * 1e6, used
+
+
+async def _turns_until(condition: Callable[[], bool], turns: int = 100_000) -> None:
+    """Let the loop turn until ``condition`` holds (bounded: RuntimeError after ``turns``)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise RuntimeError("the burst did not end")
 
 
 async def bursts(args: argparse.Namespace) -> None:
