@@ -222,6 +222,10 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         run: a submission event for nobody, ``Job._modify``'s validation of a run time the
         trigger made, conversions through ``astimezone``. Any other configuration (a
         listener, another job store, a paused scheduler) goes through APScheduler's own.
+
+        The clock is read once (epoch seconds), and a wake-up that finds nothing due (a
+        timer that fired early) answers from the store's next timestamp alone: the
+        datetime ``now`` that APScheduler's calls take is built only when a job is due.
         """
         store = self._jobstores.get(STORE)
         if (
@@ -232,11 +236,13 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         ):
             self._woke_early = False
             return super()._process_jobs()  # type: ignore[no-any-return]
-        now = datetime.now(self.timezone)
+        stamp = time.time()
         with self._jobstores_lock:
-            due = store.take_due_jobs(now)
-            for job, scheduled in due:
-                self._run_due(job, scheduled, store, now)
+            due = store.take_due_jobs(stamp)
+            if due:
+                now = datetime.fromtimestamp(stamp, self.timezone)
+                for job, scheduled in due:
+                    self._run_due(job, scheduled, store, now)
             next_run = store.get_next_timestamp()
         self._woke_early = not due
         if next_run is None or self.state != STATE_RUNNING:
