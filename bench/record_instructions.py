@@ -30,12 +30,16 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pingmon.results import CheckResult
 
 PARTS = ("bare", "default", "lean", "daemon", "lag", "judge", "result")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def _work(part: str, records: int) -> Callable[[], None]:
+def _work(part: str, records: int) -> Callable[[], object]:
     """The part's inputs made and warmed; the returned call does ``records`` more."""
     from bench_record import results
 
@@ -53,7 +57,7 @@ def _work(part: str, records: int) -> Callable[[], None]:
             Metrics(store, dict, profile=part)
         for result in results(targets, targets, 0.02, seed=2):
             store.record(result)
-        return lambda: [store.record(result) for result in batch] and None
+        return lambda: [store.record(result) for result in batch]
     if part == "daemon":
         return _daemon(targets, batch)
     if part == "lag":
@@ -61,17 +65,17 @@ def _work(part: str, records: int) -> Callable[[], None]:
 
         observe = Metrics(ResultStore(), dict).scheduler_lag.observe
         lags = [(i % 97) * 0.0001 for i in range(records)]
-        return lambda: [observe(lag) for lag in lags] and None
+        return lambda: [observe(lag) for lag in lags]
     if part == "judge":
         return _judge(records)
     made = [(r.target, r.error_class, r.duration_seconds, r.finished_at) for r in batch]
-    return lambda: [CheckResult(t, "loop", e, 200, d, 1, "", f) for t, e, d, f in made] and None
+    return lambda: [CheckResult(t, "loop", e, 200, d, 1, "", f) for t, e, d, f in made]
 
 
-def _daemon(targets: int, batch: list) -> Callable[[], None]:  # type: ignore[type-arg]
-    from bench_record import results
-
+def _daemon(targets: int, batch: list[CheckResult]) -> Callable[[], object]:
     import tempfile
+
+    from bench_record import results
 
     from pingmon.config import load_config
     from pingmon.daemon import Daemon, prepare
@@ -83,12 +87,13 @@ def _daemon(targets: int, batch: list) -> Callable[[], None]:  # type: ignore[ty
         file.flush()
         daemon = Daemon(load_config(file.name))
     daemon._commit(prepare(daemon.config))  # what start adopts, without the timers
+    record: Callable[[CheckResult], object] = daemon._record
     for result in results(targets, targets, 0.02, seed=2):
-        daemon._record(result)
-    return lambda: [daemon._record(result) for result in batch] and None
+        record(result)
+    return lambda: [record(result) for result in batch]
 
 
-def _judge(records: int) -> Callable[[], None]:
+def _judge(records: int) -> Callable[[], object]:
     from pingmon.providers.base import HttpResponse
     from pingmon.providers.http import HttpParams, HttpProvider, HttpSettings
 
@@ -97,7 +102,7 @@ def _judge(records: int) -> Callable[[], None]:
     request = provider.request(params, "")
     response = HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
     assert provider.assess(params, request, response).success
-    return lambda: [provider.assess(params, request, response) for _ in range(records)] and None
+    return lambda: [provider.assess(params, request, response) for _ in range(records)]
 
 
 def child(part: str, records: int, run: bool) -> None:

@@ -25,7 +25,7 @@ import math
 import struct
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from math import isfinite
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from isal import isal_zlib
 
@@ -117,7 +117,8 @@ class _Target:
         self.prefix = f'provider="{provider}",target="{name}"'.replace("%", "%%")
         self.shapes: list[object] = [_UNSET] * width
         self.templates: list[bytes] = [b""] * width
-        self.values: list[object] = [_UNSET] * width  # what each piece shows now
+        # What each piece shows now: its values (a tuple), _UNSET before the first render.
+        self.values: list[Any] = [_UNSET] * width
 
 
 class Exposition:
@@ -323,7 +324,13 @@ class _Twin(NamedTuple):
 
 
 # (index, family, its values, its shape, the plain family before it): ``recorded``'s loop.
-_Entry = tuple[int, Family, Callable[[TargetView], tuple[float, ...]], object, _Twin | None]
+_Entry = tuple[
+    int,
+    Family,
+    Callable[[TargetView], tuple[float, ...]],
+    Callable[[TargetView], Hashable] | None,
+    _Twin | None,
+]
 
 
 def _plain(family: Family) -> bool:

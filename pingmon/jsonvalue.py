@@ -50,17 +50,19 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
 # one, as the decoder's own) and the white space it skips around the value (RFC 8259 §2).
 # (typeshed wants a make_scanner as its context; any decoder is one, its own TODO says)
 _SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
-_SPACE = re.compile(r"[ \t\n\r]*").match
+_SPACES = " \t\n\r"
+_SPACE = re.compile(f"[{_SPACES}]*").match
 
 
 def _decode(text: str) -> Any:
     """``_DECODER.decode(text)``, its two Python layers (``decode``, ``raw_decode``) done
     here as they do them: one JSON value between white space, else ValueError."""
     try:
-        value, end = _SCAN(text, _past_space(text, 0))
+        # (``in`` of "" holds too: an empty text goes the long way)
+        value, end = _SCAN(text, _past_space(text, 0) if text[:1] in _SPACES else 0)
     except StopIteration:
         raise ValueError("Expecting value") from None
-    if _past_space(text, end) != len(text):
+    if end != len(text) and _past_space(text, end) != len(text):
         raise ValueError("Extra data")
     return value
 

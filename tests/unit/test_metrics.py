@@ -5,9 +5,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 
-from hypothesis import given
-from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
+from hypothesis import given, settings, strategies as st
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families as parse_text
@@ -232,6 +236,7 @@ LAG_AMOUNTS = st.one_of(
 )
 
 
+@settings(deadline=None)  # a busy machine: no wall-clock bound
 @given(amounts=st.lists(LAG_AMOUNTS, max_size=40))
 def test_the_plain_histogram_shows_what_prometheus_clients_histogram_shows(
     amounts: list[float],

@@ -110,7 +110,8 @@ def test_a_result_is_immutable_compared_by_value_and_shown_by_field_name() -> No
     pickle round trip; ``success`` follows the error class."""
     same = CheckResult("orders", "shop", ErrorClass.SERVER_ERROR, 503, 0.1234567, 2,
                        "503 from the server", 1_800_000_000.0)  # fmt: skip
-    assert same == FAILED and hash(same) == hash(FAILED)
+    assert same == FAILED
+    assert hash(same) == hash(FAILED)
     assert (FAILED.sent_at, FAILED.event_id, FAILED.success) == (0.0, None, False)
     for field, other in (("detail", "x"), ("attempts", 3), ("event_id", "evt"), ("sent_at", 1.0)):
         assert CheckResult(**{**FAILED._asdict(), field: other}) != FAILED
