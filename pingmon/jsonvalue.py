@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import json.scanner
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Longer scalars, and every object or array, are named by type and size, never quoted.
 SCALAR_MAX_CHARS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedJson:
+class ParsedJson(NamedTuple):
     """The outcome of parsing: ``value`` when ``problem`` is None, else why the text was
-    refused (a phrase such as ``"not JSON"``, to follow "body is" or "payload is")."""
+    refused (a phrase such as ``"not JSON"``, to follow "body is" or "payload is"). A named
+    tuple: one is made for every check that judges JSON (a frozen dataclass costs more)."""
 
     value: Any = None
     problem: str | None = None
