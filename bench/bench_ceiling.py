@@ -10,6 +10,11 @@ and the target never takes the measured process's CPU. Variants, in turn in each
 
 - ``aiohttp-LOOP``: ``vs_blackbox.py``'s driver: one keep-alive ``ClientSession`` GETting the
   URL at ``--rate`` a second, open loop (what the client alone can do);
+- ``aiohttp-apscheduler-LOOP``, the floor of a scheduled check: the same driver's GETs, each
+  started by a job of pingmon's own ``CheckScheduler`` (APScheduler as the daemon runs it,
+  ``rate x --interval`` jobs) and nothing else: no judging, recording or pingmon timeout.
+  What the two parts the issue fixes (APScheduler, aiohttp) cost together; its lag is the
+  driver's own, from every run in the window;
 - ``pingmon-LOOP``: ``pingmon run`` (each ``--pingmon``) with ``rate x --interval`` ``http``
   targets on the URL (``vs_blackbox.pingmon_config``), ``PINGMON_EVENT_LOOP=LOOP``; its
   scheduler lag p50/p99 over the window from two scrapes of ``/metrics`` just outside it.
@@ -73,9 +78,14 @@ async def window(
     return (n1 - n0) / (t1 - t0), (cpu1 - cpu0) / (t1 - t0)
 
 
-async def run_bare(loop: str, url: str, args: argparse.Namespace, directory: Path) -> Reach:
+async def run_bare(
+    loop: str, url: str, args: argparse.Namespace, directory: Path, scheduled: bool = False
+) -> Reach:
+    """The bare client (``scheduled``: its GETs started by pingmon's scheduler, the floor)."""
     argv = [sys.executable, vs_blackbox.__file__, "--drive", url + processes.PATH,
             "--rate", str(args.rate), "--loop", loop]  # fmt: skip
+    if scheduled:
+        argv += ["--scheduled", str(args.interval)]
     child = await processes.spawn(
         f"driver-{loop}", pinned(argv), directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
@@ -83,11 +93,14 @@ async def run_bare(loop: str, url: str, args: argparse.Namespace, directory: Pat
     try:
         await driver.line()  # "ready"
         async with aiohttp.ClientSession() as http:
-            await asyncio.sleep(args.warmup)
+            await asyncio.sleep(args.warmup + (args.interval if scheduled else 0.0))
+            await driver.tally()  # the lags from here on
             rate, share = await window(http, url, child.pid, args)
+            tally = await driver.tally()
     finally:
         await driver.stop()
-    return Reach(f"aiohttp-{loop}", rate, share)
+    name = f"aiohttp-apscheduler-{loop}" if scheduled else f"aiohttp-{loop}"
+    return Reach(name, rate, share, tally.lag_p50_ms, tally.lag_p99_ms)
 
 
 async def run_pingmon(
@@ -123,6 +136,11 @@ def variants(args: argparse.Namespace) -> list[tuple[str, object]]:
     several = len(args.pingmon) > 1
     for loop in args.loop:
         found.append((f"aiohttp-{loop}", lambda u, a, d, lp=loop: run_bare(lp, u, a, d)))
+        if args.floor:
+            found.append(
+                (f"aiohttp-apscheduler-{loop}",
+                 lambda u, a, d, lp=loop: run_bare(lp, u, a, d, scheduled=True))
+            )  # fmt: skip
         for pingmon in args.pingmon:
             label = vs_blackbox.pingmon_label(pingmon, several)
             found.append(
@@ -186,6 +204,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=1.0, help="pingmon's, seconds")
     parser.add_argument("--loop", action="append", choices=("asyncio", "uvloop"),
                         help="event loops (repeatable; default both)")  # fmt: skip
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="leave out aiohttp-apscheduler-LOOP (the bare GETs started by "
+                        "pingmon's scheduler)")  # fmt: skip
     args = parser.parse_args(argv)
     args.loop = args.loop or ["asyncio", "uvloop"]
     args.pingmon = processes.pingmons(args)

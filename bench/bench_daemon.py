@@ -21,8 +21,12 @@ scrapes later, and gives:
   rate over the time between the two scrapes' sending, when the daemon takes its counts;
 - daemon CPU per check: the daemon's CPU (all threads) between the same two moments, the
   scrapes in it included, and without them;
-- per scrape: daemon CPU while it was served (/proc/PID/task/*/schedstat, ns) minus the
-  window's baseline rate times its wall time (``net``), wall time, bytes on the wire and
+- per scrape: what it cost the daemon (``net``): its CPU while it was served
+  (/proc/PID/task/*/schedstat, ns: the event loop's thread and the worker threads apart)
+  less what the checks answered meanwhile cost at the rate they cost between scrapes (CPU
+  per check, nginx's ``stub_status`` counting the checks; without nginx, CPU per second
+  times the scrape's wall time), and its minor page faults counted the same way; the
+  median and the range over the window's scrapes; wall time, bytes on the wire and
   uncompressed, series and series per target (sample lines with a ``target`` label);
 - RSS at the window's end and peak (VmHWM), and start time: exec to ``/-/ready`` 200.
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import shutil
@@ -50,7 +55,14 @@ from typing import Any
 import aiohttp
 import exposition
 import processes
-from processes import cpu_seconds, cpu_seconds_precise, peak_rss_mb, rss_mb
+from processes import (
+    cpu_seconds,
+    cpu_seconds_precise,
+    minor_faults,
+    peak_rss_mb,
+    rss_mb,
+    thread_cpu,
+)
 
 from pingmon.fields import parse_duration
 
@@ -105,6 +117,31 @@ async def resolve_profile(
 # --- scrapes ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Usage:
+    """The daemon at one moment: CPU seconds of its event loop's thread and of its other
+    threads, minor page faults, and the checks answered so far (nginx's count; None without
+    nginx)."""
+
+    loop: float
+    threads: float
+    faults: int
+    checks: int | None
+
+    def __sub__(self, before: Usage) -> Usage:
+        checks = (
+            None if self.checks is None or before.checks is None else self.checks - before.checks
+        )
+        return Usage(self.loop - before.loop, self.threads - before.threads,
+                     self.faults - before.faults, checks)  # fmt: skip
+
+
+async def usage(pid: int, http: aiohttp.ClientSession, nginx: str | None) -> Usage:
+    checks = None if nginx is None else await processes.nginx_requests(http, nginx)
+    loop, threads = thread_cpu(pid)
+    return Usage(loop, threads, minor_faults(pid), checks)
+
+
 @dataclass
 class Scrape:
     """One /metrics fetch as a Prometheus would make it, and what the daemon spent on it."""
@@ -118,29 +155,37 @@ class Scrape:
     body_bytes: int
     encoding: str
     reading: exposition.Reading
+    before: Usage | None = None  # the daemon right before the request was sent
+    after: Usage | None = None  # ... and once the whole body was read
 
     @property
     def wall(self) -> float:
         return self.ended - self.started
 
 
-async def scrape(http: aiohttp.ClientSession, url: str, pid: int) -> Scrape:
+async def scrape(
+    http: aiohttp.ClientSession, url: str, pid: int, nginx: str | None = None
+) -> Scrape:
     headers = {"Accept": exposition.PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
+    before = await usage(pid, http, nginx)
     cpu, started = cpu_seconds_precise(pid), time.monotonic()
     async with http.get(url + "/metrics", headers=headers) as response:
         response.raise_for_status()
         wire = await response.read()
         encoding = response.headers.get("Content-Encoding", "identity")
     ended, cpu_gross = time.monotonic(), cpu_seconds_precise(pid) - cpu
+    after = await usage(pid, http, nginx)
     body = gzip.decompress(wire) if encoding == "gzip" else wire
     reading = exposition.read(body.decode())
     cpu_end = cpu_seconds(pid)
-    return Scrape(started, ended, cpu_gross, cpu_end, cpu, len(wire), len(body), encoding, reading)
+    return Scrape(started, ended, cpu_gross, cpu_end, cpu, len(wire), len(body), encoding,
+                  reading, before, after)  # fmt: skip
 
 
 async def scrape_on_schedule(
-    http: aiohttp.ClientSession, url: str, pid: int, args: argparse.Namespace, warmup: float
-) -> list[Scrape]:
+    http: aiohttp.ClientSession, url: str, pid: int, args: argparse.Namespace, warmup: float,
+    nginx: str | None = None,
+) -> list[Scrape]:  # fmt: skip
     """Every ``--scrape-interval`` from now (a tick missed while a scrape ran is skipped, as
     Prometheus does); returns the window's scrapes: the first at or after ``warmup`` and
     those ``--duration`` seconds of ticks after it."""
@@ -151,7 +196,7 @@ async def scrape_on_schedule(
     while len(window) <= in_window:
         await asyncio.sleep(max(0.0, origin + tick * every - time.monotonic()))
         try:
-            done = await scrape(http, url, pid)
+            done = await scrape(http, url, pid, nginx)
         except (aiohttp.ClientError, TimeoutError) as error:  # skipped, as Prometheus would
             print(f"scrape failed: {error!r}", file=sys.stderr, flush=True)
         else:
@@ -189,7 +234,8 @@ async def run_scale(
         timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as http:
             if args.scrape_interval:
-                scrapes = await scrape_on_schedule(http, base, daemon.pid, args, warmup)
+                nginx = url if args.nginx else None  # stub_status counts the checks
+                scrapes = await scrape_on_schedule(http, base, daemon.pid, args, warmup, nginx)
             else:
                 unscraped = await window_without_scrapes(http, url, daemon.pid, args, warmup)
         rss, peak = rss_mb(daemon.pid), peak_rss_mb(daemon.pid)
@@ -282,6 +328,49 @@ def figures(
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak, 1),
         "start_seconds_to_ready": round(start_seconds, 2),
+        "scrape_net_by": "CPU per second",
+    } | scrape_costs(scrapes)
+
+
+def scrape_costs(scrapes: list[Scrape]) -> dict[str, Any]:
+    """What each scrape after the first cost the daemon: its ``Usage`` while served, less
+    the checks answered meanwhile at what they cost between the scrapes (the gaps from one
+    scrape's end to the next one's sending: no scrape under way), per check when nginx
+    counted them, else per second of wall time. Empty without the readings (or gaps)."""
+    read = [(s, s.before, s.after) for s in scrapes if s.before and s.after]
+    if len(scrapes) < 2 or len(read) < len(scrapes):
+        return {}
+    gaps = [(b0 - a1, b.started - a.ended) for (a, _, a1), (b, b0, _) in itertools.pairwise(read)]
+    during = [(s1 - s0, s.wall) for s, s0, s1 in read[1:]]
+    by_checks = all(gap.checks is not None for gap, _ in gaps + during)
+    gap_units: float
+    if by_checks:
+        gap_units = sum(gap.checks or 0 for gap, _ in gaps)
+        units = [float(use.checks or 0) for use, _ in during]
+    else:
+        gap_units = sum(seconds for _, seconds in gaps)
+        units = [seconds for _, seconds in during]
+    if gap_units <= 0:
+        return {}
+    rate = {  # the checks' cost per unit (a check, or a second) between scrapes
+        "loop": sum(gap.loop for gap, _ in gaps) / gap_units,
+        "threads": sum(gap.threads for gap, _ in gaps) / gap_units,
+        "faults": sum(gap.faults for gap, _ in gaps) / gap_units,
+    }
+    loop = [use.loop - rate["loop"] * n for (use, _), n in zip(during, units, strict=True)]
+    threads = [
+        use.threads - rate["threads"] * n for (use, _), n in zip(during, units, strict=True)
+    ]
+    faults = [use.faults - rate["faults"] * n for (use, _), n in zip(during, units, strict=True)]
+    net = [a + b for a, b in zip(loop, threads, strict=True)]
+    return {
+        "scrape_cpu_ms_net_median": ms(statistics.median(net)),
+        "scrape_cpu_ms_net_min": ms(min(net)),
+        "scrape_cpu_ms_net_max": ms(max(net)),
+        "scrape_cpu_ms_loop_median": ms(statistics.median(loop)),
+        "scrape_cpu_ms_threads_median": ms(statistics.median(threads)),
+        "scrape_faults_median": round(statistics.median(faults)),
+        "scrape_net_by": "CPU per check" if by_checks else "CPU per second",
     }
 
 
@@ -295,7 +384,10 @@ def ms(seconds: float | None) -> float | None:
 
 # --- the table --------------------------------------------------------------------------------
 
-NET_GROSS = "{scrape_cpu_ms_net_median}; {scrape_cpu_ms_gross_median}"
+NET_GROSS = (
+    "{scrape_cpu_ms_net_median} ({scrape_cpu_ms_net_min}-{scrape_cpu_ms_net_max}); "
+    "{scrape_cpu_ms_gross_median}"
+)
 BYTES = "{scrape_wire_bytes:,} ({scrape_encoding}); {scrape_body_bytes:,}"
 ROWS = (
     ("checks/s (expected)", "{checks_per_second:,} ({expected_checks_per_second:,})"),
@@ -305,7 +397,13 @@ ROWS = (
     ("daemon CPU %", "{cpu_percent}"),
     ("scheduler lag p50 / p99, ms", "{lag_p50_ms} / {lag_p99_ms}"),
     ("checks started > 50 ms late, %", "{lag_share_over_50ms_percent}"),
-    ("/metrics daemon CPU per scrape, ms (net; gross)", NET_GROSS),
+    ("/metrics daemon CPU per scrape, ms: net median (range); gross", NET_GROSS),
+    (
+        "/metrics net CPU, ms: event loop's thread; other threads",
+        "{scrape_cpu_ms_loop_median}; {scrape_cpu_ms_threads_median}",
+    ),
+    ("/metrics minor page faults per scrape, net", "{scrape_faults_median}"),
+    ("/metrics net: the checks meanwhile counted at", "{scrape_net_by}"),
     ("/metrics wall per scrape, ms", "{scrape_wall_ms_median}"),
     ("/metrics bytes on the wire (encoding); uncompressed", BYTES),
     ("series; per target", "{series:,}; {series_per_target}"),
@@ -376,6 +474,7 @@ async def run_all(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[
     with tempfile.TemporaryDirectory(prefix="pingmon-bench-daemon-") as name:
         directory = Path(name)
         server, url = await processes.start_target(directory, use_nginx=not args.no_nginx)
+        args.nginx = server.name == "nginx"
         try:
             for targets in args.scales:
                 interval = interval_for(targets, args)

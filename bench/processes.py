@@ -147,7 +147,7 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the process so far, every thread (clock-tick resolution)."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    fields = stat_fields(Path(f"/proc/{pid}/stat").read_text(encoding="ascii"))
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -158,6 +158,31 @@ def cpu_seconds_precise(pid: int) -> float:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             total += int(task.joinpath("schedstat").read_text(encoding="ascii").split()[0])
     return total / 1e9
+
+
+def stat_fields(text: str) -> list[str]:
+    """The fields of a ``/proc/PID/stat`` line after the command name (which may hold spaces
+    and parentheses): ``[0]`` is the state, ``[7]`` minflt, ``[11]`` utime, ``[12]`` stime."""
+    return text.rsplit(")", 1)[1].split()
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of the process so far (every thread): pages it touched first."""
+    return int(stat_fields(Path(f"/proc/{pid}/stat").read_text(encoding="ascii"))[7])
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """Seconds on the CPU of the main thread (an asyncio daemon's event loop) and of the
+    process's other live threads (worker threads), from ``/proc/PID/task/*/schedstat``."""
+    main = others = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            ns = int(task.joinpath("schedstat").read_text(encoding="ascii").split()[0])
+            if task.name == str(pid):
+                main += ns
+            else:
+                others += ns
+    return main / 1e9, others / 1e9
 
 
 def rss_mb(pid: int) -> float:

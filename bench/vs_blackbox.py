@@ -46,9 +46,11 @@ from urllib.parse import quote
 import aiohttp
 import exposition
 import processes
+from bench_dispatch import target
 from processes import PATH, Child, cpu_seconds, rss_mb
 
 from pingmon.fields import parse_duration
+from pingmon.scheduler import CheckScheduler
 
 DRIVER_TICK = 0.005  # seconds between two launches of the requests due
 DRIVER_MAX_IN_FLIGHT = 5000  # beyond this a due request is dropped (counted), not queued
@@ -75,12 +77,17 @@ class Tally:
     failed: int = 0
     errors: int = 0
     dropped: int = 0
+    lag_p50_ms: float | None = None  # scheduled driver: the lag since the last tally
+    lag_p99_ms: float | None = None
 
 
-async def drive(url: str, rate: float, probe: bool) -> None:
+async def drive(url: str, rate: float, probe: bool, scheduled: float | None = None) -> None:
     """GET ``url`` ``rate`` times a second (open loop) until stdin closes; print the tally
-    as a JSON line for every line read on stdin. ``probe``: success is ``probe_success 1``."""
+    as a JSON line for every line read on stdin. ``probe``: success is ``probe_success 1``.
+    ``scheduled``: an interval in seconds; the GETs are then started by pingmon's scheduler,
+    one job per ``rate x scheduled`` targets (``scheduled_launch``), not by a tick loop."""
     tally = Tally()
+    lags: list[float] = []
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     connector = aiohttp.TCPConnector(limit=PROBE_CONNECTIONS if probe else CONNECTIONS)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
@@ -95,8 +102,13 @@ async def drive(url: str, rate: float, probe: bool) -> None:
             tally.answered += 1
             tally.failed += response.status != 200 or (probe and b"\nprobe_success 1" not in body)
 
+        if scheduled is not None:
+            stop = scheduled_launch(one, rate, scheduled, lags)
+            await report_on_request(tally, lags)
+            stop()
+            return
         launcher = asyncio.create_task(launch(one, rate, tally))
-        await report_on_request(tally)
+        await report_on_request(tally, lags)
         launcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await launcher
@@ -118,10 +130,32 @@ async def launch(one: Callable[[], Any], rate: float, tally: Tally) -> None:
         await asyncio.sleep(DRIVER_TICK)
 
 
-async def report_on_request(tally: Tally) -> None:
+def scheduled_launch(
+    one: Callable[[], Any], rate: float, interval: float, lags: list[float]
+) -> Callable[[], None]:
+    """The floor of a scheduled check: ``rate x interval`` jobs in pingmon's own
+    ``CheckScheduler`` (APScheduler, as the daemon runs it: max_instances=1, coalesce, the
+    grid's jitter), each run one bare GET and nothing else (no judging, no recording, no
+    timeout of pingmon's). Each run's lag goes to ``lags``. Returns how to stop."""
+
+    async def check(name: str) -> None:
+        await one()
+
+    scheduler = CheckScheduler(check, lags.append)
+    scheduler.sync(target(f"t{i:06d}", interval) for i in range(round(rate * interval)))
+    scheduler.start()
+    return scheduler.shutdown
+
+
+async def report_on_request(tally: Tally, lags: list[float]) -> None:
+    """On each line read: the tally, with the lag quantiles of the runs since the last."""
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
     while await loop.run_in_executor(None, sys.stdin.readline):
+        if lags:
+            cuts = statistics.quantiles(lags, n=100, method="inclusive")
+            tally.lag_p50_ms, tally.lag_p99_ms = cuts[49] * 1e3, cuts[98] * 1e3
+            lags.clear()
         print(json.dumps(tally.__dict__), flush=True)
 
 
@@ -130,7 +164,7 @@ def run_driver(args: argparse.Namespace) -> None:
     if args.loop == "uvloop":
         factory = importlib.import_module("uvloop").new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(drive(args.drive, args.rate, args.probe))
+        runner.run(drive(args.drive, args.rate, args.probe, args.scheduled))
 
 
 class Driver:
@@ -378,6 +412,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scheduled", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.rounds, args.window, args.warmup, args.interval = 50.0, 1, 3.0, 1.0, 2.0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 import struct
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from math import isfinite
 from typing import Any, NamedTuple
@@ -134,6 +135,9 @@ class Exposition:
         self._changed: list[bytearray] = []
         # By family: its runs of targets as the last ``compressed`` took them.
         self._runs: list[list[_Run]] = []
+        # The scrapes joining pieces now (``_Take``): a piece is kept for them before it is
+        # overwritten.
+        self._takes: list[weakref.ref[_Take]] = []
         self.set_families(families)
 
     @property
@@ -164,6 +168,7 @@ class Exposition:
         self._pieces = [[b""] * len(states) for _ in self._families]
         self._changed = [bytearray(len(states)) for _ in self._families]
         self._runs = [[] for _ in self._families]  # taken afresh at the next ``compressed``
+        self._takes = []  # scrapes under way keep the old lists, which nothing writes now
         for index, state in enumerate(self._states):
             name = state.info.name
             old = old_targets.get(name)
@@ -189,12 +194,13 @@ class Exposition:
         index = target.index
         old, self._states[index] = self._states[index], state
         view = TargetView(state, self._backoff.get(target.credential, 0.0))
-        shapes, shown, templates, pieces, changed = (
+        shapes, shown, templates, pieces, changed, takes = (
             target.shapes,
             target.values,
             target.templates,
             self._pieces,
             self._changed,
+            self._takes,
         )
         for f, family, values_of, shape_of, twin in (
             self._on_change if steady(old, state) else self._on_result
@@ -207,6 +213,8 @@ class Exposition:
             elif numbers == shown[f]:
                 continue
             shown[f] = numbers
+            if takes:  # a scrape under way still shows the piece
+                self._keep(f, index)
             if (
                 twin is not None
                 and shape == 1
@@ -244,51 +252,78 @@ class Exposition:
 
     def chunks(self, openmetrics: bool) -> Iterator[bytes]:
         """Every family's HELP and TYPE, then its targets' lines, about ``SLICE_BYTES`` to a
-        chunk (``_sliced``), from the pieces as they are now (taken at once: later results
-        do not change what this iterator yields). A consumer that yields to the event loop
-        between chunks holds it for one slice's join at most (a family of 10,000 latency
-        histograms is 13 MB: joined whole, milliseconds to tens of them)."""
-        taken = [tuple(family) for family in self._pieces]
-        return _sliced(self._headers[openmetrics], taken)
+        chunk (``_sliced``), the pieces as they are now (taken at once, ``_Take``: later
+        results do not change what this iterator yields). A consumer that yields to the
+        event loop between chunks holds it for one slice's join at most (a family of 10,000
+        latency histograms is 13 MB: joined whole, milliseconds to tens of them)."""
+        take = self._take([run_length(family) for family in self._pieces])
+        take.pending = 1  # until the iterator ends
+        return _sliced(self._headers[openmetrics], self._pieces, take)
 
     def compressed(self, openmetrics: bool) -> list[_Run]:
         """The per-target part of the gzip form as it is now: each family's header, then its
         runs of targets (about ``SLICE_BYTES`` each), in order, taken at once (later results
         do not change what a run holds). A run whose pieces did not change since the last
-        call is the same object as then, its ``segment`` made already; the others are new,
-        hold their pieces and are the caller's to compress (``_Run.join``, ``deflate``,
+        call is the same object as then, its ``segment`` made already; the others are new
+        and the caller's to join, in order, and compress (``_Run.join``, ``deflate``,
         ``_Run.made``); one the caller did not (an error) is taken again next time.
 
-        Costs a reference per piece of the runs that changed, and none for the others (the
-        default profile at 10,000 targets, every target checked since: 60,000 of 130,000)."""
+        Costs a few objects per run that changed, and none per piece: the pieces are read
+        where they are when a run is joined, and a piece overwritten before that is kept for
+        it (``_Take``)."""
         if openmetrics not in self._header_runs:
             self._header_runs[openmetrics] = [
                 _Run.ready(deflate(header)) for header in self._headers[openmetrics]
             ]
+        take = _Take(self._pieces, [1] * len(self._pieces))
         taken: list[_Run] = []
         for f, header in enumerate(self._header_runs[openmetrics]):
             taken.append(header)
-            taken.extend(self._take_runs(f))
+            taken.extend(self._take_runs(f, take))
+        if take.pending:
+            self._takes.append(weakref.ref(take))
         return taken
 
-    def _take_runs(self, f: int) -> list[_Run]:
-        """Family ``f``'s runs now: the ones with a changed piece taken again, the rest as
-        they were; its marks cleared. All taken again when there were none, or when the
-        size of its pieces moved the run length by more than a factor 2 (pieces grow
-        with a target's first result)."""
+    def _take(self, steps: list[int]) -> _Take:
+        """A ``_Take`` of the pieces now, in slices of ``steps[f]`` pieces by family, kept
+        up to date while it joins them."""
+        take = _Take(self._pieces, steps)
+        self._takes.append(weakref.ref(take))
+        return take
+
+    def _keep(self, f: int, index: int) -> None:
+        """Piece ``index`` of family ``f`` is about to be overwritten: the scrapes under way
+        that have not joined it yet keep it (and those that ended are let go of)."""
+        piece = self._pieces[f][index]
+        live = []
+        for ref in self._takes:
+            take = ref()
+            if take is not None and take.pending:
+                take.keep(f, index, piece)
+                live.append(ref)
+        if len(live) != len(self._takes):
+            self._takes = live
+
+    def _take_runs(self, f: int, take: _Take) -> list[_Run]:
+        """Family ``f``'s runs now: the ones with a changed piece taken again (by ``take``),
+        the rest as they were; its marks cleared. All taken again when there were none, or
+        when the size of its pieces moved the run length by more than a factor 2 (pieces
+        grow with a target's first result)."""
         pieces, changed, runs = self._pieces[f], self._changed[f], self._runs[f]
         step = run_length(pieces)
         if not runs or not (runs[0].stop // 2 < min(step, len(pieces)) < 2 * runs[0].stop):
+            take.steps[f] = step
             runs[:] = [
-                _Run.taken(start, tuple(pieces[start : start + step]))
+                _Run.taken(take, f, start, min(start + step, len(pieces)))
                 for start in range(0, len(pieces), step)
             ]
         else:
+            take.steps[f] = runs[0].stop  # runs[0] is 0:step, or all of a short family
             for r, run in enumerate(runs):
                 # A run another scrape is compressing is taken again (the same pieces): each
                 # run not compressed yet belongs to the one scrape that took it.
                 if run.segment is None or changed.find(1, run.start, run.stop) >= 0:
-                    runs[r] = _Run.taken(run.start, tuple(pieces[run.start : run.stop]))
+                    runs[r] = _Run.taken(take, f, run.start, run.stop)
         self._changed[f] = bytearray(len(pieces))
         return list(runs)
 
@@ -308,6 +343,8 @@ class Exposition:
             return
         target.values[f] = numbers
         values = numbers if isfinite(sum(numbers)) else spelled(numbers)
+        if self._takes:
+            self._keep(f, target.index)
         self._pieces[f][target.index] = target.templates[f] % values
         self._changed[f][target.index] = 1
 
@@ -363,14 +400,59 @@ def run_length(pieces: Sequence[bytes]) -> int:
     return max(1, SLICE_BYTES // (size or 1))
 
 
-def _sliced(headers: Sequence[bytes], families: Sequence[Sequence[bytes]]) -> Iterator[bytes]:
+def _sliced(
+    headers: Sequence[bytes], families: list[list[bytes]], take: _Take | None = None
+) -> Iterator[bytes]:
     """Each family's header with its first slice of pieces (``run_length`` of them), then
-    its other slices."""
-    for header, family in zip(headers, families, strict=True):
-        step = run_length(family)
-        yield header + b"".join(family[:step])
-        for start in range(step, len(family), step):
-            yield b"".join(family[start : start + step])
+    its other slices; through ``take`` (the pieces as they were when it was made) if given,
+    which is let go of when the last slice is made."""
+    if take is None:
+        take = _Take(families, [run_length(family) for family in families])
+    try:
+        for f, header in enumerate(headers):
+            step, size = take.steps[f], len(families[f])
+            yield take.join(f, 0, step, header)
+            for start in range(step, size, step):
+                yield take.join(f, start, start + step)
+    finally:
+        take.pending = 0
+
+
+class _Take:
+    """The pieces as they were when a scrape took them, while it joins them a slice at a
+    time, in order (copy on write): the lists of pieces themselves, and by family and slice
+    the pieces overwritten since (``keep``). Taking costs nothing per piece: a reference
+    to each piece (a tuple of them, 130,000 at 10,000 targets) cost an increment and a
+    decrement of each piece's count, scattered over the heap, and the collector walked
+    those tuples once a scrape (15 ms at 10,000 targets, default profile)."""
+
+    __slots__ = ("__weakref__", "before", "family", "pending", "pieces", "start", "steps")
+
+    def __init__(self, pieces: list[list[bytes]], steps: list[int]) -> None:
+        self.pieces = pieces  # by family: its list of pieces (not a copy)
+        self.steps = steps  # by family: how many pieces make a slice
+        # By family: slice number -> piece number -> the piece when taken.
+        self.before: list[dict[int, dict[int, bytes]]] = [{} for _ in pieces]
+        self.family = self.start = 0  # the pieces before this one are joined
+        self.pending = 0  # slices still to join: kept up to date while above 0
+
+    def keep(self, f: int, index: int, piece: bytes) -> None:
+        """``piece`` is piece ``index`` of family ``f`` as taken, about to be overwritten."""
+        if f > self.family or (f == self.family and index >= self.start):
+            self.before[f].setdefault(index // self.steps[f], {}).setdefault(index, piece)
+
+    def join(self, f: int, start: int, stop: int, head: bytes = b"") -> bytes:
+        """``head``, then pieces ``start:stop`` of family ``f`` as taken, joined; ``start``
+        is a multiple of ``steps[f]`` and no slice before it is joined later."""
+        part = self.pieces[f][start:stop]
+        kept = self.before[f].pop(start // self.steps[f], None)
+        if kept:
+            for index, piece in kept.items():
+                part[index - start] = piece
+        self.family, self.start = f, stop
+        if head:
+            part.insert(0, head)
+        return b"".join(part)
 
 
 class Segment:
@@ -417,32 +499,36 @@ def gzip_chunks(chunks: Sequence[bytes], level: int = GZIP_LEVEL) -> tuple[bytes
 
 
 class _Run:
-    """Targets ``start:stop`` of one family in the gzip form: ``pieces`` as taken until
-    joined, then the ``segment`` once compressed (a family's header: a run made ready)."""
+    """Targets ``start:stop`` of family ``f`` in the gzip form: to be joined from ``take``
+    until compressed, then its ``segment`` (a family's header: a run made ready)."""
 
-    __slots__ = ("pieces", "segment", "start", "stop")
+    __slots__ = ("f", "segment", "start", "stop", "take")
 
     def __init__(
-        self, start: int, stop: int, pieces: Sequence[bytes], segment: Segment | None
+        self, take: _Take | None, f: int, start: int, stop: int, segment: Segment | None
     ) -> None:
+        self.take = take
+        self.f = f
         self.start = start
         self.stop = stop
-        self.pieces: Sequence[bytes] = pieces
         self.segment = segment
 
     @classmethod
-    def taken(cls, start: int, pieces: Sequence[bytes]) -> _Run:
-        return cls(start, start + len(pieces), pieces, None)
+    def taken(cls, take: _Take, f: int, start: int, stop: int) -> _Run:
+        take.pending += 1
+        return cls(take, f, start, stop, None)
 
     @classmethod
     def ready(cls, segment: Segment) -> _Run:
-        return cls(0, 0, (), segment)
+        return cls(None, 0, 0, 0, segment)
 
     def join(self) -> bytes:
-        """The run's bytes, once (while it is not compressed yet): the pieces are let go of
-        at once, while the memory they are in is still in the CPU's caches."""
-        joined, self.pieces = b"".join(self.pieces), ()
-        return joined
+        """The run's bytes as taken, once (while it is not compressed yet)."""
+        take, self.take = self.take, None
+        if take is None:
+            raise RuntimeError("the run is joined already")
+        take.pending -= 1
+        return take.join(self.f, self.start, self.stop)
 
     def made(self, segment: Segment) -> None:
         """Keep ``segment`` (the joined bytes compressed) as this run's."""

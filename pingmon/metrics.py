@@ -241,11 +241,10 @@ class Metrics:
         one (shared with plain scrapes meanwhile) in a worker thread, since the compressor
         lets go of the GIL.
 
-        The collector is paused while each slice is made, never across a turn of the loop:
-        the pieces taken at once are one reference per target and family (340,000 at 10,000
-        targets), and a collection in the middle of a join would walk them all with the loop
-        stopped; between slices it may run (their tuples of bytes are then untracked), so
-        scrapes that follow one another, however closely, never keep it off."""
+        The pieces are taken copy-on-write (``exposition._Take``: no reference per piece);
+        the collector is paused while each slice is made (its list of pieces lives only in
+        that turn), never across a turn of the loop, so scrapes that follow one another,
+        however closely, never keep it off."""
         openmetrics, gzip = key
         if gzip:
             return await self._compress_yielding(openmetrics)
@@ -264,12 +263,12 @@ class Metrics:
         per-target runs kept compressed (``Exposition.compressed``, taken at once) with
         pingmon's own metrics and OpenMetrics' ``# EOF`` compressed afresh.
 
-        Each run that changed is joined in a turn of the loop (the collector paused
-        meanwhile, as for the plain form), then compressed in a worker thread and kept for
-        the next scrape, before the next run is joined: so a run's bytes (about a MiB) are
-        freed before the next is made, and the allocator hands the same memory out again.
-        Joined all at once, they were fresh memory every scrape (the kernel's page faults:
-        half of the joins' CPU)."""
+        Each run that changed is joined in a turn of the loop (as the pieces were at the
+        take; the collector paused meanwhile, as for the plain form), then compressed in a
+        worker thread and kept for the next scrape, before the next run is joined: so a
+        run's bytes (about a MiB) are freed before the next is made, and the allocator hands
+        the same memory out again. Joined all at once, they were fresh memory every scrape
+        (the kernel's page faults: half of the joins' CPU)."""
         self.targets.refresh_backoff(self._backoff())
         with collection_paused():
             own = generate_openmetrics(self.own) if openmetrics else generate_latest(self.own)

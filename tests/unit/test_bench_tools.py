@@ -6,7 +6,10 @@ No benchmark runs here (nor nginx, nor blackbox_exporter): timings are never ass
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,83 @@ def test_rounds_rotate_which_variant_runs_first() -> None:
 
     assert turns == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["a", "b", "c"]]
     assert processes.rotated([], 2) == []
+
+
+def test_stat_fields_are_read_after_a_command_name_with_spaces_and_parentheses() -> None:
+    line = "4242 (py (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 700 300 0 0 20 0 3\n"
+
+    fields = processes.stat_fields(line)
+
+    assert fields[0] == "S"
+    assert (fields[7], fields[11], fields[12]) == ("1234", "700", "300")
+
+
+def test_thread_cpu_tells_the_main_thread_from_the_others_and_faults_count_new_pages() -> None:
+    pid = os.getpid()
+    main0, others0 = processes.thread_cpu(pid)
+    faults0 = processes.minor_faults(pid)
+    spun, gate = threading.Event(), threading.Event()
+
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    def work() -> None:
+        spin(0.1)
+        spun.set()
+        gate.wait(10)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    spin(0.05)
+    spun.wait(10)
+    main1, others1 = processes.thread_cpu(pid)  # the worker still lives: it is listed
+    gate.set()
+    worker.join()
+    fresh = bytearray(16 << 20)  # 16 MiB of new pages, each touched
+    fresh[::4096] = b"x" * len(range(0, len(fresh), 4096))
+    faults1 = processes.minor_faults(pid)
+
+    assert main1 - main0 >= 0.04
+    assert others1 - others0 >= 0.09
+    assert faults1 - faults0 >= 4096 // 2  # most of the 4,096 pages (bigger pages: fewer)
+
+
+def used(loop: float, threads: float, faults: int, checks: int | None) -> bench_daemon.Usage:
+    return bench_daemon.Usage(loop, threads, faults, checks)
+
+
+def scrape_with(
+    started: float, ended: float, before: bench_daemon.Usage, after: bench_daemon.Usage
+) -> bench_daemon.Scrape:
+    reading = exposition.Reading({"none": 0.0}, {float("inf"): 0.0}, 0, 0)
+    return bench_daemon.Scrape(started, ended, 0.0, 0.0, 0.0, 0, 0, "gzip", reading, before, after)
+
+
+def test_scrape_cost_is_its_cpu_less_the_checks_meanwhile_at_their_cost_between_scrapes() -> None:
+    # Between scrapes: 1,000 checks cost 0.5 s on the loop, 0.1 s in other threads and
+    # 2,000 faults. The scrape saw 200 checks (0.1 + 0.02 s, 400 faults) and added 30 ms
+    # on the loop, 10 ms in the worker and 300 faults.
+    first = scrape_with(0.0, 0.1, used(0, 0, 0, 0), used(1.0, 0.2, 100, 100))
+    second = scrape_with(9.0, 9.5, used(1.5, 0.3, 2100, 1100), used(1.63, 0.33, 2800, 1300))
+
+    costs = bench_daemon.scrape_costs([first, second])
+
+    assert costs["scrape_net_by"] == "CPU per check"
+    assert costs["scrape_cpu_ms_loop_median"] == pytest.approx(30.0)
+    assert costs["scrape_cpu_ms_threads_median"] == pytest.approx(10.0)
+    assert costs["scrape_cpu_ms_net_median"] == pytest.approx(40.0)
+    assert costs["scrape_faults_median"] == 300
+
+
+def test_scrape_cost_without_a_count_of_checks_is_measured_against_cpu_per_second() -> None:
+    # 10 s between scrapes at 0.5 s of loop CPU a second; a 0.2 s scrape took 0.14 s.
+    first = scrape_with(0.0, 0.1, used(0, 0, 0, None), used(0, 0, 0, None))
+    second = scrape_with(10.1, 10.3, used(5.0, 0, 0, None), used(5.14, 0, 0, None))
+
+    costs = bench_daemon.scrape_costs([first, second])
+
+    assert costs["scrape_net_by"] == "CPU per second"
+    assert costs["scrape_cpu_ms_net_median"] == pytest.approx(40.0)
+    assert bench_daemon.scrape_costs([first]) == {}

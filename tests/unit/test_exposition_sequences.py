@@ -226,3 +226,99 @@ def test_a_state_counts_checks_by_class_in_the_order_the_classes_first_came() ->
     assert state.last_success_at == 6.0
     assert state.latency_counts == (0, 0, 0, 7) + (0,) * (len(LATENCY_BUCKETS) - 3)  # 0.25 < 0.3
     assert state.latency_sum == pytest.approx(2.1)
+
+
+def many_infos(rng: random.Random) -> list[TargetInfo]:
+    """Enough targets for a family to come in many slices, some left out (a reload)."""
+    names = [f"t{i}" if i % 7 else f"{NAMES[i % len(NAMES)]}{i}" for i in range(40)]
+    return [
+        TargetInfo(name, "prov", "http", rng.choice((30.0, 10)), f"c{i % 2}")
+        for i, name in enumerate(names)
+        if rng.random() < 0.9
+    ]
+
+
+def some_result(rng: random.Random, names: Sequence[str], step: int) -> CheckResult:
+    error_class = rng.choice(list(ErrorClass)) if rng.random() < 0.2 else ErrorClass.NONE
+    duration = rng.choice(ODD_DURATIONS) if rng.random() < 0.05 else rng.expovariate(20)
+    return CheckResult(rng.choice(names), "prov", error_class, 200, duration, 1, "",
+                       1.7e9 + step)  # fmt: skip
+
+
+class Scrape:
+    """A scrape under way: the plain form a slice at a time, or the gzip form a run at a
+    time; ``expected`` is the exposition written from scratch when it began."""
+
+    def __init__(self, exposition: Exposition, openmetrics: bool, gzip_form: bool,
+                 expected: bytes) -> None:  # fmt: skip
+        self.expected = expected
+        self.gzip_form = gzip_form
+        self.made: list[bytes] = []
+        if gzip_form:
+            self.runs = exposition.compressed(openmetrics)
+            self.todo = [run for run in self.runs if run.segment is None]
+        else:
+            self.slices = exposition.chunks(openmetrics)
+
+    def step(self) -> bool:
+        """Join one more slice or run; False when there was none left."""
+        if self.gzip_form:
+            if not self.todo:
+                return False
+            run = self.todo.pop(0)
+            run.made(deflate(run.join()))
+            return True
+        chunk = next(self.slices, None)
+        if chunk is not None:
+            self.made.append(chunk)
+        return chunk is not None
+
+    def body(self) -> bytes:
+        if self.gzip_form:
+            return gzip.decompress(b"".join(gzip_member([run.done() for run in self.runs])))
+        return b"".join(self.made)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scrapes_under_way_show_the_pieces_as_they_were_when_they_began(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results, back-off changes and reloads between the slices of scrapes that overlap
+    (plain and gzip, both formats): each shows the state at its start, as written from
+    scratch (the pieces overwritten meanwhile are kept for it: ``_Take``)."""
+    monkeypatch.setattr(exposition_module, "SLICE_BYTES", 2000)  # families in a few slices
+    rng = random.Random(seed)
+    profile = PROFILES["default"]
+    store, exposition = ResultStore(), Exposition(profile)
+    store.watch(exposition)
+    store.configure(many_infos(rng))
+    backoff: dict[str, float] = {}
+    for step in range(200):
+        store.record(some_result(rng, [s.info.name for s in store.snapshot()], step))
+    under_way: list[Scrape] = []
+    finished = 0
+    for step in range(2000):
+        draw = rng.random()
+        if draw < 0.03 and len(under_way) < 3:
+            openmetrics, zipped = rng.random() < 0.5, rng.random() < 0.5
+            expected = from_scratch(profile, store.snapshot(), backoff, openmetrics)
+            under_way.append(Scrape(exposition, openmetrics, zipped, expected))
+        elif draw < 0.6 and under_way:
+            scrape = rng.choice(under_way)
+            if not scrape.step():
+                under_way.remove(scrape)
+                assert scrape.body() == scrape.expected, (seed, step)
+                finished += 1
+        elif draw < 0.605:
+            store.configure(many_infos(rng))
+        elif draw < 0.62:
+            backoff = {"c0": rng.choice((1.5, 7.0))} if rng.random() < 0.7 else {}
+            exposition.refresh_backoff(backoff)
+        else:
+            names = [s.info.name for s in store.snapshot()]
+            store.record(some_result(rng, names, step))
+    assert finished > 10
+    for openmetrics in (False, True):  # and the pieces kept are the state now
+        expected = from_scratch(profile, store.snapshot(), backoff, openmetrics)
+        assert b"".join(exposition.chunks(openmetrics)) == expected
+        assert gzip_form(exposition, openmetrics) == expected
