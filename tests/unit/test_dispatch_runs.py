@@ -1,0 +1,111 @@
+"""Dispatch under stress: slow checks, loop stalls, failure-interval switches and reloads
+with renamed targets while the scheduler runs. Every run is checked against its trigger's
+grid: it starts at or after a grid point (never early), at most once per grid point (never
+twice), never while the target's last run still goes (``max_instances=1``), and the lag
+observed for it is from that grid point (the last one due, when runs were missed). The
+executor's count of running instances ends empty."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pingmon.scheduler import CheckScheduler
+from tests.unit.test_scheduler import make_target
+
+Observation = tuple[float, float, dict[str, Any]]  # (when, lag, each job's trigger then)
+
+
+def _scenario(seed: int, seconds: float) -> Callable[[], Any]:
+    async def run() -> tuple[list[Observation], list[tuple[str, float]], list[str], Any]:
+        rng = random.Random(seed)
+        observed: list[Observation] = []
+        started: list[tuple[str, float]] = []
+        overlaps: list[str] = []
+        running: set[str] = set()
+        scheduler: CheckScheduler
+
+        def observe(lag: float) -> None:
+            store = scheduler._scheduler._jobstores["default"]
+            triggers = {name: entry[0].trigger for name, entry in store._jobs.items()}
+            observed.append((time.time(), lag, triggers))
+
+        async def check(name: str) -> None:
+            started.append((name, time.time()))
+            if name in running:
+                overlaps.append(name)
+            running.add(name)
+            try:
+                draw = rng.random()
+                if draw < 0.03:
+                    time.sleep(rng.uniform(0.05, 0.3))  # the loop held: runs are missed
+                elif draw < 0.25:
+                    await asyncio.sleep(rng.uniform(0.1, 0.35))  # longer than an interval
+                else:
+                    await asyncio.sleep(rng.choice((0.0, 0.005)))
+            finally:
+                running.discard(name)
+            scheduler.set_failing(name, rng.random() < 0.3)
+
+        def targets(generation: int) -> list[Any]:
+            names = [f"t{i}" if rng.random() < 0.7 else f"t{i}-g{generation}" for i in range(6)]
+            return [
+                make_target(
+                    name,
+                    interval=rng.choice((0.07, 0.1, 0.13)),
+                    failure_interval=rng.choice((None, 0.05, 0.2)),
+                )
+                for name in names
+            ]
+
+        scheduler = CheckScheduler(check, observe)
+        scheduler.sync(targets(0))
+        scheduler.start()
+        executor = scheduler._scheduler._executors["default"]
+        try:
+            deadline = time.monotonic() + seconds
+            generation = 0
+            while time.monotonic() < deadline:
+                await asyncio.sleep(rng.uniform(0.05, 0.25))
+                generation += 1
+                scheduler.sync(targets(generation))  # a reload, some targets renamed
+        finally:
+            scheduler.shutdown()
+        for _ in range(100):  # the cancelled runs' callbacks
+            if not executor._tasks:
+                break
+            await asyncio.sleep(0.01)
+        return observed, started, overlaps, executor
+
+    return run
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("seed", range(3))
+def test_runs_start_on_their_grid_once_each_and_never_overlap(loop: str, seed: int) -> None:
+    factory = None
+    if loop == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        observed, started, overlaps, executor = runner.run(_scenario(seed, 1.2)())
+    assert overlaps == []
+    assert not executor._instances and not executor._tasks
+    assert len(started) >= 20
+    assert len(started) <= len(observed)  # a run cancelled at shutdown may never start
+    slots: dict[int, set[int]] = {}  # by trigger: the grid points run
+    for (when, lag, triggers), (name, start) in zip(observed, started, strict=False):
+        trigger = triggers[name]
+        origin, length = trigger.start_date.timestamp(), trigger.interval_length
+        scheduled = when - lag
+        step = round((scheduled - origin) / length)
+        assert step >= 0, (name, step)
+        assert abs(origin + step * length - scheduled) < 2e-4, (name, lag)  # on the grid
+        assert start >= scheduled  # never early
+        assert when - scheduled < length + 0.05  # the last grid point due, not an older one
+        assert step not in slots.setdefault(id(trigger), set()), (name, step)  # never twice
+        slots[id(trigger)].add(step)
