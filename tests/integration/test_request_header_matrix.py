@@ -18,7 +18,7 @@ from tests.integration.origin import Origin, serve_origin
 
 METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "DELETE", "POST", "PUT", "PATCH", "post", "get")
 BODIES = (None, b"", b"x", b'{"a": 1}')
-HEADERS = (
+HEADERS: tuple[dict[str, str], ...] = (
     {},
     {"Content-Type": "application/json"},
     {"content-type": "text/plain"},

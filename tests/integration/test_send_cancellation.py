@@ -39,7 +39,9 @@ async def test_cancelled_or_timed_out_sends_leave_no_connection_acquired(seed: i
         for _ in range(60):
             path = rng.choice(("/ok", "/race", "/slow", "/silent"))
             method = rng.choice(("GET", "POST"))
-            request = PreparedRequest(method, server.url + path, {}, b"x" if method == "POST" else None)
+            request = PreparedRequest(
+                method, server.url + path, {}, b"x" if method == "POST" else None
+            )
             timeout = rng.choice((1.0, rng.uniform(0.0, 0.15)))
             task = asyncio.create_task(send(sessions, request, timeout=timeout, max_body_bytes=64))
             await asyncio.sleep(rng.uniform(0.0, 0.15))
@@ -58,4 +60,5 @@ async def test_cancelled_or_timed_out_sends_leave_no_connection_acquired(seed: i
         answered = await send(
             sessions, PreparedRequest("GET", server.url + "/ok"), timeout=1.0, max_body_bytes=64
         )
-        assert answered.status == 200 and answered.body == b'{"status": "ok"}'
+        assert answered.status == 200
+        assert answered.body == b'{"status": "ok"}'

@@ -44,8 +44,7 @@ def old_contains(expected: object, actual: object) -> bool:
     """Subset match as the walk that makes the reason decided it before (e44ee88)."""
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
-            key in actual and old_contains(wanted, actual[key])
-            for key, wanted in expected.items()
+            key in actual and old_contains(wanted, actual[key]) for key, wanted in expected.items()
         )
     return old_json_equal(expected, actual)
 
@@ -80,8 +79,30 @@ def strict_loads(text: str) -> Any:
 
 SPACE = st.text(alphabet=" \t\n\r\x0b\x0c\u00a0\u2028\ufeff\x00", max_size=3)
 PIECES = st.sampled_from(
-    ["{", "}", "[", "]", ",", ":", '"a"', '"\\u00e9"', '"\x01"', "1", "-0", "1e5", "1.0",
-     "true", "null", "NaN", "Infinity", "-Infinity", '"a":1', "\ufeff", "x", ""]
+    [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        '"a"',
+        '"\\u00e9"',
+        '"\x01"',
+        "1",
+        "-0",
+        "1e5",
+        "1.0",
+        "true",
+        "null",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        '"a":1',
+        "\ufeff",
+        "x",
+        "",
+    ]
 )
 
 
@@ -100,6 +121,8 @@ def test_parse_json_agrees_with_json_loads(text: str) -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(VALUES, SPACE, SPACE)
-def test_parse_json_of_a_dumped_value_between_white_space(value: Any, before: str, after: str) -> None:
+def test_parse_json_of_a_dumped_value_between_white_space(
+    value: Any, before: str, after: str
+) -> None:
     text = before + json.dumps(value) + after
     test_parse_json_agrees_with_json_loads.hypothesis.inner_test(text)  # type: ignore[attr-defined]
