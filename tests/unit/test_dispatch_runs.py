@@ -110,3 +110,49 @@ def test_runs_start_on_their_grid_once_each_and_never_overlap(loop: str, seed: i
         assert when - scheduled < length + 0.05  # the last grid point due, not an older one
         assert step not in slots.setdefault(id(trigger), set()), (name, step)  # never twice
         slots[id(trigger)].add(step)
+
+
+class _Odd(BaseException):
+    """Neither an Exception nor one asyncio re-raises out of the loop."""
+
+
+@pytest.mark.parametrize("raised", [_Odd, asyncio.CancelledError, GeneratorExit, ValueError])
+def test_a_run_raising_any_base_exception_is_uncounted_and_the_target_runs_again(
+    raised: type[BaseException],
+) -> None:
+    """The executor's count (kept without a lock) goes back to zero after a run that raised
+    a BaseException that is no Exception (a cancellation from inside the check among them),
+    and the job keeps running at its interval, as do the others."""
+
+    async def scenario() -> tuple[dict[str, int], Any]:
+        runs = {"bad": 0, "good": 0}
+
+        async def check(name: str) -> None:
+            runs[name] += 1
+            await asyncio.sleep(0)
+            if name == "bad":
+                raise raised()
+
+        scheduler = CheckScheduler(check, lambda lag: None)
+        scheduler.sync([make_target("bad", interval=0.05), make_target("good", interval=0.05)])
+        scheduler.start()
+        executor = scheduler._scheduler._executors["default"]
+        try:
+            for _ in range(300):
+                if min(runs.values()) >= 4:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            scheduler.shutdown()
+        for _ in range(100):
+            if not executor._tasks:
+                break
+            await asyncio.sleep(0.01)
+        return runs, executor
+
+    with asyncio.Runner() as runner:
+        runs, executor = runner.run(scenario())
+    assert runs["bad"] >= 4
+    assert runs["good"] >= 4
+    assert not executor._instances
+    assert not executor._tasks
