@@ -53,7 +53,10 @@ async def test_cancelled_or_timed_out_sends_leave_no_connection_acquired(seed: i
             except TransportError as error:
                 outcome = error
             assert outcome == "cancelled" or isinstance(outcome, HttpResponse | TransportError)
-            await asyncio.sleep(0)  # the release callbacks
+            for _ in range(20):  # the release callbacks, if any are pending
+                if not any(connector and connector._acquired for connector in connectors):
+                    break
+                await asyncio.sleep(0.005)
             for connector in connectors:
                 assert connector is not None
                 assert not connector._acquired, (path, method, timeout)
