@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import cast
 
 from prometheus_client import (
@@ -207,13 +207,17 @@ class Metrics:
             return await self._compress_yielding(openmetrics)
         chunks: list[bytes] = []
         slices = self.render_chunks(openmetrics)
-        while True:
-            with collection_paused():
-                chunk = next(slices, None)
-            if chunk is None:
-                return tuple(chunks)
-            chunks.append(chunk)
-            await asyncio.sleep(0)
+        try:
+            while True:
+                with collection_paused():
+                    chunk = next(slices, None)
+                if chunk is None:
+                    return tuple(chunks)
+                chunks.append(chunk)
+                await asyncio.sleep(0)
+        finally:  # cancelled: the take ends now, not when the traceback that holds it goes
+            if isinstance(slices, Generator):
+                slices.close()
 
     async def _compress_yielding(self, openmetrics: bool) -> tuple[bytes, ...]:
         """The gzip form: one gzip member of the same bytes as the plain form, made of the
@@ -230,13 +234,18 @@ class Metrics:
         with collection_paused():
             own = generate_openmetrics(self.own) if openmetrics else generate_latest(self.own)
             runs = self.targets.compressed(openmetrics)
-        end = b"# EOF\n" if openmetrics else b""
-        head, tail = await asyncio.to_thread(deflate_all, [own.removesuffix(end), end])
-        for run in [run for run in runs if run.segment is None]:
-            with collection_paused():
-                joined = run.join()
-            run.made(await asyncio.to_thread(deflate, joined))
-            del joined
+        todo = [run for run in runs if run.segment is None]  # taken by this scrape
+        try:
+            end = b"# EOF\n" if openmetrics else b""
+            head, tail = await asyncio.to_thread(deflate_all, [own.removesuffix(end), end])
+            for run in todo:
+                with collection_paused():
+                    joined = run.join()
+                run.made(await asyncio.to_thread(deflate, joined))
+                del joined
+        finally:  # an error or a cancel: the runs not joined keep no piece for it
+            for run in todo:
+                run.drop()
         return gzip_member([head, *(run.done() for run in runs), tail])
 
     def render(self, openmetrics: bool = False) -> bytes:
