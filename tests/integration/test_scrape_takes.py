@@ -113,9 +113,12 @@ async def test_slow_gone_and_many_scrapers_through_reloads_leave_nothing_kept(
             slow = [
                 slow_reader(host, int(port), coding, 64, 0.02) for coding in ("gzip", "identity")
             ]
-            reloaded, *done = await asyncio.gather(running.daemon.reload(), *scrapes, *slow)
+            reloading = running.daemon.reload()
+            reloaded, done, _ = await asyncio.gather(
+                reloading, asyncio.gather(*scrapes), asyncio.gather(*slow)
+            )
             assert reloaded == (True, []), reloaded
-            for kind, body in zip(kinds, done, strict=False):
+            for kind, body in zip(kinds, done, strict=True):
                 if body is not None:
                     bodies.append((kind, body))
             async with http.get(
