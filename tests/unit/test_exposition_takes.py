@@ -11,6 +11,7 @@ import gc
 import gzip
 import zlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
@@ -132,6 +133,31 @@ async def test_a_scrape_cancelled_half_way_keeps_nothing_for_later_results(
     assert kept(metrics.targets) == (0, 0)
     metrics.scrapes.forget()
     assert one_member(await metrics.exposition(False, gzip=True)) == metrics.render()
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+async def test_a_join_that_fails_half_way_keeps_nothing_and_the_next_scrape_is_whole(
+    monkeypatch: pytest.MonkeyPatch, zipped: bool
+) -> None:
+    monkeypatch.setattr(exposition_module, "SLICE_BYTES", 300)
+    metrics = checked(30)
+    join, calls = exposition_module._Take.join, 0
+
+    def joining(take: exposition_module._Take, *args: Any) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise MemoryError("no memory for a slice")
+        return join(take, *args)
+
+    monkeypatch.setattr(exposition_module._Take, "join", joining)
+    with pytest.raises(MemoryError):
+        await metrics.exposition(False, zipped)
+    record_all(metrics, 1)
+    assert kept(metrics.targets) == (0, 0)
+    metrics.scrapes.forget()
+    body = await metrics.exposition(False, zipped)
+    assert (one_member(body) if zipped else b"".join(body)) == metrics.render()
 
 
 def test_a_plain_scrape_dropped_half_way_keeps_nothing() -> None:
