@@ -177,13 +177,16 @@ class Metrics:
 
     def render_chunks(self, openmetrics: bool) -> Iterator[bytes]:
         """The whole exposition now, in chunks: pingmon's own metrics, each per-target
-        family, and OpenMetrics' closing ``# EOF``."""
+        family, and OpenMetrics' closing ``# EOF``; the targets taken with pingmon's own
+        metrics, in the first chunk's turn (as the gzip form takes them), not a turn later."""
         self.targets.refresh_backoff(self._backoff())
         if openmetrics:
-            yield generate_openmetrics(self.own).removesuffix(b"# EOF\n")
+            own = generate_openmetrics(self.own).removesuffix(b"# EOF\n")
         else:
-            yield generate_latest(self.own)
-        yield from self.targets.chunks(openmetrics)
+            own = generate_latest(self.own)
+        targets = self.targets.chunks(openmetrics)
+        yield own
+        yield from targets
         if openmetrics:
             yield b"# EOF\n"
 

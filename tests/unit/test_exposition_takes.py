@@ -315,3 +315,20 @@ Takes.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
 test_scrapes_under_any_interleaving_show_the_state_at_their_take = Takes.TestCase
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+async def test_pingmons_own_metrics_and_the_targets_are_taken_in_one_turn(zipped: bool) -> None:
+    """A reload in the turn after the scrape began (a new shard and its targets) is in
+    neither part of it: pingmon's own metrics and the targets show one moment (the plain
+    form took the targets a turn after its own metrics)."""
+    metrics = checked(3)
+    scrape = asyncio.ensure_future(metrics._render_yielding((False, zipped)))
+    await asyncio.sleep(0)  # the scrape's first turn
+    metrics.sharded(1, 2)
+    metrics.store.configure([TargetInfo("other", "p", "http", 30.0, "c")])
+    body = await scrape
+    text = (one_member(body) if zipped else b"".join(body)).decode()
+    assert 'pingmon_shard_info{shard="0",shards="1"} 1.0' in text
+    assert 'target="t0"' in text
+    assert 'target="other"' not in text
