@@ -46,6 +46,7 @@ class SingleFlight(Generic[K, T]):
         self._made: dict[K, tuple[float, T]] = {}  # key -> (reusable until, result)
         self._last: dict[K, tuple[float, float]] = {}  # key -> last run's (start, end)
         self._waiting: Counter[K] = Counter()
+        self._forgotten = 0  # how many times ``forget`` was called
         self.runs = 0  # computations started, for tests and benchmarks
 
     async def __call__(self, key: K) -> T:
@@ -54,7 +55,7 @@ class SingleFlight(Generic[K, T]):
             return made[1]
         flight = self._running.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._run(key))
+            flight = asyncio.ensure_future(self._run(key, self._forgotten))
             self.runs += 1
             self._running[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
@@ -76,14 +77,22 @@ class SingleFlight(Generic[K, T]):
         return made is not None and self._clock() < made[0]
 
     def forget(self) -> None:
-        """Hand out no kept result any more (something they show has changed)."""
+        """Hand out no kept result any more (something they show has changed), nor the
+        result of a run under way now to callers that come after: those start a run of
+        their own (the run under way ends for its callers and is not kept)."""
         self._made.clear()
         self._last.clear()
+        self._running.clear()  # ``_land`` lets go of a run only while it is the key's
+        self._forgotten += 1
 
-    async def _run(self, key: K) -> T:
+    async def _run(self, key: K, forgotten: int) -> T:
+        """``compute(key)``, kept for reuse unless ``forget`` was called since the run was
+        asked for (``forgotten``: the count then)."""
         started = self._clock()
         result = await self._compute(key)
         finished = self._clock()
+        if forgotten != self._forgotten:  # forgotten meanwhile: for its own callers only
+            return result
         last, self._last[key] = self._last.get(key), (started, finished)
         sustained = last is not None and started - last[1] < self._reuse * (last[1] - last[0])
         window = self._reuse * (finished - started) if sustained else 0.0

@@ -332,3 +332,22 @@ async def test_pingmons_own_metrics_and_the_targets_are_taken_in_one_turn(zipped
     assert 'pingmon_shard_info{shard="0",shards="1"} 1.0' in text
     assert 'target="t0"' in text
     assert 'target="other"' not in text
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+async def test_a_scrape_after_a_reload_shows_it_though_one_was_under_way(zipped: bool) -> None:
+    """A scrape that comes after a reload does not join the one under way since before it
+    (nor get its result kept): it shows the targets the reload configured."""
+    metrics = checked(3)
+    before = asyncio.ensure_future(metrics.exposition(False, zipped))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert metrics.targets._takes  # under way: taken, not done
+    assert not before.done()
+    metrics.store.configure([TargetInfo("other", "p", "http", 30.0, "c")])
+    metrics.config_loaded(True)
+    after = await metrics.exposition(False, zipped)
+    for body, shown, gone in ((await before, "t0", "other"), (after, "other", "t0")):
+        text = (one_member(body) if zipped else b"".join(body)).decode()
+        assert f'target="{shown}"' in text
+        assert f'target="{gone}"' not in text
