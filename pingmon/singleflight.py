@@ -12,7 +12,8 @@ and a result is never older than a few times what it costs, nor than ``max_reuse
 read the same samples twice). Demand is sustained when a run
 starts within the reuse window its predecessor would have had; so a caller after a quiet
 moment, and one right after it, always get a fresh result (a client that changes something
-and looks again sees its change), and ``forget()`` drops what is kept at once.
+and looks again sees its change), and ``forget()`` drops what is kept at once (and the run under way: a caller after it
+starts a run of its own).
 """
 
 from __future__ import annotations
