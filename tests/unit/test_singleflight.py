@@ -174,3 +174,29 @@ async def test_after_forget_a_caller_gets_a_run_that_began_after_it() -> None:
     release.set()
     assert (await early, await late) == (1, 2)
     assert await flight("k") != 1  # the earlier run's result is never kept for later
+
+
+async def test_forgets_in_a_row_leave_at_most_two_runs_of_a_key_under_way() -> None:
+    """A reload storm during a scrape flood: not one more render per reload."""
+    release = asyncio.Event()
+    running = peak = 0
+
+    async def render(key: str) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return 0
+
+    flight: SingleFlight[str, int] = SingleFlight(render, reuse=1e9)
+    callers = []
+    for _ in range(20):
+        callers.append(asyncio.create_task(flight("k")))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        flight.forget()
+    release.set()
+    await asyncio.gather(*callers)
+    assert peak == 2
+    assert flight.runs == 2
