@@ -43,12 +43,15 @@ PROBE = r"""
 import atexit, gc, json, os, sys, time
 perf, cpu = time.perf_counter, time.thread_time
 rec = {"t0": perf(), "runs": [], "wakes": [], "steps": [], "gc": []}
-started = [0.0]
+started = [0.0, 0.0]
 def on_gc(phase, info):
     if phase == "start":
-        started[0] = perf()
+        started[0], started[1] = perf(), cpu()
     else:
-        rec["gc"].append((started[0], perf() - started[0], info["generation"]))
+        rec["gc"].append(
+            (started[0], perf() - started[0], info["generation"], cpu() - started[1],
+             info["collected"])
+        )
 gc.callbacks.append(on_gc)
 import pingmon.daemon as D, pingmon.metrics as M, pingmon.scheduler as S
 in_wake = [0]
@@ -94,10 +97,19 @@ render = M.Metrics._render_yielding
 async def probed_render(self, key):
     return await Timed(render(self, key), "render")
 M.Metrics._render_yielding = probed_render
-def dump():
-    with open(os.environ["LAG_PROBE_OUT"], "w") as out:
-        json.dump(rec, out)
+def dump():  # json.dumps is one C call, json.dump many (a slow exit loses the records)
+    if on_gc not in gc.callbacks:
+        return
+    gc.callbacks.remove(on_gc)
+    with open(os.environ["LAG_PROBE_OUT"] + ".part", "w") as out:
+        out.write(json.dumps(rec))
+    os.replace(os.environ["LAG_PROBE_OUT"] + ".part", os.environ["LAG_PROBE_OUT"])
 atexit.register(dump)
+stop = D.Daemon.stop
+async def probed_stop(self, *args, **kwargs):  # the records first: a slow stop is killed
+    dump()
+    return await stop(self, *args, **kwargs)
+D.Daemon.stop = probed_stop
 from pingmon.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -105,10 +117,11 @@ sys.exit(main(sys.argv[1:]))
 Interval = tuple[float, float]
 
 
-def overlap(intervals: list[Interval], start: float, end: float) -> float:
-    """Seconds of ``intervals`` (sorted by start, each shorter than 10 s) in [start, end]."""
+def overlap(intervals: list[Interval], start: float, end: float, longest: float) -> float:
+    """Seconds of ``intervals`` (sorted by start, none longer than ``longest`` s) in
+    [start, end]."""
     total = 0.0
-    for left, right in intervals[bisect.bisect_left(intervals, (start - 10.0,)) :]:
+    for left, right in intervals[bisect.bisect_left(intervals, (start - longest,)) :]:
         if left > end:
             break
         total += max(0.0, min(end, right) - max(start, left))
@@ -117,6 +130,24 @@ def overlap(intervals: list[Interval], start: float, end: float) -> float:
 
 def quantile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report_collections(collections: list[list[Any]], span: float) -> None:
+    """Per generation: how many collections a second, their pauses' wall and CPU quantiles
+    (ms) and the objects they freed (records of builds before the CPU was kept: wall only)."""
+    for generation in sorted({gc[2] for gc in collections}):
+        mine = [gc for gc in collections if gc[2] == generation]
+        line = f"  generation {generation}: {len(mine) / span:.1f}/s"
+        for name, field in (("wall", 1), ("CPU", 3)):
+            if all(len(gc) > field for gc in mine):
+                ms = sorted(gc[field] * 1e3 for gc in mine)
+                line += (
+                    f"; {name} ms p50 {quantile(ms, 0.5):.2f}, p90 {quantile(ms, 0.9):.2f}, "
+                    f"p99 {quantile(ms, 0.99):.2f}, max {ms[-1]:.1f}, sum {sum(ms) / 1e3:.2f} s"
+                )
+        if all(len(gc) > 4 for gc in mine):
+            line += f"; freed {sum(gc[4] for gc in mine)} objects"
+        print(line)
 
 
 def report(rec: dict[str, Any], skip: float, late: float) -> None:
@@ -160,6 +191,7 @@ def report(rec: dict[str, Any], skip: float, late: float) -> None:
             f"{sum(pauses):.2f} s, p99 {quantile(pauses, 0.99) * 1e3:.1f} ms, "
             f"max {pauses[-1] * 1e3:.1f} ms"
         )
+        report_collections(collections, span)
 
     def intervals(records: list[list[Any]], kind: str | None = None) -> list[Interval]:
         return sorted(
@@ -168,8 +200,17 @@ def report(rec: dict[str, Any], skip: float, late: float) -> None:
             if r[0] >= since - 10 and (kind is None or r[3] == kind)
         )
 
+    def collected(generation: int) -> list[Interval]:
+        return sorted(
+            (r[0], r[0] + r[1]) for r in rec["gc"] if r[0] >= since - 10 and r[2] == generation
+        )
+
     sources = {
         "garbage collections (inside the steps below)": intervals(rec["gc"]),
+        **{
+            f"garbage collections of generation {generation}": collected(generation)
+            for generation in (0, 1, 2)
+        },
         "scheduler wake-ups": intervals(rec["wakes"]),
         "check steps": intervals(rec["steps"], "check"),
         "render steps": intervals(rec["steps"], "render"),
@@ -179,7 +220,8 @@ def report(rec: dict[str, Any], skip: float, late: float) -> None:
     print(f"what overlapped the waits of the {len(waits)} runs > {late * 1e3:.0f} ms late:")
     counted = 0.0
     for name, spans in sources.items():
-        share = sum(overlap(spans, start, end) for start, end, _ in waits)
+        longest = max((right - left for left, right in spans), default=0.0)
+        share = sum(overlap(spans, start, end, longest) for start, end, _ in waits)
         if not name.startswith("garbage"):
             counted += share
         print(f"  {share / total * 100:5.1f} %  {name}")

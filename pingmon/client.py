@@ -30,6 +30,12 @@ _KEEPALIVE_RACE = (
     aiohttp.ClientOSError,
     aiohttp.ClientConnectionResetError,
 )
+# aiohttp adds a Content-Type of its own (application/octet-stream) to a request with a body,
+# and to a POST, PUT or PATCH without one; pingmon never sends one it was not given, so those
+# requests skip it. A bodiless request of these methods gets none anyway: it goes without the
+# skip, which aiohttp pays for with two header copies per request (``update_auto_headers``).
+_UNTYPED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SKIP_CONTENT_TYPE = ("Content-Type",)
 # The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
 
@@ -53,6 +59,13 @@ async def send(
     first. ``wire``, when given, is filled in with what went on the wire. ``url`` is
     ``request.url`` already parsed (``parse_url``, e.g. kept by a ``UrlMemo``); None: it is
     parsed here. ``deadlines``: the timer the bound shares (None: one of its own).
+
+    A request that fails on a reused keep-alive connection before any answer is sent again
+    once, on a fresh connection: a server (or load balancer) closing an idle connection as
+    a request goes out is routine, not a provider failure (RFC 9112 §9.3.1, §9.6). This
+    holds for every method, POST included: the request is re-sent unchanged, so a check
+    keeps its Idempotency-Key, if it sends one. A failure on a fresh connection is the
+    server's.
     """
     wire = wire if wire is not None else WireTrace()
     body = Body()
@@ -60,7 +73,14 @@ async def send(
     target = parse_url(request.url) if url is None else url
     try:
         with timebox(timeout) if deadlines is None else deadlines.box(timeout):
-            response = await _open(sessions, request, target, transport, wire)
+            with tracing(wire):
+                try:
+                    response = await _request(sessions.pooled, request, target, transport)
+                except _KEEPALIVE_RACE as error:
+                    if not wire.reused or isinstance(error, aiohttp.ClientConnectorError):
+                        raise
+                if response is None:  # the keep-alive race: outside the except, unchained
+                    response = await _request(sessions.fresh, request, target, transport)
             async with response:  # releases the connection, or closes it mid-body
                 await read_body(body, response, request.method, max_body_bytes)
     except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -70,30 +90,6 @@ async def send(
             raise TransportError(classify_exception(error), describe(error)) from None
         body.error = describe_body_error(error)
     return HttpResponse(response.status, response.headers, body.data, body.truncated, body.error)
-
-
-async def _open(
-    sessions: Sessions,
-    request: PreparedRequest,
-    url: URL | str,
-    transport: TransportOptions,
-    wire: WireTrace,
-) -> aiohttp.ClientResponse:
-    """The answer's status line and headers.
-
-    A request that fails on a reused keep-alive connection before any answer is sent again
-    once, on a fresh connection: a server (or load balancer) closing an idle connection as
-    a request goes out is routine, not a provider failure (RFC 9112 §9.3.1, §9.6). This
-    holds for every method, POST included: the request is re-sent unchanged, so a check
-    keeps its Idempotency-Key, if it sends one. A failure on a fresh connection is the server's.
-    """
-    with tracing(wire):
-        try:
-            return await _request(sessions.pooled, request, url, transport)
-        except _KEEPALIVE_RACE as error:
-            if not wire.reused or isinstance(error, aiohttp.ClientConnectorError):
-                raise
-        return await _request(sessions.fresh, request, url, transport)
 
 
 def _request(
@@ -108,12 +104,21 @@ def _request(
         request.method,
         url,
         headers=request.headers,
+        skip_auto_headers=skip_auto_headers(request),
         data=request.body,
         allow_redirects=False,
         ssl=transport.ssl,
         server_hostname=transport.server_hostname,
         proxy=transport.proxy_address,
     )
+
+
+def skip_auto_headers(request: PreparedRequest) -> tuple[str, ...] | None:
+    """What aiohttp must not add to ``request``: its Content-Type, unless it would add none
+    (a bodiless GET, HEAD or OPTIONS; tests/integration/test_request_headers.py pins both)."""
+    if request.body is None and request.method in _UNTYPED_METHODS:
+        return None
+    return _SKIP_CONTENT_TYPE
 
 
 def parse_url(url: str) -> URL | str:

@@ -72,7 +72,8 @@ def new_session(*, fresh_connections: bool = False) -> aiohttp.ClientSession:
     sets its own), skips NO_PROXY's CIDR ranges, and looks the environment up on every request.
     No Content-Type of aiohttp's own: a body is sent with the type its provider or user gave
     it, and a POST without one carries none (a strict API answers 415 to an invented
-    application/octet-stream).
+    application/octet-stream); ``client.send`` asks aiohttp to skip it per request, where
+    aiohttp would add one.
 
     No connection limit here: the runner's semaphores bound checks in flight, and can
     change on reload, which a connector's limit cannot.
@@ -85,7 +86,6 @@ def new_session(*, fresh_connections: bool = False) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": f"pingmon/{__version__}"},
-        skip_auto_headers=("Content-Type",),
         trust_env=False,
         auto_decompress=True,
         max_line_size=MAX_RESPONSE_LINE_BYTES,

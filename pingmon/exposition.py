@@ -24,12 +24,13 @@ import functools
 import math
 import struct
 import weakref
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from math import isfinite
+from typing import Any, NamedTuple
 
 from isal import isal_zlib
 
-from pingmon.families import Family, TargetView
+from pingmon.families import ONE, Family, TargetView, steady
 from pingmon.results import TargetState
 
 # ISA-L's level 1: about zlib level 1's ratio (25:1 on an exposition) at a sixth of its CPU.
@@ -117,7 +118,8 @@ class _Target:
         self.prefix = f'provider="{provider}",target="{name}"'.replace("%", "%%")
         self.shapes: list[object] = [_UNSET] * width
         self.templates: list[bytes] = [b""] * width
-        self.values: list[object] = [_UNSET] * width  # what each piece shows now
+        # What each piece shows now: its values (a tuple), _UNSET before the first render.
+        self.values: list[Any] = [_UNSET] * width
 
 
 class Exposition:
@@ -148,11 +150,8 @@ class Exposition:
         if families == self._families:
             return
         self._families = families
-        self._on_result = [
-            (f, family, family.values, family.shape)
-            for f, family in enumerate(families)
-            if family.on_result
-        ]
+        self._on_result = _entries(families, lambda family: family.on_result)
+        self._on_change = _entries(families, lambda family: family.on_result and not family.steady)
         self._headers = {om: headers(families, om) for om in (False, True)}
         self._header_runs: dict[bool, list[_Run]] = {}  # compressed when first asked
         self._targets = {}  # rendered for other families: none is kept
@@ -186,12 +185,14 @@ class Exposition:
 
     def recorded(self, state: TargetState) -> None:
         """A target's new result: re-render the families whose values follow results
-        (``_render``, inlined: this runs for every check)."""
+        (``_render``, inlined: this runs for every check), but for the ``Family.steady``
+        ones when the result left what they show as it was (``families.steady`` of the
+        state rendered last and this one)."""
         target = self._targets.get(state.info.name)
         if target is None:
             return
         index = target.index
-        self._states[index] = state
+        old, self._states[index] = self._states[index], state
         view = TargetView(state, self._backoff.get(target.credential, 0.0))
         shapes, shown, templates, pieces, changed, takes = (
             target.shapes,
@@ -201,7 +202,9 @@ class Exposition:
             self._changed,
             self._takes,
         )
-        for f, family, values_of, shape_of in self._on_result:
+        for f, family, values_of, shape_of, twin in (
+            self._on_change if steady(old, state) else self._on_result
+        ):
             numbers = values_of(view)
             shape = len(numbers) if shape_of is None else shape_of(view)  # ``Family.shape_of``
             if shape != shapes[f]:
@@ -212,10 +215,20 @@ class Exposition:
             shown[f] = numbers
             if takes:  # a scrape under way still shows the piece
                 self._keep(f, index)
-            # A sum of finite numbers is finite (but for an overflow: then only slower).
-            pieces[f][index] = templates[f] % (
-                numbers if isfinite(sum(numbers)) else spelled(numbers)
-            )
+            if (
+                twin is not None
+                and shape == 1
+                and shapes[twin.of] == 1
+                and numbers[0] is shown[twin.of][0]
+            ):
+                # The very number another plain family shows (a success's run and success
+                # times): its piece with the name swapped, not a second ``repr`` of it.
+                twin_piece = pieces[twin.of][index]
+                pieces[f][index] = twin.name + twin_piece[twin.cut :]
+            else:  # a sum of finite numbers is finite (but for an overflow: then only slower)
+                pieces[f][index] = templates[f] % (
+                    numbers if isfinite(sum(numbers)) else spelled(numbers)
+                )
             changed[f][index] = 1
 
     def refresh_backoff(self, delays: Mapping[str, float]) -> None:
@@ -335,6 +348,49 @@ class Exposition:
             self._keep(f, target.index)
         self._pieces[f][target.index] = target.templates[f] % values
         self._changed[f][target.index] = 1
+
+
+class _Twin(NamedTuple):
+    """Family ``of``, a plain family (``_plain``) before another plain one in a list of
+    families to render: while the two show the very same number object, the latter's piece
+    is ``name`` (its own name) and the rest of the former's from ``cut`` (the former's
+    name's length) on, since both are ``NAME{labels} VALUE``."""
+
+    of: int
+    name: bytes
+    cut: int
+
+
+# (index, family, its values, its shape, the plain family before it): ``recorded``'s loop.
+_Entry = tuple[
+    int,
+    Family,
+    Callable[[TargetView], tuple[float, ...]],
+    Callable[[TargetView], Hashable] | None,
+    _Twin | None,
+]
+
+
+def _plain(family: Family) -> bool:
+    """A family whose target has one series, without labels of its own, once it has one
+    value, written with ``%r`` (a gauge of the last result)."""
+    return family.shape is None and not family.counts and family.series(1) == ONE
+
+
+def _entries(families: Sequence[Family], chosen: Callable[[Family], bool]) -> list[_Entry]:
+    """The ``chosen`` families, in order, for ``recorded``'s loop: each with its values and
+    shape functions and, for a plain family right after another, its ``_Twin``."""
+    entries: list[_Entry] = []
+    before: int | None = None
+    for f, family in enumerate(families):
+        if not chosen(family):
+            continue
+        twin = None
+        if before is not None and _plain(family) and _plain(families[before]):
+            twin = _Twin(before, family.name.encode(), len(families[before].name.encode()))
+        entries.append((f, family, family.values, family.shape, twin))
+        before = f
+    return entries
 
 
 def run_length(pieces: Sequence[bytes]) -> int:

@@ -52,6 +52,11 @@ class Family:
     or for the back-off, when the credential's delay in force changes).
     ``counts``: the values are ints (a histogram's ``_sum`` excepted), which a writer may
     format as integers; the others are written as ``repr`` of whatever number they are.
+    ``steady``: the values (and shape) are a function of what ``steady(old, new)`` compares
+    only (the last result's error class and HTTP status, the failures in a row, the 429s),
+    so a result that leaves those as they were leaves this family's values as they were
+    (a healthy target's success, state set, status, failures in a row and 429s): a writer
+    may skip it then.
     """
 
     name: str
@@ -62,6 +67,7 @@ class Family:
     values: Callable[[TargetView], tuple[float, ...]]
     on_result: bool = True
     counts: bool = False
+    steady: bool = False
 
     @property
     def base_name(self) -> str:
@@ -80,18 +86,33 @@ class Family:
             yield suffix, extra, value
 
 
+def steady(old: TargetState, new: TargetState) -> bool:
+    """Whether ``new`` (a result recorded on ``old``) leaves every ``Family.steady`` family's
+    values as they were: both have a last result, of the same error class and HTTP status,
+    and the failures in a row and the 429s counted are the same."""
+    before, last = old.last, new.last
+    return (
+        before is not None
+        and last is not None
+        and last.error_class is before.error_class
+        and last.http_status == before.http_status
+        and new.consecutive_failures == old.consecutive_failures
+        and new.rate_limited_total == old.rate_limited_total
+    )
+
+
 def _one_or_none(count: Hashable) -> tuple[Series, ...]:
     return ONE if count == 1 else ()
 
 
-def _last(name: str, help: str, field: str) -> Family:
+def _last(name: str, help: str, field: str, steady: bool = False) -> Family:
     """A gauge of a field of the last result; absent until the first check."""
 
     def values(view: TargetView) -> tuple[float, ...]:
         last = view.state.last
         return () if last is None else (float(getattr(last, field) or 0),)
 
-    return Family(name, "gauge", help, None, _one_or_none, values)
+    return Family(name, "gauge", help, None, _one_or_none, values, steady=steady)
 
 
 def _always(
@@ -101,9 +122,10 @@ def _always(
     values: Callable[[TargetView], tuple[float, ...]],
     on_result: bool = True,
     counts: bool = False,
+    steady: bool = False,
 ) -> Family:
     """One series from the start; ``values`` gives its one value in a tuple."""
-    return Family(name, type, help, None, lambda count: ONE, values, on_result, counts)
+    return Family(name, type, help, None, lambda count: ONE, values, on_result, counts, steady)
 
 
 def _class_series(classes: Hashable) -> tuple[Series, ...]:
@@ -162,14 +184,16 @@ def _latency(view: TargetView) -> tuple[float, ...]:
 
 # fmt: off
 SUCCESS = Family("pingmon_check_success", "gauge", "1 if the last check succeeded, else 0.",
-                 None, _one_or_none, _success)
+                 None, _one_or_none, _success, steady=True)
 DURATION = _last("pingmon_check_duration_seconds",
                  "Duration of the last check, all attempts included.", "duration_seconds")
 ERROR_CLASS_HELP = "1 for the last check's error class, 0 for every other class."
 ERROR_CLASS = Family("pingmon_check_error_class", "gauge", ERROR_CLASS_HELP, None,
-                     lambda count: _ALL_CLASSES if count != 0 else (), _state_set_values)
+                     lambda count: _ALL_CLASSES if count != 0 else (), _state_set_values,
+                     steady=True)
 HTTP_STATUS = _last("pingmon_check_http_status",
-                    "HTTP status of the last check, 0 when none came.", "http_status")
+                    "HTTP status of the last check, 0 when none came.", "http_status",
+                    steady=True)
 INTERVAL = _always("pingmon_check_interval_seconds", "gauge",
                    "The configured interval between checks.",
                    lambda v: (v.state.info.interval,), on_result=False)
@@ -180,7 +204,8 @@ LAST_SUCCESS = Family("pingmon_check_last_success_timestamp_seconds", "gauge",
                       None, _one_or_none, _last_success)
 CONSECUTIVE_FAILURES = _always("pingmon_check_consecutive_failures", "gauge",
                                "Failed checks in a row, 0 after a success.",
-                               lambda v: (v.state.consecutive_failures,), counts=True)
+                               lambda v: (v.state.consecutive_failures,), counts=True,
+                               steady=True)
 CHECKS_TOTAL = Family("pingmon_checks_total", "counter", "Checks by error class (none = success).",
                       _seen_classes, _class_series, _checks_total, counts=True)
 ATTEMPTS_TOTAL = _always("pingmon_check_attempts_total", "counter",
@@ -190,14 +215,15 @@ LATENCY = Family("pingmon_check_latency_seconds", "histogram", "Duration of ever
                  None, lambda count: _LATENCY_SERIES, _latency, counts=True)
 RATE_LIMITED_TOTAL = _always("pingmon_rate_limited_total", "counter",
                              "Checks answered with 429.",
-                             lambda v: (v.state.rate_limited_total,), counts=True)
+                             lambda v: (v.state.rate_limited_total,), counts=True,
+                             steady=True)
 BACKOFF = _always("pingmon_backoff_seconds", "gauge",
                   "Back-off delay in force for the target's credential, 0 when none.",
                   lambda v: (v.backoff_seconds,), on_result=False)
 # The lean profile's state set: only the last check's class, at 1 (the rules read `== 1`).
 ACTIVE_ERROR_CLASS = Family("pingmon_check_error_class", "gauge", ERROR_CLASS_HELP,
                             _active_class, _class_series,
-                            lambda v: () if v.state.last is None else (1.0,))
+                            lambda v: () if v.state.last is None else (1.0,), steady=True)
 
 FAMILIES: tuple[Family, ...] = (
     SUCCESS, DURATION, ERROR_CLASS, HTTP_STATUS, INTERVAL, LAST_RUN, LAST_SUCCESS,

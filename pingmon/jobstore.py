@@ -46,22 +46,23 @@ class HeapJobStore(BaseJobStore):  # type: ignore[misc]  # APScheduler is untype
             heapq.heappush(self._heap, entry)
         return [self._jobs[job_id][0] for _, job_id, _ in due]
 
-    def take_due_jobs(self, now: datetime) -> list[Any]:
-        """The jobs due at ``now``, earliest first, their entries taken out of the heap, for
-        a caller that updates or removes each of them next (``LoopScheduler``): the update
-        pushes the one entry each needs, where after ``get_due_jobs`` every run would leave
-        one stale entry behind to pop and compact later. Until it is updated, a taken job
-        has no next run time in the store's order (none is asked for meanwhile)."""
-        limit = now.timestamp()
+    def take_due_jobs(self, now: float) -> list[tuple[Any, float]]:
+        """The jobs due at ``now`` (epoch seconds, ``time.time()``), earliest first, each with
+        its next run time in epoch seconds (``next_run_time.timestamp()``), their entries
+        taken out of the heap, for a caller that updates or removes each of them next
+        (``LoopScheduler``): the update pushes the one entry each needs, where after
+        ``get_due_jobs`` every run would leave one stale entry behind to pop and compact
+        later. Until it is updated, a taken job has no next run time in the store's order
+        (none is asked for meanwhile)."""
         heap, jobs = self._heap, self._jobs
-        due: list[Any] = []
-        while heap and heap[0][0] <= limit:
-            _, job_id, version = heapq.heappop(heap)
+        due: list[tuple[Any, float]] = []
+        while heap and heap[0][0] <= now:
+            timestamp, job_id, version = heapq.heappop(heap)
             current = jobs.get(job_id)
             if current is not None and current[2] == version:  # else stale: dropped
                 job = current[0]
                 jobs[job_id] = (job, None, version)  # no entry: update_job pushes one
-                due.append(job)
+                due.append((job, timestamp))
         return due
 
     def get_next_run_time(self) -> datetime | None:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import json.scanner
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Longer scalars, and every object or array, are named by type and size, never quoted.
 SCALAR_MAX_CHARS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedJson:
+class ParsedJson(NamedTuple):
     """The outcome of parsing: ``value`` when ``problem`` is None, else why the text was
-    refused (a phrase such as ``"not JSON"``, to follow "body is" or "payload is")."""
+    refused (a phrase such as ``"not JSON"``, to follow "body is" or "payload is"). A named
+    tuple: one is made for every check that judges JSON (a frozen dataclass costs more)."""
 
     value: Any = None
     problem: str | None = None
@@ -50,17 +49,19 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicate_keys)
 # one, as the decoder's own) and the white space it skips around the value (RFC 8259 §2).
 # (typeshed wants a make_scanner as its context; any decoder is one, its own TODO says)
 _SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
-_SPACE = re.compile(r"[ \t\n\r]*").match
+_SPACES = " \t\n\r"
+_SPACE = re.compile(f"[{_SPACES}]*").match
 
 
 def _decode(text: str) -> Any:
     """``_DECODER.decode(text)``, its two Python layers (``decode``, ``raw_decode``) done
     here as they do them: one JSON value between white space, else ValueError."""
     try:
-        value, end = _SCAN(text, _past_space(text, 0))
+        # (``in`` of "" holds too: an empty text goes the long way)
+        value, end = _SCAN(text, _past_space(text, 0) if text[:1] in _SPACES else 0)
     except StopIteration:
         raise ValueError("Expecting value") from None
-    if _past_space(text, end) != len(text):
+    if end != len(text) and _past_space(text, end) != len(text):
         raise ValueError("Extra data")
     return value
 

@@ -11,15 +11,16 @@ fast pieces against it.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import cast
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -29,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from pingmon import __version__
 from pingmon.exposition import Exposition, deflate, deflate_all, gzip_member
-from pingmon.families import FAMILIES, LEAN_FAMILIES, Family, TargetView, families
+from pingmon.families import FAMILIES, LEAN_FAMILIES, Family, TargetView, families, go_float
 from pingmon.heap import collection_paused
 from pingmon.results import ResultStore
 from pingmon.singleflight import SingleFlight
@@ -85,6 +86,48 @@ class TargetCollector(Collector):
             yield metric
 
 
+class PlainHistogram(Collector):
+    """A histogram without labels, shown as prometheus-client's ``Histogram`` shows one (the
+    same samples in the same order, so the same bytes in both text formats), observed with
+    no lock: a bucket found by bisection, a count and a sum added to.
+
+    For a histogram observed at every run of a check (the scheduler lag): ``Histogram``'s
+    ``observe`` takes a lock for the sum, walks the buckets in Python and takes another for
+    the bucket. Observed and collected on one thread (the event loop's), as pingmon does.
+
+    ``buckets``: the finite upper bounds, ascending; ``+Inf`` is added. An amount falls in
+    the first bucket whose bound is at least it; a NaN in none (it still makes the sum NaN),
+    as ``Histogram`` does.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = (*(float(b) for b in buckets), math.inf)
+        self._les = tuple(go_float(b) for b in self._bounds)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Count ``amount`` (seconds) in its bucket and add it to the sum."""
+        self._sum += amount
+        if amount <= math.inf:  # not a NaN
+            self._counts[bisect.bisect_left(self._bounds, amount)] += 1
+
+    def describe(self) -> Iterator[Metric]:
+        yield Metric(self.name, self.documentation, "histogram")
+
+    def collect(self) -> Iterator[Metric]:
+        metric = Metric(self.name, self.documentation, "histogram")
+        cumulative = 0.0  # a float, as ``Histogram``'s values are
+        for le, count in zip(self._les, self._counts, strict=True):
+            cumulative += count
+            metric.add_sample(f"{self.name}_bucket", {"le": le}, cumulative)
+        metric.add_sample(f"{self.name}_count", {}, cumulative)
+        metric.add_sample(f"{self.name}_sum", {}, self._sum)
+        yield metric
+
+
 class Metrics:
     """pingmon's own metrics on the project's registry, and the per-target exposition."""
 
@@ -138,12 +181,12 @@ class Metrics:
         )
         for name in EXHAUSTION_ERRNO_NAMES:
             self.resource_exhaustion.labels(errno=name)
-        self.scheduler_lag = Histogram(
+        self.scheduler_lag = PlainHistogram(
             "pingmon_scheduler_lag_seconds",
             "How late checks started against their schedule.",
-            buckets=LAG_BUCKETS,
-            registry=self.own,
+            LAG_BUCKETS,
         )
+        self.own.register(self.scheduler_lag)
         for collector in collectors:
             self.own.register(collector)
         self.targets = Exposition(families(profile, latency_histogram))

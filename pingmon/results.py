@@ -29,9 +29,10 @@ RESULT_FIELDS = ("target", "provider", *OUTCOME_FIELDS)
 Scalar = str | int | float | bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """The outcome of one check (all its attempts)."""
+class CheckResult(NamedTuple):
+    """The outcome of one check (all its attempts). A named tuple: one is made for every
+    check, and a frozen dataclass of ten fields costs three times as much to make (an
+    ``object.__setattr__`` a field); immutable, equal and shown (``repr``) as one was."""
 
     target: str
     provider: str

@@ -298,31 +298,28 @@ class Runner:
             slots.release()
 
     async def _check_in_slot(self, plan: TargetPlan) -> tuple[CheckResult, str | None] | None:
-        """``_check`` once the slots are taken; None when the credential's gate closed
-        meanwhile or (with ``on_exhausted``) pingmon ran out of resources for it."""
+        """All attempts of one check once the slots are taken, and the last response's
+        Retry-After header; None when the credential's gate closed meanwhile or (with
+        ``on_exhausted``) pingmon ran out of resources for it."""
         if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
             return None
-        try:
-            return await self._check(plan)
-        except ResourceExhausted as error:  # raised only when on_exhausted is given
-            if self._on_exhausted is not None:
-                self._on_exhausted(error)
-            return None
-
-    async def _check(self, plan: TargetPlan) -> tuple[CheckResult, str | None]:
-        """All attempts of one check; also the last response's Retry-After header."""
         target = plan.target
         request = plan.provider.request(target.params, check_id())
         started = time.perf_counter()
         tries = requests = 0  # pingmon's attempts; the requests they put on the wire
-        while True:
-            tries += 1
-            sent_at = self._clock()
-            verdict, status, retry_after, sent = await self._attempt(plan, request)
-            requests += sent
-            if not self._may_retry(verdict, tries, target.schedule.retries):
-                break
-            await asyncio.sleep(retry_delay(tries, self._rand))
+        try:
+            while True:
+                tries += 1
+                sent_at = self._clock()
+                verdict, status, retry_after, sent = await self._attempt(plan, request)
+                requests += sent
+                if not self._may_retry(verdict, tries, target.schedule.retries):
+                    break
+                await asyncio.sleep(retry_delay(tries, self._rand))
+        except ResourceExhausted as error:  # raised only when on_exhausted is given
+            if self._on_exhausted is not None:
+                self._on_exhausted(error)
+            return None
         result = CheckResult(
             target=target.name,
             provider=target.provider_name,

@@ -43,6 +43,7 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
     """
 
     _last: tuple[datetime, datetime | None] | None = None  # (a run, its successor)
+    _start: float | None = None  # start_date.timestamp(), once computed
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
@@ -72,11 +73,14 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
         length = self.interval_length
         elapsed = (previous_fire_time - self.start_date).total_seconds()  # exact microseconds
         steps = math.floor((elapsed + 1e-6) / length)
-        timestamp = self.start_date.timestamp() + (steps + 1) * length
+        start = self._start
+        if start is None:  # start_date never changes: converted once, not per run
+            start = self._start = self.start_date.timestamp()
+        timestamp = start + (steps + 1) * length
         timestamp += random.uniform(0, self.jitter)
         if self.end_date and timestamp > self.end_date.timestamp():
             return None
-        return datetime.fromtimestamp(timestamp, tz=self.timezone)
+        return datetime.fromtimestamp(timestamp, self.timezone)  # positional: a third cheaper
 
 
 def spread_offset(name: str, interval: float) -> float:
@@ -218,6 +222,10 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         run: a submission event for nobody, ``Job._modify``'s validation of a run time the
         trigger made, conversions through ``astimezone``. Any other configuration (a
         listener, another job store, a paused scheduler) goes through APScheduler's own.
+
+        The clock is read once (epoch seconds), and a wake-up that finds nothing due (a
+        timer that fired early) answers from the store's next timestamp alone: the
+        datetime ``now`` that APScheduler's calls take is built only when a job is due.
         """
         store = self._jobstores.get(STORE)
         if (
@@ -228,21 +236,25 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         ):
             self._woke_early = False
             return super()._process_jobs()  # type: ignore[no-any-return]
-        now = datetime.now(self.timezone)
+        stamp = time.time()
         with self._jobstores_lock:
-            due = store.take_due_jobs(now)
-            for job in due:
-                self._run_due(job, store, now)
+            due = store.take_due_jobs(stamp)
+            if due:
+                now = datetime.fromtimestamp(stamp, self.timezone)
+                for job, scheduled in due:
+                    self._run_due(job, scheduled, store, now)
             next_run = store.get_next_timestamp()
         self._woke_early = not due
         if next_run is None or self.state != STATE_RUNNING:
             return None
         return min(max(next_run - time.time(), 0.0), TIMEOUT_MAX)
 
-    def _run_due(self, job: Any, store: HeapJobStore, now: datetime) -> None:
+    def _run_due(self, job: Any, scheduled: float, store: HeapJobStore, now: datetime) -> None:
         """Submit one due job (its last missed run only, when it coalesces) and store its
         next run time, or remove it when its trigger has none; as APScheduler does. The
-        job's entry was taken out of ``store``: every path updates or removes it."""
+        job's entry was taken out of ``store``: every path updates or removes it.
+        ``scheduled``: the job's next run time as the store keeps it (epoch seconds), what
+        the lag is measured from when that run is the one submitted."""
         executor = self._executors.get(job.executor)
         if executor is None:
             self._logger.error(
@@ -256,10 +268,12 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         if not run_times:  # not due after all (the store's clock and the job's agree): put back
             store.update_job(job)
             return
-        if job.coalesce:
-            run_times = run_times[-1:]
+        if len(run_times) > 1:  # missed runs: the lag is the last one's
+            scheduled = run_times[-1].timestamp()
+            if job.coalesce:
+                run_times = run_times[-1:]
         try:
-            executor.submit_job(job, run_times)
+            executor.submit_job(job, run_times, scheduled)
         except MaxInstancesReachedError:
             self._logger.warning(
                 'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
@@ -300,8 +314,11 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
     APScheduler's ``AsyncIOExecutor`` wraps every run in ``run_coroutine_job`` (misfire
     checks, an INFO log call, execution events for listeners) and inspects the function on
     every run; pingmon's jobs have none of those needs (``misfire_grace_time=None``, no
-    listeners). It still counts instances as ``BaseExecutor`` does, so ``max_instances``
-    holds, and a run that raises or is cancelled is logged as APScheduler logs it.
+    listeners). It still counts instances in ``BaseExecutor``'s ``_instances``, so
+    ``max_instances`` holds, and a run that raises or is cancelled is logged as APScheduler
+    logs it. The count is kept without ``BaseExecutor``'s lock: every call comes on the
+    loop's thread (the scheduler's ``wakeup`` runs there, and so do the tasks' done
+    callbacks).
     """
 
     def __init__(self, observe_lag: Callable[[float], None]) -> None:
@@ -319,31 +336,44 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         for task in self._tasks:
             task.cancel()
 
-    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        """``BaseExecutor.submit_job`` with its ``_do_submit_job`` in line: a job already
-        running ``max_instances`` times raises ``MaxInstancesReachedError``, else its run
-        starts and is counted."""
+    def submit_job(
+        self, job: Any, run_times: list[datetime], scheduled: float | None = None
+    ) -> None:
+        """``BaseExecutor.submit_job``: a job already running ``max_instances`` times raises
+        ``MaxInstancesReachedError``, else its run starts and is counted. ``scheduled``:
+        ``run_times[-1]`` in epoch seconds, when the caller has it (APScheduler's own
+        ``_process_jobs`` does not pass it: it is computed)."""
         instances = self._instances
-        with self._lock:
-            if instances[job.id] >= job.max_instances:
-                raise MaxInstancesReachedError(job)
-            self._do_submit_job(job, run_times)
-            instances[job.id] += 1
+        running = instances.get(job.id, 0)
+        if running >= job.max_instances:
+            raise MaxInstancesReachedError(job)
+        if scheduled is None:
+            scheduled = run_times[-1].timestamp()
+        self._observe_lag(max(0.0, time.time() - scheduled))
+        self._do_submit_job(job, run_times)
+        instances[job.id] = running + 1
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        self._observe_lag(max(0.0, time.time() - run_times[-1].timestamp()))
+        """Start the run as a task of its own (``BaseExecutor``'s hook, its signature)."""
         task = self._loop.create_task(job.func(*job.args, **job.kwargs))
         self._tasks[task] = job.id
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        """A run ended: uncounted (``BaseExecutor._run_job_success``'s bookkeeping, in line
+        and without its lock), or logged as APScheduler logs a run that raised."""
         job_id = self._tasks.pop(task)
         try:
             task.result()
         except BaseException as error:  # noqa: BLE001 - logged as APScheduler logs it
             self._run_job_error(job_id, error, error.__traceback__)
+            return
+        instances = self._instances
+        left = instances[job_id] - 1
+        if left:
+            instances[job_id] = left
         else:
-            self._run_job_success(job_id, ())
+            del instances[job_id]
 
 
 class CheckScheduler:
@@ -362,14 +392,24 @@ class CheckScheduler:
     ) -> None:
         self._check = check
         self._job_function = presigned(check)
-        self._observe_lag = observe_lag  # looked up at each run: a benchmark wraps it
+        self._executor = CheckExecutor(observe_lag)
         self._scheduler = LoopScheduler(
             timezone=UTC,
-            executors={"default": CheckExecutor(lambda lag: self._observe_lag(lag))},
+            executors={"default": self._executor},
             jobstores={STORE: HeapJobStore()},
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
+
+    @property
+    def _observe_lag(self) -> Callable[[float], None]:
+        """What observes each run's lag (seconds); a benchmark replaces it (with a wrapper
+        of the histogram's ``observe``), and the executor calls the new one from then on."""
+        return self._executor._observe_lag
+
+    @_observe_lag.setter
+    def _observe_lag(self, observe_lag: Callable[[float], None]) -> None:
+        self._executor._observe_lag = observe_lag
 
     def start(self) -> None:
         self._scheduler.start()

@@ -23,7 +23,9 @@ class Slots(asyncio.Semaphore):
         """Take a slot if ``acquire`` would without waiting (one is free and nobody waits
         for one, ``locked()`` is False): the first branch of ``acquire``, as it is written
         (CPython 3.11-3.14). False, and nothing taken, otherwise."""
-        if self.locked():
+        # Nobody waiting (``_waiters`` empty or None) and a slot free is ``locked()`` False
+        # without its generator over the waiters; otherwise ask ``locked()`` itself.
+        if (self._waiters or self._value <= 0) and self.locked():
             return False
         self._value -= 1  # Semaphore's own counter, as acquire decrements it
         return True

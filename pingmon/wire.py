@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 from aiohttp.connector import Connection
@@ -57,7 +59,10 @@ class TracedRequest(aiohttp.ClientRequest):
     request. Nothing else is overridden: passing aiohttp a trace of its own instead would
     make every request and response chunk await it (``StreamWriter`` callbacks)."""
 
-    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
+    def send(self, conn: Connection) -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+        """aiohttp's ``send``, counted as it is called: aiohttp awaits it at once (``await
+        req.send(conn)``), so a plain method returning its coroutine costs a coroutine less
+        per request than an ``async def`` awaiting it."""
         protocol = conn.protocol
         seen = protocol is not None and protocol in _USED
         if protocol is not None and not seen:
@@ -66,7 +71,7 @@ class TracedRequest(aiohttp.ClientRequest):
         if wire is not None:
             wire.reused = seen
             wire.requests += 1
-        return await super().send(conn)
+        return super().send(conn)
 
 
 @dataclass(frozen=True, slots=True)

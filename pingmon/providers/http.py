@@ -233,8 +233,28 @@ def subset_mismatch(expected: object, actual: object, path: str = "") -> str | N
     Objects match when every expected key is present and matches; lists and scalars must
     be equal as JSON values. The walk follows ``expected`` (the configuration's, bounded
     at load), so a server's deep value never makes it recurse deeper; the reason quotes
-    only short scalars of the server's value (``shown``), never an object.
+    only short scalars of the server's value (``shown``), never an object. A match (every
+    healthy check) is found by ``json_contains``, without making a path.
     """
+    if json_contains(expected, actual):
+        return None
+    return _mismatch(expected, actual, path)
+
+
+def json_contains(expected: object, actual: object) -> bool:
+    """Whether ``actual`` contains ``expected`` (``subset_mismatch`` is None), as a bool."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False
+        for key, wanted in expected.items():
+            if key not in actual or not json_contains(wanted, actual[key]):
+                return False
+        return True
+    return json_equal(expected, actual)
+
+
+def _mismatch(expected: object, actual: object, path: str) -> str | None:
+    """``subset_mismatch``'s walk, its reasons made."""
     where = path or "(body)"
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
@@ -243,7 +263,7 @@ def subset_mismatch(expected: object, actual: object, path: str = "") -> str | N
             key_path = f"{path}.{key}" if path else str(key)
             if key not in actual:
                 return f"{key_path}: missing"
-            mismatch = subset_mismatch(wanted, actual[key], key_path)
+            mismatch = _mismatch(wanted, actual[key], key_path)
             if mismatch is not None:
                 return mismatch
         return None
@@ -257,6 +277,8 @@ def json_equal(left: object, right: object) -> bool:
 
     The recursion descends only where both sides are containers, so its depth is at most
     that of ``left`` (the expected value)."""
+    if type(left) is str:  # the usual expectation: equal only to the same str
+        return left == right
     if isinstance(left, bool) or isinstance(right, bool):
         return type(left) is type(right) and left == right
     if isinstance(left, list) and isinstance(right, list):

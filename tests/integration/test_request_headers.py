@@ -54,7 +54,7 @@ async def test_a_request_without_a_body_carries_no_content_type(
     assert seen.header_names() <= AUTOMATIC
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "GET", "OPTIONS"])
 async def test_a_body_without_a_content_type_is_sent_without_one(
     tmp_path: Path, origin: Origin, method: str
 ) -> None:

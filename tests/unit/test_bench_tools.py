@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bench_ceiling
 import bench_daemon
 import exposition
+import lag_probe
 import processes
 
 EXPOSITION = """\
@@ -240,3 +241,22 @@ def test_scrape_cost_without_a_count_of_checks_is_measured_against_cpu_per_secon
     assert costs["scrape_net_by"] == "CPU per second"
     assert costs["scrape_cpu_ms_net_median"] == pytest.approx(40.0)
     assert bench_daemon.scrape_costs([first]) == {}
+
+
+def test_lag_probe_overlap_counts_every_interval_in_the_window() -> None:
+    """Intervals that began up to ``longest`` before the window still count, clipped to it."""
+    spans = [(0.0, 2.0), (1.5, 1.6), (2.5, 4.0), (5.0, 6.0)]
+    assert lag_probe.overlap(spans, 1.0, 3.0, longest=2.0) == pytest.approx(1.0 + 0.1 + 0.5)
+    assert lag_probe.overlap(spans, 4.5, 4.9, longest=2.0) == 0.0
+
+
+def test_lag_probe_reports_collections_by_generation(capsys: pytest.CaptureFixture[str]) -> None:
+    """Records with the CPU and freed objects, and older ones with the wall time only."""
+    collections = [[0.0, 0.002, 0, 0.001, 3], [1.0, 0.004, 1, 0.003, 0], [2.0, 0.006, 1]]
+    lag_probe.report_collections(collections, span=2.0)
+    young, middle = capsys.readouterr().out.splitlines()
+    assert young.startswith("  generation 0: 0.5/s; wall ms p50 2.00")
+    assert "CPU ms p50 1.00" in young
+    assert "freed 3 objects" in young
+    assert middle.startswith("  generation 1: 1.0/s; wall ms p50 6.00")
+    assert "CPU" not in middle  # one record without it: wall only

@@ -11,6 +11,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from pingmon import exposition as exposition_module
@@ -23,7 +24,7 @@ from pingmon.exposition import (
     gzip_member,
     headers,
 )
-from pingmon.families import Family, TargetView, families
+from pingmon.families import Family, TargetView, families, steady
 from pingmon.results import LATENCY_BUCKETS, CheckResult, ResultStore, TargetInfo, TargetState
 
 NAMES = ("plain", 'we"ird\\na%s%%me\n', "p%d%r", "ümlaut", "x" * 80)
@@ -117,6 +118,70 @@ def test_pieces_kept_through_a_sequence_equal_the_exposition_written_from_scratc
     fresh.refresh_backoff(backoff)
     fresh.configured(store.snapshot())
     assert b"".join(fresh.chunks(False)) == b"".join(exposition.chunks(False))
+
+
+def a_sticky_result(rng: random.Random, step: int, last: dict[str, CheckResult]) -> CheckResult:
+    """Mostly a result like the target's last one (its class and status, as a healthy
+    target's are): what lets the steady families be skipped and a success's times be
+    spelled once; now and then any result (``a_result``)."""
+    fresh = a_result(rng, step)
+    before = last.get(fresh.target)
+    if before is not None and rng.random() < 0.8:
+        fresh = fresh._replace(error_class=before.error_class, http_status=before.http_status)
+    last[fresh.target] = fresh
+    return fresh
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("seed", range(3))
+def test_pieces_kept_through_results_like_the_last_equal_the_exposition_written_from_scratch(
+    profile: str, seed: int
+) -> None:
+    """Compared after every step: a piece skipped (``Family.steady``) or copied from its
+    twin (a success's last-run and last-success times) is the one written from scratch."""
+    rng = random.Random(100 + seed)
+    store, exposition = ResultStore(), Exposition(PROFILES[profile])
+    store.watch(exposition)
+    store.configure(infos(rng))
+    last: dict[str, CheckResult] = {}
+    backoff: dict[str, float] = {}
+    for step in range(300):
+        draw = rng.random()
+        if draw < 0.01:
+            store.configure(infos(rng))
+        elif draw < 0.02:
+            backoff = {"c1": rng.choice((0.5, 3))} if rng.random() < 0.7 else {}
+            exposition.refresh_backoff(backoff)
+        else:
+            store.record(a_sticky_result(rng, step, last))
+        kept = b"".join(exposition.chunks(step % 2 == 0))
+        assert kept == from_scratch(PROFILES[profile], store.snapshot(), backoff, step % 2 == 0)
+
+
+@settings(deadline=None)  # a busy machine: no wall-clock bound
+@given(seed=st.integers(0, 2**32), steps=st.integers(1, 12))
+def test_a_steady_family_shows_the_same_text_when_steady_says_a_result_changed_nothing(
+    seed: int, steps: int
+) -> None:
+    """``Family.steady`` holds for every family that declares it: whenever ``steady(old,
+    new)``, its lines are the same text for both states (so skipping it is exact)."""
+    rng = random.Random(seed)
+    state = TargetState(TargetInfo(NAMES[0], "p", "http", 10.0, "c"))
+    last: dict[str, CheckResult] = {}
+    declared = {f for profile in PROFILES.values() for f in profile if f.steady}
+    assert {f.name for f in declared} == {
+        "pingmon_check_success", "pingmon_check_error_class", "pingmon_check_http_status",
+        "pingmon_check_consecutive_failures", "pingmon_rate_limited_total",
+    }  # fmt: skip
+    for step in range(steps):
+        result = a_sticky_result(rng, step, last)
+        last = {name: result for name in NAMES}  # one target's results, whatever their names
+        old, state = state, state.record(result)
+        if steady(old, state):
+            for family in declared:
+                for openmetrics in (False, True):
+                    before = from_scratch([family], [old], {}, openmetrics)
+                    assert from_scratch([family], [state], {}, openmetrics) == before
 
 
 def test_counts_are_written_as_integers_and_the_rest_as_the_number_they_are() -> None:

@@ -107,10 +107,11 @@ def test_taking_the_due_jobs_and_updating_each_is_a_scheduler_run(
         for store in (heap, left, memory):
             apply(store, operation)
     due = [job.id for job in memory.get_due_jobs(at(now))]
-    taken = heap.take_due_jobs(at(now))
-    assert [job.id for job in taken] == due
+    taken = heap.take_due_jobs(at(now).timestamp())
+    assert [job.id for job, _ in taken] == due
+    assert [when for _, when in taken] == [job.next_run_time.timestamp() for job, _ in taken]
     assert [job.id for job in left.get_due_jobs(at(now))] == due
-    assert heap.take_due_jobs(at(now)) == []  # taken: not due twice
+    assert heap.take_due_jobs(at(now).timestamp()) == []  # taken: not due twice
     for job_id in due:
         for store in (heap, left, memory):
             store.update_job(Job(job_id, at(now + step)))

@@ -5,13 +5,25 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import generate_latest
+from hypothesis import given, settings, strategies as st
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from pingmon.errors import ErrorClass
-from pingmon.metrics import FAMILIES, Metrics
+from pingmon.metrics import (
+    FAMILIES,
+    LAG_BUCKETS,
+    Metrics,
+    PlainHistogram,
+    generate_openmetrics,
+)
 from pingmon.results import CheckResult, ResultStore, TargetInfo
 from tests.tools import require_tool
 
@@ -215,3 +227,31 @@ def test_promtool_check_metrics_is_clean() -> None:
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )
     assert checked.returncode == 0, checked.stderr.decode() + checked.stdout.decode()
+
+
+LAG_AMOUNTS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([*LAG_BUCKETS, 0.0, -0.0, 1e-9]),
+    st.integers(min_value=-3, max_value=20),
+)
+
+
+@settings(deadline=None)  # a busy machine: no wall-clock bound
+@given(amounts=st.lists(LAG_AMOUNTS, max_size=40))
+def test_the_plain_histogram_shows_what_prometheus_clients_histogram_shows(
+    amounts: list[float],
+) -> None:
+    """The scheduler lag's histogram: the same bytes, in both text formats, as
+    prometheus-client's ``Histogram`` observing the same amounts (bounds met exactly,
+    below every bound, past the last, NaN, infinities, ints)."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # as Metrics does
+    plain_registry, reference_registry = CollectorRegistry(), CollectorRegistry()
+    plain = PlainHistogram("lag_seconds", "How late.", LAG_BUCKETS)
+    plain_registry.register(plain)
+    reference = Histogram("lag_seconds", "How late.", buckets=LAG_BUCKETS,
+                          registry=reference_registry)  # fmt: skip
+    for amount in amounts:
+        plain.observe(amount)
+        reference.observe(amount)
+    assert generate_latest(plain_registry) == generate_latest(reference_registry)
+    assert generate_openmetrics(plain_registry) == generate_openmetrics(reference_registry)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from multidict import CIMultiDict
 from pydantic import ValidationError
 
 from pingmon.errors import ErrorClass
+from pingmon.jsonvalue import shown
 from pingmon.providers import PROVIDER_TYPES
 from pingmon.providers.base import HttpResponse, PreparedRequest, Verdict
 from pingmon.providers.http import (
@@ -17,6 +18,7 @@ from pingmon.providers.http import (
     HttpParams,
     HttpProvider,
     HttpSettings,
+    json_contains,
     json_equal,
     subset_mismatch,
 )
@@ -361,3 +363,59 @@ def test_http_header_token_echoed_by_the_server_is_masked_in_the_detail() -> Non
     assert token not in detail
     assert "expired" in detail
     assert TOKEN not in repr(provider.settings)
+
+
+def straightforward_mismatch(expected: object, actual: object, path: str = "") -> str | None:
+    """``subset_mismatch`` as it was written before its match was found by
+    ``json_contains``: the reference for the reasons, path by path."""
+    where = path or "(body)"
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return f"{where}: expected an object, got {shown(actual)}"
+        for key, wanted in expected.items():
+            key_path = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                return f"{key_path}: missing"
+            mismatch = straightforward_mismatch(wanted, actual[key], key_path)
+            if mismatch is not None:
+                return mismatch
+        return None
+    if straightforward_equal(expected, actual):
+        return None
+    return f"{where}: expected {shown(expected)}, got {shown(actual)}"
+
+
+def straightforward_equal(left: object, right: object) -> bool:
+    """``json_equal`` without its fast path for a str."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(straightforward_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(
+            straightforward_equal(left[k], right[k]) for k in left
+        )
+    return left == right
+
+
+SMALL_JSON = st.recursive(
+    st.sampled_from([None, True, False, 0, 1, 1.0, "ok", "", "1", "true"]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=6,
+)
+
+
+@settings(deadline=None)  # a busy machine: no wall-clock bound
+@given(SMALL_JSON, SMALL_JSON, st.data())
+def test_http_json_matching_says_what_the_straightforward_walk_says(
+    expected: object, actual: object, data: st.DataObject
+) -> None:
+    """Random pairs from a few values (so that they often match, wholly or in part, and
+    ``true`` meets ``1``): the same reason, or None, and the same equality."""
+    if data.draw(st.booleans()):  # the expectation is the server's value with parts left out
+        expected = actual if not isinstance(actual, dict) else {
+            k: v for k, v in actual.items() if data.draw(st.booleans())
+        }  # fmt: skip
+    assert subset_mismatch(expected, actual) == straightforward_mismatch(expected, actual)
+    assert json_contains(expected, actual) == (straightforward_mismatch(expected, actual) is None)
+    assert json_equal(expected, actual) == straightforward_equal(expected, actual)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 
 import pytest
 
@@ -101,3 +102,25 @@ def test_durations_are_rounded_to_the_microsecond() -> None:
     assert result_fields(FAILED)["duration_seconds"] == 0.123457
     tiny = CheckResult("t", "p", ErrorClass.NONE, 200, 4e-7, 1, "ok", 0.0)
     assert result_fields(tiny)["duration_seconds"] == 0.0
+
+
+def test_a_result_is_immutable_compared_by_value_and_shown_by_field_name() -> None:
+    """What a result kept of being a frozen dataclass: fields by name (and their defaults),
+    equality of every field, a hash, no assignment, the ``repr`` naming each field, a
+    pickle round trip; ``success`` follows the error class."""
+    same = CheckResult("orders", "shop", ErrorClass.SERVER_ERROR, 503, 0.1234567, 2,
+                       "503 from the server", 1_800_000_000.0)  # fmt: skip
+    assert same == FAILED
+    assert hash(same) == hash(FAILED)
+    assert (FAILED.sent_at, FAILED.event_id, FAILED.success) == (0.0, None, False)
+    for field, other in (("detail", "x"), ("attempts", 3), ("event_id", "evt"), ("sent_at", 1.0)):
+        assert CheckResult(**{**FAILED._asdict(), field: other}) != FAILED
+    with pytest.raises(AttributeError):
+        FAILED.detail = "changed"  # type: ignore[misc]
+    assert repr(FAILED) == (
+        "CheckResult(target='orders', provider='shop', error_class=<ErrorClass.SERVER_ERROR: "
+        "'server_error'>, http_status=503, duration_seconds=0.1234567, attempts=2, "
+        "detail='503 from the server', finished_at=1800000000.0, sent_at=0.0, event_id=None)"
+    )
+    assert pickle.loads(pickle.dumps(FAILED)) == FAILED
+    assert CheckResult("t", "p", ErrorClass.NONE, 200, 0.1, 1, "", 0.0).success

@@ -329,9 +329,9 @@ def _run_on_uvloop(seconds: float, jobs: int) -> tuple[int, int, list[float]]:
         executor = inner._executors["default"]
         submit_job = executor.submit_job
 
-        def submit(job: Any, run_times: list[datetime]) -> None:
+        def submit(job: Any, run_times: list[datetime], *scheduled: float | None) -> None:
             starts.append(datetime.now(UTC).timestamp() - run_times[-1].timestamp())
-            submit_job(job, run_times)
+            submit_job(job, run_times, *scheduled)
 
         executor.submit_job = submit
         scheduler.sync([make_target(f"t{index}", interval=0.05) for index in range(jobs)])
@@ -402,3 +402,60 @@ def test_run_times_in_a_dst_fold_are_apschedulers() -> None:
     assert next_run is not None
     assert next_run.astimezone(UTC) == datetime(2026, 10, 25, 1, 40, tzinfo=UTC)  # 02:40 CET
     assert next_run.fold == 1  # the second 02:40: the clocks went back
+
+
+async def test_a_run_that_raises_is_logged_as_apscheduler_logs_it_and_uncounted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The executor's instance count (kept without ``BaseExecutor``'s lock) goes back to
+    zero whether a run ends or raises, so the job runs again; a run that raised is logged
+    with APScheduler's message."""
+    caplog.set_level(logging.ERROR, logger="apscheduler")
+    runs: list[str] = []
+
+    async def check(name: str) -> None:
+        runs.append(name)
+        if len(runs) == 1:
+            raise RuntimeError("boom")
+
+    scheduler = CheckScheduler(check, lambda lag: None)
+    scheduler.sync([make_target("a", interval=0.05)])
+    scheduler.start()
+    executor = scheduler._scheduler._executors["default"]
+    try:
+        await _until(lambda: len(runs) >= 3)
+        await _until(lambda: not executor._instances)
+        assert "Error running job a" in caplog.text
+        assert "boom" in caplog.text
+    finally:
+        scheduler.shutdown()
+
+
+async def test_the_lag_of_coalesced_missed_runs_is_the_last_ones() -> None:
+    """Runs missed while the loop was held start once (coalesce), and the lag observed is
+    from the last missed run's time, as from ``run_times[-1]`` before; a run on time is
+    observed from its own time. A hook set on ``_observe_lag`` (as benchmarks set one)
+    gets every observation from then on."""
+    scheduler = CheckScheduler(nothing, lambda lag: None)
+    lags: list[float] = []
+    scheduler._observe_lag = lags.append
+    assert scheduler._observe_lag == lags.append
+    scheduler.sync([make_target("a", interval=10.0)])
+    scheduler.start()
+    inner = scheduler._scheduler
+    store = inner._jobstores["default"]
+    try:
+        await asyncio.sleep(0.01)
+        job = inner.get_job("a")
+        first = job.next_run_time
+        missed = datetime.now(UTC) - timedelta(seconds=45)  # four or five runs missed
+        with inner._jobstores_lock:
+            job.next_run_time = missed
+            store.update_job(job)
+        inner.wakeup()
+        await _until(lambda: len(lags) == 1)
+        assert lags[0] < 20.0  # from the last missed run (within an interval), not 45 s
+        assert inner.get_job("a").next_run_time > datetime.now(UTC)  # no second run due
+        assert inner.get_job("a").next_run_time != first
+    finally:
+        scheduler.shutdown()
