@@ -256,8 +256,9 @@ class Exposition:
         results do not change what this iterator yields). A consumer that yields to the
         event loop between chunks holds it for one slice's join at most (a family of 10,000
         latency histograms is 13 MB: joined whole, milliseconds to tens of them)."""
-        take = self._take([run_length(family) for family in self._pieces])
+        take = _Take(self._pieces, [run_length(family) for family in self._pieces])
         take.pending = 1  # until the iterator ends
+        self._register(take)
         return _sliced(self._headers[openmetrics], self._pieces, take)
 
     def compressed(self, openmetrics: bool) -> list[_Run]:
@@ -281,15 +282,15 @@ class Exposition:
             taken.append(header)
             taken.extend(self._take_runs(f, take))
         if take.pending:
-            self._takes.append(weakref.ref(take))
+            self._register(take)
         return taken
 
-    def _take(self, steps: list[int]) -> _Take:
-        """A ``_Take`` of the pieces now, in slices of ``steps[f]`` pieces by family, kept
-        up to date while it joins them."""
-        take = _Take(self._pieces, steps)
+    def _register(self, take: _Take) -> None:
+        """Keep ``take`` up to date from now on (``_keep``), and let go of the takes that
+        ended: without a result between scrapes (no targets, or none checked yet) nothing
+        else would, and the list would grow by one per scrape."""
+        self._takes = [ref for ref in self._takes if (t := ref()) is not None and t.pending]
         self._takes.append(weakref.ref(take))
-        return take
 
     def _keep(self, f: int, index: int) -> None:
         """Piece ``index`` of family ``f`` is about to be overwritten: the scrapes under way
@@ -529,6 +530,14 @@ class _Run:
             raise RuntimeError("the run is joined already")
         take.pending -= 1
         return take.join(self.f, self.start, self.stop)
+
+    def drop(self) -> None:
+        """Not to be joined after all (the scrape failed or was cancelled): let go of the
+        take, which then keeps no piece for this run; the next ``compressed`` takes the run
+        again (it has no segment). Nothing if it is joined already."""
+        take, self.take = self.take, None
+        if take is not None:
+            take.pending -= 1
 
     def made(self, segment: Segment) -> None:
         """Keep ``segment`` (the joined bytes compressed) as this run's."""

@@ -14,7 +14,7 @@ import asyncio
 import bisect
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import cast
 
 from prometheus_client import (
@@ -220,13 +220,16 @@ class Metrics:
 
     def render_chunks(self, openmetrics: bool) -> Iterator[bytes]:
         """The whole exposition now, in chunks: pingmon's own metrics, each per-target
-        family, and OpenMetrics' closing ``# EOF``."""
+        family, and OpenMetrics' closing ``# EOF``; the targets taken with pingmon's own
+        metrics, in the first chunk's turn (as the gzip form takes them), not a turn later."""
         self.targets.refresh_backoff(self._backoff())
         if openmetrics:
-            yield generate_openmetrics(self.own).removesuffix(b"# EOF\n")
+            own = generate_openmetrics(self.own).removesuffix(b"# EOF\n")
         else:
-            yield generate_latest(self.own)
-        yield from self.targets.chunks(openmetrics)
+            own = generate_latest(self.own)
+        targets = self.targets.chunks(openmetrics)
+        yield own
+        yield from targets
         if openmetrics:
             yield b"# EOF\n"
 
@@ -250,13 +253,17 @@ class Metrics:
             return await self._compress_yielding(openmetrics)
         chunks: list[bytes] = []
         slices = self.render_chunks(openmetrics)
-        while True:
-            with collection_paused():
-                chunk = next(slices, None)
-            if chunk is None:
-                return tuple(chunks)
-            chunks.append(chunk)
-            await asyncio.sleep(0)
+        try:
+            while True:
+                with collection_paused():
+                    chunk = next(slices, None)
+                if chunk is None:
+                    return tuple(chunks)
+                chunks.append(chunk)
+                await asyncio.sleep(0)
+        finally:  # cancelled: the take ends now, not when the traceback that holds it goes
+            if isinstance(slices, Generator):
+                slices.close()
 
     async def _compress_yielding(self, openmetrics: bool) -> tuple[bytes, ...]:
         """The gzip form: one gzip member of the same bytes as the plain form, made of the
@@ -273,13 +280,18 @@ class Metrics:
         with collection_paused():
             own = generate_openmetrics(self.own) if openmetrics else generate_latest(self.own)
             runs = self.targets.compressed(openmetrics)
-        end = b"# EOF\n" if openmetrics else b""
-        head, tail = await asyncio.to_thread(deflate_all, [own.removesuffix(end), end])
-        for run in [run for run in runs if run.segment is None]:
-            with collection_paused():
-                joined = run.join()
-            run.made(await asyncio.to_thread(deflate, joined))
-            del joined
+        todo = [run for run in runs if run.segment is None]  # taken by this scrape
+        try:
+            end = b"# EOF\n" if openmetrics else b""
+            head, tail = await asyncio.to_thread(deflate_all, [own.removesuffix(end), end])
+            for run in todo:
+                with collection_paused():
+                    joined = run.join()
+                run.made(await asyncio.to_thread(deflate, joined))
+                del joined
+        finally:  # an error or a cancel: the runs not joined keep no piece for it
+            for run in todo:
+                run.drop()
         return gzip_member([head, *(run.done() for run in runs), tail])
 
     def render(self, openmetrics: bool = False) -> bytes:

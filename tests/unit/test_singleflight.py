@@ -151,3 +151,52 @@ async def test_a_slow_result_is_never_reused_past_max_reuse_seconds() -> None:
     costly.now += 0.2  # 1.1 s after it was made
     assert not flight.reusable("k")
     assert await flight("k") == 3
+
+
+async def test_after_forget_a_caller_gets_a_run_that_began_after_it() -> None:
+    """A run under way when something changed (a reload) is neither joined by the callers
+    that come after ``forget`` nor kept for them when it ends: its own callers get it."""
+    release = asyncio.Event()
+    begun: list[int] = []
+
+    async def render(key: str) -> int:
+        begun.append(len(begun) + 1)
+        run = begun[-1]
+        await release.wait()
+        return run
+
+    flight: SingleFlight[str, int] = SingleFlight(render, reuse=1e9)
+    early = asyncio.create_task(flight("k"))
+    await asyncio.sleep(0)
+    flight.forget()  # e.g. a reload while the run is under way
+    late = asyncio.create_task(flight("k"))
+    await asyncio.sleep(0)
+    release.set()
+    assert (await early, await late) == (1, 2)
+    assert await flight("k") != 1  # the earlier run's result is never kept for later
+
+
+async def test_forgets_in_a_row_leave_at_most_two_runs_of_a_key_under_way() -> None:
+    """A reload storm during a scrape flood: not one more render per reload."""
+    release = asyncio.Event()
+    running = peak = 0
+
+    async def render(key: str) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return 0
+
+    flight: SingleFlight[str, int] = SingleFlight(render, reuse=1e9)
+    callers = []
+    for _ in range(20):
+        callers.append(asyncio.create_task(flight("k")))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        flight.forget()
+    release.set()
+    await asyncio.gather(*callers)
+    assert peak == 2
+    assert flight.runs == 2
