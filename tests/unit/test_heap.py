@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import weakref
 from collections.abc import Iterator
 
@@ -55,16 +54,6 @@ def test_settle_sets_the_running_thresholds_and_freezes_what_lives() -> None:
     settle()
     assert gc.get_threshold() == RUNNING_THRESHOLDS
     assert gc.get_freeze_count() > 0
-
-
-def test_every_other_collection_is_a_middle_one() -> None:
-    """What a young collection leaves (the checks in flight) is walked by the next
-    collection, a middle one, and then left to the old generation: no middle collection
-    walks several young collections' survivors at once."""
-    settle()
-    seen = _generations_collected(20 * RUNNING_THRESHOLDS[0])
-    assert seen.count(1) >= 5
-    assert all(not (before == after == 0) for before, after in itertools.pairwise(seen))
 
 
 def test_a_reload_frees_the_configuration_frozen_before() -> None:
@@ -131,7 +120,7 @@ def _young_cycles(count: int) -> None:
 
 def test_without_a_full_collection_an_old_cycle_outlives_the_running_collections() -> None:
     """What the test below fixes: at ``RUNNING_THRESHOLDS`` such garbage waits for a full
-    collection, 40,000 middle ones away (RSS grew for tens of minutes while targets failed)."""
+    collection, 20,000 middle ones away (RSS grew for tens of minutes while targets failed)."""
     settle()
     gone = _old_cycle()
     _young_cycles(10_000)
