@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -18,6 +18,7 @@ from pingmon import exposition as exposition_module
 from pingmon.errors import ErrorClass
 from pingmon.exposition import (
     Exposition,
+    _Run,
     deflate,
     escape_label_value,
     format_value,
@@ -246,23 +247,26 @@ def some_result(rng: random.Random, names: Sequence[str], step: int) -> CheckRes
 
 
 class Scrape:
-    """A scrape under way: the plain form a slice at a time, or the gzip form a run at a
-    time; ``expected`` is the exposition written from scratch when it began."""
+    """A scrape under way on an ``Exposition`` (as ``Metrics`` makes it): the plain form a
+    slice at a time, or the gzip form a run at a time; ``expected`` is the exposition
+    written from scratch when it began."""
 
-    def __init__(self, exposition: Exposition, openmetrics: bool, gzip_form: bool,
-                 expected: bytes) -> None:  # fmt: skip
+    def __init__(self, exposition: Exposition, openmetrics: bool, zipped: bool, expected: bytes):
         self.expected = expected
-        self.gzip_form = gzip_form
+        self.zipped = zipped
         self.made: list[bytes] = []
-        if gzip_form:
+        self.runs: list[_Run] = []
+        self.todo: list[_Run] = []
+        self.slices: Iterator[bytes] = iter(())
+        if zipped:
             self.runs = exposition.compressed(openmetrics)
             self.todo = [run for run in self.runs if run.segment is None]
         else:
             self.slices = exposition.chunks(openmetrics)
 
     def step(self) -> bool:
-        """Join one more slice or run; False when there was none left."""
-        if self.gzip_form:
+        """One slice or run more; False when all are made."""
+        if self.zipped:
             if not self.todo:
                 return False
             run = self.todo.pop(0)
@@ -274,9 +278,16 @@ class Scrape:
         return chunk is not None
 
     def body(self) -> bytes:
-        if self.gzip_form:
+        if self.zipped:
             return gzip.decompress(b"".join(gzip_member([run.done() for run in self.runs])))
         return b"".join(self.made)
+
+    def abandon(self) -> None:
+        """As ``Metrics`` does when a scrape fails (the plain form: the generator closed)."""
+        for run in self.todo:
+            run.drop()
+        self.todo = []
+        self.slices = iter(())
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import gzip
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -27,10 +26,10 @@ from hypothesis.stateful import (
 
 from pingmon import exposition as exposition_module, metrics as metrics_module
 from pingmon.errors import ErrorClass
-from pingmon.exposition import Exposition, Segment, _Run, deflate, gzip_member
+from pingmon.exposition import Exposition, Segment, deflate
 from pingmon.metrics import Metrics
 from pingmon.results import CheckResult, ResultStore, TargetInfo
-from tests.unit.test_exposition_sequences import PROFILES, from_scratch
+from tests.unit.test_exposition_sequences import PROFILES, Scrape, from_scratch
 
 
 def kept(exposition: Exposition) -> tuple[int, int]:
@@ -171,49 +170,6 @@ def test_a_plain_scrape_dropped_half_way_keeps_nothing() -> None:
 
 
 NAMES = [f"t{i}" for i in range(12)] + ['o"dd%s\\n', "ümlaut"]
-
-
-class Scrape:
-    """A scrape under way on an ``Exposition`` (as ``Metrics`` makes it): the plain form a
-    slice at a time, or the gzip form a run at a time."""
-
-    def __init__(self, exposition: Exposition, openmetrics: bool, zipped: bool, expected: bytes):
-        self.expected = expected
-        self.zipped = zipped
-        self.made: list[bytes] = []
-        self.runs: list[_Run] = []
-        self.todo: list[_Run] = []
-        self.slices: Iterator[bytes] = iter(())
-        if zipped:
-            self.runs = exposition.compressed(openmetrics)
-            self.todo = [run for run in self.runs if run.segment is None]
-        else:
-            self.slices = exposition.chunks(openmetrics)
-
-    def step(self) -> bool:
-        """One slice or run more; False when all are made."""
-        if self.zipped:
-            if not self.todo:
-                return False
-            run = self.todo.pop(0)
-            run.made(deflate(run.join()))
-            return True
-        chunk = next(self.slices, None)
-        if chunk is not None:
-            self.made.append(chunk)
-        return chunk is not None
-
-    def body(self) -> bytes:
-        if self.zipped:
-            return gzip.decompress(b"".join(gzip_member([run.done() for run in self.runs])))
-        return b"".join(self.made)
-
-    def abandon(self) -> None:
-        """As ``Metrics`` does when a scrape fails (the plain form: the generator closed)."""
-        for run in self.todo:
-            run.drop()
-        self.todo = []
-        self.slices = iter(())
 
 
 class Takes(RuleBasedStateMachine):
