@@ -135,13 +135,15 @@ async def child(args: argparse.Namespace) -> None:
             marks.append(counters.snapshot())
         if args.child == "scheduled":
             stop = vs_blackbox.scheduled_launch(one, args.rate, args.interval, [])
+            await done.wait()
+            stop()
         else:
             launcher = asyncio.create_task(vs_blackbox.launch(one, args.rate, tally))
-            stop = launcher.cancel
-        await done.wait()
-        stop()
+            await done.wait()
+            launcher.cancel()
     first, last = marks[0], marks[-1]
-    print(json.dumps({key: last[key] - first[key] for key in first} | {"dropped": tally.dropped, "errors": tally.errors}))
+    counts = {key: last[key] - first[key] for key in first}
+    print(json.dumps(counts | {"dropped": tally.dropped, "errors": tally.errors}))
 
 
 def run_child(args: argparse.Namespace) -> None:
@@ -178,7 +180,8 @@ def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Nam
         if found is None:
             raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
         counts.append(int(found.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) / args.checks
+    checks: int = args.checks
+    return (counts[1] - counts[0]) / checks
 
 
 def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> str:
@@ -198,14 +201,16 @@ def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace
     turns = f"{got['turns'] / n:6.2f} {got['waits'] / n:6.2f}" if got["turns"] else "     -      -"
     return (f"{mode:>9} {loop:>7} {n / got['wall']:8.0f} {got['cpu'] / got['wall']:6.0%} "
             f"{got['cpu'] / n * 1e6:8.1f} {got['switches'] / n:7.2f} {turns}"
-            f" {got['logged'] / n:6.3f} {got['dropped']:7d} {got['errors']:6d}  {python}")  # fmt: skip
+            f" {got['logged'] / n:6.3f} {got['dropped']:7d} {got['errors']:6d}"
+            f"  {python}")  # fmt: skip
 
 
 async def parent(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as name:
         directory = Path(name)
         nginx, base = await processes.start_nginx(directory)
-        subprocess.run(["taskset", "-pc", "0", str(nginx.pid)], capture_output=True, check=True)
+        pin = ["taskset", "-pc", "0", str(nginx.pid)]
+        await asyncio.to_thread(subprocess.run, pin, capture_output=True, check=True)
         url = base + processes.PATH
         try:
             if args.cachegrind:
@@ -220,7 +225,8 @@ async def parent(args: argparse.Namespace) -> None:
                             print(f"{mode:>9} {loop:>7} {count:12,.0f}  {python}", flush=True)
             if args.native:
                 print(f"{'mode':>9} {'loop':>7} {'checks/s':>8} {'core':>6} {'CPU µs':>8} "
-                      f"{'wakes':>7} {'turns':>6} {'waits':>6} {'logs':>6} {'dropped':>7} {'errors':>6}  build")  # fmt: skip
+                      f"{'wakes':>7} {'turns':>6} {'waits':>6} {'logs':>6} {'dropped':>7} "
+                      f"{'errors':>6}  build")  # fmt: skip
                 for _ in range(args.rounds):
                     for python in args.python:
                         for loop in args.loop:

@@ -279,31 +279,33 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         else:
             self.remove_job(job.id, STORE)
 
-
-    def _submit(self, executor: Any, job: Any, run_times: list[datetime], scheduled: float) -> None:
+    def _submit(
+        self, executor: Any, job: Any, run_times: list[datetime], scheduled: float
+    ) -> None:
         """Start one run of ``job``, or log why not as APScheduler does: a run skipped
         (``max_instances`` already going) with its warning, a submission that raised with
-        its traceback. pingmon's ``CheckExecutor`` says a run was skipped by its answer,
-        not by raising ``MaxInstancesReachedError``: at saturation most due runs are
-        skipped (their last still waits for a connection), and the exception (its message
-        formatted, raised and caught) was a tenth of a skipped run's cost."""
+        its traceback. A run that pingmon's ``CheckExecutor`` has no room for is skipped
+        on its answer (``has_room``), before ``submit_job`` would raise
+        ``MaxInstancesReachedError``: at saturation most due runs are skipped (their last
+        still waits for a connection), and the exception (its message formatted, raised
+        and caught) was a tenth of a skipped run's instructions."""
+        if isinstance(executor, CheckExecutor) and not executor.has_room(job):
+            self._skipped(job)
+            return
         try:
-            if isinstance(executor, CheckExecutor):
-                started = executor.launch(job, run_times, scheduled)
-            else:
-                executor.submit_job(job, run_times)
-                started = True
+            executor.submit_job(job, run_times, scheduled)
         except MaxInstancesReachedError:
-            started = False
+            self._skipped(job)
         except BaseException:
             self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
-            return
-        if not started:
-            self._logger.warning(
-                'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
-                job,
-                job.max_instances,
-            )
+
+    def _skipped(self, job: Any) -> None:
+        """APScheduler's warning for a run skipped: ``job`` already runs ``max_instances``."""
+        self._logger.warning(
+            'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+            job,
+            job.max_instances,
+        )
 
 
 def _run_times(job: Any, now: datetime) -> tuple[list[datetime], datetime | None]:
@@ -360,23 +362,20 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         ``MaxInstancesReachedError``, else its run starts and is counted. ``scheduled``:
         ``run_times[-1]`` in epoch seconds, when the caller has it (APScheduler's own
         ``_process_jobs`` does not pass it: it is computed)."""
-        if scheduled is None:
-            scheduled = run_times[-1].timestamp()
-        if not self.launch(job, run_times, scheduled):
-            raise MaxInstancesReachedError(job)
-
-    def launch(self, job: Any, run_times: list[datetime], scheduled: float) -> bool:
-        """``submit_job`` answering instead of raising: False (nothing done) when ``job``
-        already runs ``max_instances`` times, else its lag observed (``scheduled``: the
-        run's time, epoch seconds), its run started and counted, and True."""
         instances = self._instances
         running = instances.get(job.id, 0)
         if running >= job.max_instances:
-            return False
+            raise MaxInstancesReachedError(job)
+        if scheduled is None:
+            scheduled = run_times[-1].timestamp()
         self._observe_lag(max(0.0, time.time() - scheduled))
         self._do_submit_job(job, run_times)
         instances[job.id] = running + 1
-        return True
+
+    def has_room(self, job: Any) -> bool:
+        """Whether ``job`` may start a run now: fewer than ``max_instances`` of its runs
+        going (``submit_job`` raises ``MaxInstancesReachedError`` otherwise)."""
+        return bool(self._instances.get(job.id, 0) < job.max_instances)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         """Start the run as a task of its own (``BaseExecutor``'s hook, its signature)."""
