@@ -180,8 +180,8 @@ def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Nam
         if found is None:
             raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
         counts.append(int(found.group(1).replace(",", "")))
-    checks: int = args.checks
-    return (counts[1] - counts[0]) / checks
+    counted: int = args.checks
+    return (counts[1] - counts[0]) / counted
 
 
 def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> str:
