@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import re
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ import processes
 import vs_blackbox
 
 MODES = ("bare", "scheduled")
+CHILD_MODES = (*MODES, "scheduled-loud")
+PARTS = ("run", "skip", "task", "none")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -67,6 +71,21 @@ class Counters:
     turns = 0  # select() calls: one a loop iteration
     waits = 0  # of them, with a timeout other than 0 (the loop could have slept)
     logged = 0  # APScheduler's log records (a run skipped: max_instances)
+    collected = 0.0  # CPU seconds in the cyclic garbage collector
+    full = 0  # full (oldest generation) collections
+    _began = 0.0
+
+    def count_collections(self) -> None:
+        """Time every collection (``gc.callbacks``)."""
+
+        def timed(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                self._began = time.process_time()
+                return
+            self.collected += time.process_time() - self._began
+            self.full += info["generation"] == 2
+
+        gc.callbacks.append(timed)
 
     def snapshot(self) -> dict[str, float]:
         return {
@@ -76,6 +95,8 @@ class Counters:
             "turns": self.turns,
             "waits": self.waits,
             "logged": self.logged,
+            "gc": self.collected,
+            "full": self.full,
         }
 
     def count_logs(self) -> None:
@@ -109,6 +130,7 @@ async def child(args: argparse.Namespace) -> None:
     counters = Counters()
     counters.count_turns(asyncio.get_running_loop())
     counters.count_logs()
+    counters.count_collections()
     answered, marks = 0, []
     done = asyncio.Event()
     tally = vs_blackbox.Tally()
@@ -133,8 +155,10 @@ async def child(args: argparse.Namespace) -> None:
 
         if args.warm == 0:
             marks.append(counters.snapshot())
-        if args.child == "scheduled":
+        if args.child.startswith("scheduled"):
             stop = vs_blackbox.scheduled_launch(one, args.rate, args.interval, [])
+            if args.child == "scheduled-loud":  # APScheduler's warnings printed, as before
+                logging.getLogger("apscheduler").setLevel(logging.NOTSET)
             await done.wait()
             stop()
         else:
@@ -146,13 +170,56 @@ async def child(args: argparse.Namespace) -> None:
     print(json.dumps(counts | {"dropped": tally.dropped, "errors": tally.errors}))
 
 
+async def part(args: argparse.Namespace) -> None:
+    """``args.rounds`` times: every one of ``args.jobs`` jobs made due at once, then as
+    ``args.part`` says: ``run``: processed by the scheduler and run to their end (a
+    coroutine that does nothing); ``skip``: processed while each job's last run still goes
+    (``max_instances``: skipped); ``task``: the same coroutines started by ``call_soon``
+    and run to their end (the floor: a task a run); ``none``: nothing more (what the
+    rounds cost without the part)."""
+    from bench_dispatch import target
+
+    from pingmon.scheduler import CheckScheduler
+
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # as pingmon's logging sets it
+    loop = asyncio.get_running_loop()
+
+    async def check(name: str) -> None:
+        return None
+
+    scheduler = CheckScheduler(check, lambda lag: None)
+    scheduler.sync(target(f"t{index:06d}", 3600.0) for index in range(args.jobs))
+    scheduler.start()
+    inner = scheduler._scheduler
+    store, executor = inner._jobstores["default"], inner._executors["default"]
+    await asyncio.sleep(0.01)
+    for _ in range(args.rounds):
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        with inner._jobstores_lock:
+            for job in store.get_all_jobs():
+                job.next_run_time = past
+                store.update_job(job)
+                if args.part == "skip":
+                    executor._instances[job.id] = 1
+        if args.part in ("run", "skip"):
+            inner._process_jobs()
+        elif args.part == "task":
+            for index in range(args.jobs):
+                loop.call_soon(loop.create_task, check(str(index)))
+        for _ in range(3):  # the tasks run and end
+            await asyncio.sleep(0)
+        executor._instances.clear()
+    scheduler.shutdown()
+
+
 def run_child(args: argparse.Namespace) -> None:
+    work = part(args) if args.part else child(args)
     if args.loop[0] == "uvloop":  # the child is given one
         import uvloop
 
-        uvloop.run(child(args))
+        uvloop.run(work)
     else:
-        asyncio.run(child(args))
+        asyncio.run(work)
 
 
 # --- the parent ---------------------------------------------------------------------------
@@ -184,6 +251,35 @@ def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Nam
     return (counts[1] - counts[0]) / counted
 
 
+def part_instructions(python: str, name: str, loop: str, args: argparse.Namespace) -> float:
+    """Instructions a job of one round of ``name`` (1 round and 3, differenced)."""
+    counts = []
+    for rounds in (1, 3):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                   "--cachegrind-out-file=/dev/null", python, __file__, "--part", name,
+                   "--jobs", str(args.jobs), "--rounds", str(rounds), "--loop", loop]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+        found = _REFS.search(done.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    jobs: int = args.jobs
+    return (counts[1] - counts[0]) / (2 * jobs)
+
+
+def print_parts(args: argparse.Namespace) -> None:
+    """Per build and loop: instructions a run started (above the floor: a task a run), a
+    run skipped, and the floor, each net of the rounds' own cost."""
+    print(f"{'loop':>7} {'run':>8} {'skip':>8} {'task':>8} {'run-task':>9}  build "
+          f"({args.jobs} jobs due at once; instructions a run, net of the rounds)")  # fmt: skip
+    for python in args.python:
+        for loop in args.loop:
+            got = {name: part_instructions(python, name, loop, args) for name in PARTS}
+            run, skip, task = (got[name] - got["none"] for name in ("run", "skip", "task"))
+            print(f"{loop:>7} {run:8,.0f} {skip:8,.0f} {task:8,.0f} {run - task:9,.0f}  {python}",
+                  flush=True)  # fmt: skip
+
+
 def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> str:
     """One native run's figures a check, as a table row."""
     checks = int(args.rate * args.seconds)
@@ -199,9 +295,10 @@ def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace
     got = json.loads(line)
     n = checks
     turns = f"{got['turns'] / n:6.2f} {got['waits'] / n:6.2f}" if got["turns"] else "     -      -"
+    collected = f"{got['gc'] / n * 1e6:6.1f} {got['full']:4d}"
     return (f"{mode:>9} {loop:>7} {n / got['wall']:8.0f} {got['cpu'] / got['wall']:6.0%} "
             f"{got['cpu'] / n * 1e6:8.1f} {got['switches'] / n:7.2f} {turns}"
-            f" {got['logged'] / n:6.3f} {got['dropped']:7d} {got['errors']:6d}"
+            f" {collected} {got['logged'] / n:6.3f} {got['dropped']:7d} {got['errors']:6d}"
             f"  {python}")  # fmt: skip
 
 
@@ -218,19 +315,19 @@ async def parent(args: argparse.Namespace) -> None:
                       f"(rate {args.cg_rate}/s, {args.checks} checks)")  # fmt: skip
                 for python in args.python:
                     for loop in args.loop:
-                        for mode in MODES:
+                        for mode in args.mode:
                             count = await asyncio.to_thread(
                                 instructions, python, mode, loop, url, args
                             )
                             print(f"{mode:>9} {loop:>7} {count:12,.0f}  {python}", flush=True)
             if args.native:
                 print(f"{'mode':>9} {'loop':>7} {'checks/s':>8} {'core':>6} {'CPU µs':>8} "
-                      f"{'wakes':>7} {'turns':>6} {'waits':>6} {'logs':>6} {'dropped':>7} "
-                      f"{'errors':>6}  build")  # fmt: skip
+                      f"{'wakes':>7} {'turns':>6} {'waits':>6} {'gc µs':>6} {'full':>4} "
+                      f"{'logs':>6} {'dropped':>7} {'errors':>6}  build")  # fmt: skip
                 for _ in range(args.rounds):
                     for python in args.python:
                         for loop in args.loop:
-                            for mode in MODES:
+                            for mode in args.mode:
                                 row = await asyncio.to_thread(native, python, mode, loop, url,
                                                               args)  # fmt: skip
                                 print(row, flush=True)
@@ -255,14 +352,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--nice", type=int, default=-10)
     parser.add_argument("--profile", help="a directory for py-spy raw profiles (native)")
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mode",
+        action="append",
+        choices=CHILD_MODES,
+        help="default: bare, scheduled (scheduled-loud: APScheduler's warnings printed)",
+    )
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="instructions a run of each part of the scheduler's dispatch",
+    )
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs due at once (--parts)")
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CHILD_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
+    if args.child or args.part:
+        args.loop = args.loop or ["asyncio"]
         run_child(args)
         return
     args.python = args.python or [sys.executable]
     args.loop = args.loop or ["uvloop", "asyncio"]
+    args.mode = args.mode or list(MODES)
+    if args.parts:
+        print_parts(args)
+        return
     asyncio.run(parent(args))
 
 
