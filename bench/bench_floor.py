@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import vs_blackbox
 
 MODES = ("bare", "scheduled")
 CHILD_MODES = (*MODES, "scheduled-loud")
-PARTS = ("run", "skip", "task", "none")
+PARTS = ("run", "skip", "task", "trigger", "store", "none")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -155,16 +156,19 @@ async def child(args: argparse.Namespace) -> None:
 
         if args.warm == 0:
             marks.append(counters.snapshot())
+        stop: Callable[[], object]
         if args.child.startswith("scheduled"):
             stop = vs_blackbox.scheduled_launch(one, args.rate, args.interval, [])
             if args.child == "scheduled-loud":  # APScheduler's warnings printed, as before
                 logging.getLogger("apscheduler").setLevel(logging.NOTSET)
-            await done.wait()
-            stop()
         else:
-            launcher = asyncio.create_task(vs_blackbox.launch(one, args.rate, tally))
-            await done.wait()
-            launcher.cancel()
+            stop = asyncio.create_task(vs_blackbox.launch(one, args.rate, tally)).cancel
+        if args.gc == "pingmon":  # the daemon's collector: settled, its running thresholds
+            from pingmon.heap import settle
+
+            settle()
+        await done.wait()
+        stop()
     first, last = marks[0], marks[-1]
     counts = {key: last[key] - first[key] for key in first}
     print(json.dumps(counts | {"dropped": tally.dropped, "errors": tally.errors}))
@@ -175,8 +179,10 @@ async def part(args: argparse.Namespace) -> None:
     ``args.part`` says: ``run``: processed by the scheduler and run to their end (a
     coroutine that does nothing); ``skip``: processed while each job's last run still goes
     (``max_instances``: skipped); ``task``: the same coroutines started by ``call_soon``
-    and run to their end (the floor: a task a run); ``none``: nothing more (what the
-    rounds cost without the part)."""
+    and run to their end (the floor: a task a run); ``trigger``: each job's successor
+    computed (``GridIntervalTrigger._successor``, once a run); ``store``: the due jobs
+    taken out of the heap store and put back with a new time; ``none``: nothing more (what
+    the rounds cost without the part)."""
     from bench_dispatch import target
 
     from pingmon.scheduler import CheckScheduler
@@ -193,6 +199,7 @@ async def part(args: argparse.Namespace) -> None:
     inner = scheduler._scheduler
     store, executor = inner._jobstores["default"], inner._executors["default"]
     await asyncio.sleep(0.01)
+    jobs, later = store.get_all_jobs(), datetime.now(UTC) + timedelta(hours=2)
     for _ in range(args.rounds):
         past = datetime.now(UTC) - timedelta(seconds=1)
         with inner._jobstores_lock:
@@ -203,6 +210,14 @@ async def part(args: argparse.Namespace) -> None:
                     executor._instances[job.id] = 1
         if args.part in ("run", "skip"):
             inner._process_jobs()
+        elif args.part == "trigger":
+            for job in jobs:
+                job.trigger._successor(past, past)
+        elif args.part == "store":
+            with inner._jobstores_lock:
+                for job, _ in store.take_due_jobs(time.time()):
+                    job.next_run_time = later
+                    store.update_job(job)
         elif args.part == "task":
             for index in range(args.jobs):
                 loop.call_soon(loop.create_task, check(str(index)))
@@ -226,10 +241,10 @@ def run_child(args: argparse.Namespace) -> None:
 
 
 def child_argv(python: str, mode: str, loop: str, url: str, rate: float, warm: int,
-               checks: int, interval: float) -> list[str]:  # fmt: skip
+               checks: int, interval: float, collector: str) -> list[str]:  # fmt: skip
     return [python, __file__, "--child", mode, "--url", url, "--loop", loop, "--rate",
             str(rate), "--warm", str(warm), "--checks", str(checks),
-            "--interval", str(interval)]  # fmt: skip
+            "--interval", str(interval), "--gc", collector]  # fmt: skip
 
 
 def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> float:
@@ -237,9 +252,7 @@ def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Nam
     counts = []
     for checks in (0, args.checks):
         argv = child_argv(python, mode, loop, url, args.cg_rate, args.warm, checks,
-                          args.interval)  # fmt: skip
-        if checks == 0:
-            argv[argv.index("--warm") + 1] = str(args.warm)
+                          args.interval, args.gc)  # fmt: skip
         command = ["taskset", "-c", "1", "valgrind", "--tool=cachegrind", "--cache-sim=no",
                    "--cachegrind-out-file=/dev/null", *argv]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
@@ -270,21 +283,26 @@ def part_instructions(python: str, name: str, loop: str, args: argparse.Namespac
 def print_parts(args: argparse.Namespace) -> None:
     """Per build and loop: instructions a run started (above the floor: a task a run), a
     run skipped, and the floor, each net of the rounds' own cost."""
-    print(f"{'loop':>7} {'run':>8} {'skip':>8} {'task':>8} {'run-task':>9}  build "
-          f"({args.jobs} jobs due at once; instructions a run, net of the rounds)")  # fmt: skip
+    names = args.part_name or list(PARTS)
+    shown = [name for name in names if name != "none"]
+    print(
+        f"{'loop':>7} " + " ".join(f"{name:>8}" for name in shown) + f" {'run-task':>9}  "
+        f"build ({args.jobs} jobs due at once; instructions a run, net of the rounds)"
+    )
     for python in args.python:
         for loop in args.loop:
-            got = {name: part_instructions(python, name, loop, args) for name in PARTS}
-            run, skip, task = (got[name] - got["none"] for name in ("run", "skip", "task"))
-            print(f"{loop:>7} {run:8,.0f} {skip:8,.0f} {task:8,.0f} {run - task:9,.0f}  {python}",
-                  flush=True)  # fmt: skip
+            got = {name: part_instructions(python, name, loop, args) for name in {*names, "none"}}
+            net = {name: got[name] - got["none"] for name in shown}
+            above = net["run"] - net["task"] if "run" in net and "task" in net else float("nan")
+            cells = " ".join(f"{net[name]:8,.0f}" for name in shown)
+            print(f"{loop:>7} {cells} {above:9,.0f}  {python}", flush=True)
 
 
 def native(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> str:
     """One native run's figures a check, as a table row."""
     checks = int(args.rate * args.seconds)
     argv = child_argv(python, mode, loop, url, args.rate, int(args.rate * args.warmup), checks,
-                      args.interval)  # fmt: skip
+                      args.interval, args.gc)  # fmt: skip
     if args.profile:
         out = Path(args.profile) / f"{Path(python).parent.parent.parent.name}-{mode}-{loop}.raw"
         argv = ["py-spy", "record", "--nonblocking", "--format", "raw", "-r", "200", "-o",
@@ -350,6 +368,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds (native)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between runs")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--gc",
+        choices=("default", "pingmon"),
+        default="default",
+        help="the children's cyclic collector: CPython's thresholds (default) "
+        "or pingmon's (pingmon.heap.settle: frozen, RUNNING_THRESHOLDS)",
+    )
     parser.add_argument("--nice", type=int, default=-10)
     parser.add_argument("--profile", help="a directory for py-spy raw profiles (native)")
     parser.add_argument(
@@ -364,6 +389,7 @@ def main() -> None:
         help="instructions a run of each part of the scheduler's dispatch",
     )
     parser.add_argument("--jobs", type=int, default=3000, help="jobs due at once (--parts)")
+    parser.add_argument("--part-name", action="append", choices=PARTS, help="--parts: which")
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=CHILD_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
