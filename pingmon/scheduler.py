@@ -289,7 +289,11 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         ``MaxInstancesReachedError``: at saturation most due runs are skipped (their last
         still waits for a connection), and the exception (its message formatted, raised
         and caught) was a tenth of a skipped run's instructions."""
-        if isinstance(executor, CheckExecutor) and not executor.has_room(job):
+        if (  # a run going (rare below saturation) is looked at; else straight to submit
+            job.id in executor._instances
+            and isinstance(executor, CheckExecutor)
+            and not executor.has_room(job)
+        ):
             self._skipped(job)
             return
         try:
