@@ -439,8 +439,7 @@ class CheckScheduler:
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
-        self._timer_slack = timer_slack
-        self.timer_slack = timer_slack
+        self.timer_slack = timer_slack  # the setter keeps it and gives the timer its share
 
     @property
     def timer_slack(self) -> float:
