@@ -111,14 +111,16 @@ def test_runs_due_within_one_slack_window_start_in_one_wake_up_and_never_early(
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_without_slack_every_run_is_woken_for_at_its_own_time(loop: str) -> None:
-    """Slack 0 (``CheckScheduler``'s default): the old timing, each run (their times all
-    differ) started by a wake-up of its own, never early, about as late as a timer is."""
+    """Slack 0 (``CheckScheduler``'s default): the old timing, runs (their times all differ)
+    started by wake-ups of their own but for those a millisecond or two apart (a timer's
+    tick, a loaded machine's delay), never early, about as late as a timer is: far from the
+    2.5 runs a wake-up and the 25 ms median lag of a 50 ms slack above."""
     seen = _observe(0.0, 0.8, _uvloop() if loop == "uvloop" else None)
     starting = [wake for wake in seen.wakes if wake]
     assert len(seen.runs) >= 40
-    assert len(starting) >= 0.8 * len(seen.runs)
+    assert len(starting) >= 0.6 * len(seen.runs)
     assert min(seen.starts) >= 0.0
-    assert statistics.median(seen.lags) < 0.005  # 5 ms: a tenth of the slack tried above
+    assert statistics.median(seen.lags) < 0.01
 
 
 def test_on_an_idle_loop_a_run_starts_at_most_about_one_slack_late() -> None:
