@@ -162,7 +162,8 @@ async def child(args: argparse.Namespace) -> None:
             if args.child == "scheduled-loud":  # APScheduler's warnings printed, as before
                 logging.getLogger("apscheduler").setLevel(logging.NOTSET)
         else:
-            stop = asyncio.create_task(vs_blackbox.launch(one, args.rate, tally)).cancel
+            launcher = vs_blackbox.launch(one, args.rate, tally, vs_blackbox.DRIVER_TICK)
+            stop = asyncio.create_task(launcher).cancel
         if args.gc == "pingmon":  # the daemon's collector: settled, its running thresholds
             from pingmon.heap import settle
 
