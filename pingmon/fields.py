@@ -58,7 +58,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 500ms, 30s, 5m or 1h")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past a float's range (YAML reads 400 digits as one)
+            seconds = math.inf if value > 0 else -math.inf
     elif isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value.strip(), re.ASCII):
         seconds = float(value)  # a bare number is seconds, as in PINGMON_DEFAULTS__INTERVAL=30
     elif isinstance(value, str) and value.strip().startswith("-"):
@@ -130,9 +133,10 @@ def parse_slack(value: object) -> float:
         raise ValueError("must be 0 (no slack) or a positive duration")
     seconds = parse_duration(value)
     if seconds > MAX_TIMER_SLACK_SECONDS:
+        given = value.strip() if isinstance(value, str) else f"{value!r}s"  # as written
         raise ValueError(
-            f"{format_duration(seconds)} is longer than {MAX_TIMER_SLACK_TEXT}, the longest "
-            "timer slack pingmon accepts (every run may start that much late)"
+            f"{given} is longer than {MAX_TIMER_SLACK_TEXT}, the longest timer slack pingmon "
+            "accepts (every run may start that much late)"
         )
     return seconds
 
@@ -161,10 +165,15 @@ Slack = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _DURATION_PATTERN},
-                {"type": "number", "minimum": 0, "maximum": MAX_TIMER_SLACK_SECONDS},
+                {"type": "number", "const": 0},
+                {
+                    "type": "number",
+                    "minimum": MIN_DURATION_SECONDS,
+                    "maximum": MAX_TIMER_SLACK_SECONDS,
+                },
             ],
-            "description": "A duration: 0 (none), 5ms, 10ms, 1s (or a number of seconds), at "
-            f"most {MAX_TIMER_SLACK_TEXT}.",
+            "description": "A duration: 0 (none), 5ms, 10ms, 1s (or a number of seconds), from "
+            f"{MIN_DURATION_TEXT} to {MAX_TIMER_SLACK_TEXT}, or 0.",
         }
     ),
 ]

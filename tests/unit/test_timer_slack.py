@@ -4,6 +4,7 @@ most about a slack late; 0 keeps every run at its own time; the setting's valida
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import statistics
 import time
@@ -13,11 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given, strategies as st
 
-from pingmon.config import load_config
+from pingmon.config import json_schema, load_config
 from pingmon.errors import ConfigError
+from pingmon.fields import parse_slack
 from pingmon.scheduler import SLACK_SHARE, Cadence, CheckScheduler, effective_slack
 from tests.unit.test_scheduler import make_target, nothing
 
@@ -222,6 +225,14 @@ def test_timer_slack_defaults_to_ten_milliseconds_and_the_environment_overrides_
         ("soon", "timer_slack: 'soon' is not a duration"),
         ("true", "timer_slack: must be a number, not true or false"),
         ("0.5ms", "timer_slack: 0.5ms is shorter than 1ms"),
+        # A float keeps its digits: not "1s is longer than 1s" (six significant digits).
+        ("1.0000001s", "timer_slack: 1.0000001s is longer than 1s"),
+        ("1.0000001", "timer_slack: 1.0000001s is longer than 1s"),
+        # YAML reads 400 digits as one int, past a float's range: a line, not OverflowError.
+        ("1" + "0" * 400, "timer_slack: must be a finite duration"),
+        ("-1" + "0" * 400, "timer_slack: must be 0 (no slack) or a positive duration"),
+        (".nan", "timer_slack: must be a positive duration"),
+        ("[5ms]", "timer_slack: ['5ms'] is not a duration"),
     ],
 )
 def test_a_bad_timer_slack_is_one_line_naming_its_path(
@@ -234,3 +245,28 @@ def test_a_bad_timer_slack_is_one_line_naming_its_path(
     lines = refused.value.lines()
     assert len(lines) == 1
     assert lines[0].startswith(f"{path}: {message}")
+
+
+@functools.cache
+def _slack_schema() -> jsonschema.Draft7Validator:
+    """The schema's ``timer_slack``, built once (the whole schema takes about 40 ms)."""
+    return jsonschema.Draft7Validator(json_schema()["properties"]["timer_slack"])
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2),
+        st.sampled_from([0, 0.0, -0.0, 0.0005, 0.000999, 0.001, 1, 1.0, 1.0000001]),
+    )
+)
+def test_the_schema_takes_exactly_the_numbers_the_setting_takes(seconds: float) -> None:
+    """``pingmon config schema`` (and the chart's values.schema.json, made from it) accepts a
+    number for ``timer_slack`` exactly when the configuration does: 0 or 1 ms to 1 s, not the
+    0 to 1 ms an editor would pass and pingmon refuse."""
+    try:
+        parse_slack(seconds)
+    except ValueError:
+        taken = False
+    else:
+        taken = True
+    assert _slack_schema().is_valid(seconds) == taken
