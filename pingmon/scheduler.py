@@ -183,6 +183,13 @@ def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
 # next, jittered closer) never fall into one slack window through the slack alone.
 SLACK_SHARE = 0.1
 
+# The most runs one slack window may hold on average (the targets' runs a second times the
+# slack): one wake-up starts them all, holding the loop for each (a scrape, the other checks'
+# replies wait), and past a few dozen a window the wake-up's cost is already a small share of
+# a check's. A 1 s slack at 100,000 targets every 60 s would start 1,667 runs in one
+# wake-up; capped, a window holds 50 (a 30 ms slack), and the default 10 ms holds 17.
+RUNS_PER_WINDOW = 50
+
 # Seconds: libuv (under uvloop) keeps its clock in whole milliseconds and rounds a timer's
 # delay to them, so a timer fires up to this much before its time (a wait under half of it
 # at once); asyncio's own loop rounds up and never fires early.
@@ -342,12 +349,18 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
 
 def effective_slack(slack: float, cadences: Iterable[Cadence]) -> float:
     """``slack`` (seconds), but at most ``SLACK_SHARE`` of the shortest interval or failure
-    interval among ``cadences`` (none: ``slack`` as given)."""
-    shortest = min(
-        (s for c in cadences for s in (c.interval, c.failure_interval) if s is not None),
-        default=math.inf,
-    )
-    return min(slack, shortest * SLACK_SHARE)
+    interval among ``cadences``, and at most the time in which the targets, each at the
+    shorter of the two, are due ``RUNS_PER_WINDOW`` times on average (none: ``slack`` as
+    given)."""
+    shortest = math.inf
+    rate = 0.0  # runs a second, every target at its shorter interval (all failing)
+    for cadence in cadences:
+        seconds = cadence.interval
+        if cadence.failure_interval is not None and cadence.failure_interval < seconds:
+            seconds = cadence.failure_interval
+        shortest = min(shortest, seconds)
+        rate += 1.0 / seconds
+    return min(slack, shortest * SLACK_SHARE, RUNS_PER_WINDOW / rate if rate else math.inf)
 
 
 def _run_times(job: Any, now: datetime) -> tuple[list[datetime], datetime | None]:

@@ -16,12 +16,18 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from pingmon.config import json_schema, load_config
 from pingmon.errors import ConfigError
 from pingmon.fields import parse_slack
-from pingmon.scheduler import SLACK_SHARE, Cadence, CheckScheduler, effective_slack
+from pingmon.scheduler import (
+    RUNS_PER_WINDOW,
+    SLACK_SHARE,
+    Cadence,
+    CheckScheduler,
+    effective_slack,
+)
 from tests.unit.test_scheduler import make_target, nothing
 
 INTERVAL = 0.5  # seconds: every target's
@@ -168,7 +174,86 @@ def test_the_slack_is_at_most_a_share_of_the_shortest_interval(
         default=None,
     )
     expected = slack if shortest is None else min(slack, SLACK_SHARE * shortest)
-    assert effective_slack(slack, cadences) == expected
+    assert effective_slack(slack, cadences) == expected  # a few targets: the rate never binds
+
+
+@given(
+    st.floats(min_value=0, max_value=1),
+    st.lists(
+        st.tuples(st.floats(min_value=0.001, max_value=600),
+                  st.none() | st.floats(min_value=0.001, max_value=600)),
+        max_size=300,
+    ),
+    st.integers(min_value=1, max_value=10_000),
+)  # fmt: skip
+@settings(deadline=None)  # up to 30,000 cadences an example
+def test_the_slack_holds_at_most_runs_per_window_on_average(
+    slack: float, cadences: list[tuple[float, float | None]], copies: int
+) -> None:
+    """Against the straightforward sums: the slack is the least of the setting, a share of
+    the shortest interval or failure interval, and the time in which every target (each at
+    its shorter interval) is due ``RUNS_PER_WINDOW`` times in all."""
+    planned = [Cadence(interval, 0.1, failure) for interval, failure in cadences] * (
+        copies if len(cadences) <= 3 else 1
+    )
+    shortest = [min(c.interval, c.failure_interval or c.interval) for c in planned]
+    rate = math.fsum(1 / s for s in shortest)
+    effective = effective_slack(slack, planned)
+    assert effective <= slack
+    if planned:
+        assert effective <= SLACK_SHARE * min(shortest)
+        assert effective * rate <= RUNS_PER_WINDOW * (1 + 1e-9)
+        assert effective == pytest.approx(
+            min(slack, SLACK_SHARE * min(shortest), RUNS_PER_WINDOW / rate), rel=1e-9
+        )
+    else:
+        assert effective == slack
+
+
+def test_many_targets_cap_the_slack_at_a_window_of_runs_per_wake_up() -> None:
+    """A 1 s slack at 100,000 targets every 60 s would start 1,667 runs in one wake-up;
+    capped, 50 a window (30 ms). The default 10 ms (17 a window) is unchanged."""
+    cadences = [Cadence(60.0, 0.1, None)] * 100_000
+    assert effective_slack(1.0, cadences) == pytest.approx(0.03)
+    assert effective_slack(0.01, cadences) == 0.01
+    failing = [Cadence(60.0, 0.1, 15.0)] * 100_000  # every target may fail at once
+    assert effective_slack(1.0, failing) == pytest.approx(0.0075)
+
+
+def test_a_large_slack_over_many_targets_starts_windows_of_runs_not_bursts() -> None:
+    """1,000 runs a second with a 1 s slack (its interval share, 200 ms, allows 200 runs a
+    window): each wake-up that starts runs starts about ``RUNS_PER_WINDOW`` of them, never
+    a burst of hundreds that holds the loop (about 15 ms for 500 submissions alone)."""
+    starts: list[int] = []
+
+    async def scenario() -> None:
+        scheduler = CheckScheduler(nothing, lambda lag: None, timer_slack=1.0)
+        inner = scheduler._scheduler
+        executor = inner._executors["default"]
+        process_jobs, submit_job = inner._process_jobs, executor.submit_job
+
+        def counted() -> float | None:
+            starts.append(0)
+            return process_jobs()
+
+        def submit(job: Any, run_times: list[datetime], *scheduled: float | None) -> None:
+            starts[-1] += 1
+            submit_job(job, run_times, *scheduled)
+
+        inner._process_jobs = counted  # type: ignore[method-assign]
+        executor.submit_job = submit
+        scheduler.sync([make_target(f"t{index}", interval=2.0) for index in range(2_000)])
+        scheduler.start()
+        try:
+            await asyncio.sleep(1.0)
+        finally:
+            scheduler.shutdown()
+
+    with asyncio.Runner() as runner:
+        runner.run(scenario())
+    starting = sorted(count for count in starts if count)
+    assert sum(starting) >= 500
+    assert statistics.median(starting) <= 100  # 50 a window on average; 200 uncapped
 
 
 async def test_the_scheduler_caps_the_slack_for_its_shortest_interval_and_follows_changes(
