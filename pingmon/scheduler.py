@@ -491,8 +491,15 @@ class CheckScheduler:
 
     @timer_slack.setter
     def timer_slack(self, seconds: float) -> None:
+        """Keep ``seconds`` and give the timer its share; a timer already set on another
+        slack's grid is set again at once (``wakeup``: on the loop, after this call), or
+        a reload from 1 s to 0 would leave the next run up to 1 s late."""
         self._timer_slack = seconds
-        self._scheduler.timer_slack = effective_slack(seconds, self._cadences.values())
+        effective = effective_slack(seconds, self._cadences.values())
+        changed = effective != self._scheduler.timer_slack
+        self._scheduler.timer_slack = effective
+        if changed and self._scheduler.state == STATE_RUNNING:
+            self._scheduler.wakeup()
 
     @property
     def _observe_lag(self) -> Callable[[float], None]:

@@ -268,6 +268,26 @@ async def test_the_scheduler_caps_the_slack_for_its_shortest_interval_and_follow
     assert scheduler._scheduler.timer_slack == 0.0
 
 
+async def test_a_new_slack_moves_the_timer_already_set_at_once() -> None:
+    """A reload from a 1 s slack to 0 (or any change of the slack in use) sets the timer
+    again on the new grid at once: the next run is not left up to the old slack late (the
+    timer set under the old slack would fire at its 1 s grid point)."""
+    scheduler = CheckScheduler(nothing, lambda lag: None, timer_slack=1.0)
+    scheduler.sync([make_target("slow", interval=30.0)])  # first run in 11 s; cap 3 s
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.01)
+        inner = scheduler._scheduler
+        loop = asyncio.get_running_loop()
+        next_run = inner._jobstores["default"].get_next_timestamp()
+        scheduler.timer_slack = 0.0
+        await asyncio.sleep(0.01)
+        wait = inner._timeout.when() - loop.time()
+        assert abs(wait - (next_run - time.time())) < 0.005
+    finally:
+        scheduler.shutdown()
+
+
 CONFIG = """\
 timer_slack: {value}
 providers:
