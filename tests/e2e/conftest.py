@@ -1,4 +1,4 @@
-"""The end-to-end stack, started once per session, and the failure-to-alert figures it measured."""
+"""The end-to-end stack, started once for tests/e2e, and the failure-to-alert figures measured."""
 
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ def alertmanager_config() -> tuple[dict[str, Any], str]:
     return document, f"Alertmanager: {ALERTMANAGER_EXAMPLE.name}, receivers reduced to names"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/e2e, not left running to the end
 def stack(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Stack]:
-    """Sandbox, pingmon, Alertmanager and Prometheus, scraping pingmon, for the whole session."""
+    """Sandbox, pingmon, Alertmanager and Prometheus, scraping pingmon, for tests/e2e."""
     config, note = alertmanager_config()
     pytestconfig.stash.setdefault(NOTES, []).append(note)
     running = Stack(
