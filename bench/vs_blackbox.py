@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -49,10 +50,13 @@ import processes
 from bench_dispatch import target
 from processes import PATH, Child, cpu_seconds, rss_mb
 
+from pingmon.config import Settings
 from pingmon.fields import parse_duration
 from pingmon.scheduler import CheckScheduler
 
-DRIVER_TICK = 0.005  # seconds between two launches of the requests due
+# Seconds between two launches of the requests due (--driver-tick): pingmon's default
+# timer_slack, so that the bare client's wake-ups are batched as pingmon's are.
+DRIVER_TICK: float = Settings.model_fields["timer_slack"].default
 DRIVER_MAX_IN_FLIGHT = 5000  # beyond this a due request is dropped (counted), not queued
 REQUEST_TIMEOUT = 10.0
 CONNECTIONS = 100  # the bare client's keep-alive pool, as pingmon's default concurrency
@@ -81,11 +85,14 @@ class Tally:
     lag_p99_ms: float | None = None
 
 
-async def drive(url: str, rate: float, probe: bool, scheduled: float | None = None) -> None:
+async def drive(
+    url: str, rate: float, probe: bool, scheduled: float | None = None, tick: float = DRIVER_TICK
+) -> None:
     """GET ``url`` ``rate`` times a second (open loop) until stdin closes; print the tally
     as a JSON line for every line read on stdin. ``probe``: success is ``probe_success 1``.
     ``scheduled``: an interval in seconds; the GETs are then started by pingmon's scheduler,
-    one job per ``rate x scheduled`` targets (``scheduled_launch``), not by a tick loop."""
+    one job per ``rate x scheduled`` targets (``scheduled_launch``), not by a tick loop
+    (else launched every ``tick`` seconds)."""
     tally = Tally()
     lags: list[float] = []
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
@@ -107,14 +114,15 @@ async def drive(url: str, rate: float, probe: bool, scheduled: float | None = No
             await report_on_request(tally, lags)
             stop()
             return
-        launcher = asyncio.create_task(launch(one, rate, tally))
+        launcher = asyncio.create_task(launch(one, rate, tally, tick))
         await report_on_request(tally, lags)
         launcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await launcher
 
 
-async def launch(one: Callable[[], Any], rate: float, tally: Tally) -> None:
+async def launch(one: Callable[[], Any], rate: float, tally: Tally, tick: float) -> None:
+    """Every ``tick`` seconds, start the GETs due at ``rate`` since the start (open loop)."""
     tasks: set[asyncio.Task[None]] = set()
     started, launched = time.monotonic(), 0
     while True:
@@ -127,7 +135,7 @@ async def launch(one: Callable[[], Any], rate: float, tally: Tally) -> None:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         launched += due
-        await asyncio.sleep(DRIVER_TICK)
+        await asyncio.sleep(tick)
 
 
 def scheduled_launch(
@@ -136,7 +144,14 @@ def scheduled_launch(
     """The floor of a scheduled check: ``rate x interval`` jobs in pingmon's own
     ``CheckScheduler`` (APScheduler, as the daemon runs it: max_instances=1, coalesce, the
     grid's jitter), each run one bare GET and nothing else (no judging, no recording, no
-    timeout of pingmon's). Each run's lag goes to ``lags``. Returns how to stop."""
+    timeout of pingmon's). Each run's lag goes to ``lags``. Returns how to stop.
+
+    APScheduler's logger is quieted as ``pingmon.logs.setup_logging`` quiets it: a run
+    skipped because the last still goes (``max_instances=1``, every run at saturation)
+    is then dropped at a level check, as in the daemon, not formatted and printed to
+    stderr by logging's last-resort handler (about 50 µs a skipped run, 1.6 skipped runs
+    a check at 3,000/s asked: most of what the floor cost above the bare client)."""
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
     async def check(name: str) -> None:
         await one()
@@ -164,7 +179,7 @@ def run_driver(args: argparse.Namespace) -> None:
     if args.loop == "uvloop":
         factory = importlib.import_module("uvloop").new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(drive(args.drive, args.rate, args.probe, args.scheduled))
+        runner.run(drive(args.drive, args.rate, args.probe, args.scheduled, args.driver_tick))
 
 
 class Driver:
@@ -174,8 +189,12 @@ class Driver:
         self.child = child
 
     @classmethod
-    async def start(cls, url: str, rate: float, loop: str, probe: bool, directory: Path) -> Driver:
-        argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop]
+    async def start(
+        cls, url: str, rate: float, loop: str, probe: bool, directory: Path,
+        tick: float = DRIVER_TICK,
+    ) -> Driver:  # fmt: skip
+        argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop,
+                "--driver-tick", repr(tick)]  # fmt: skip
         pipe = subprocess.PIPE
         child = await processes.spawn(
             f"driver-{loop}", [*argv, *(["--probe"] if probe else [])], directory,
@@ -259,7 +278,7 @@ async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> M
         base = f"http://127.0.0.1:{port}"
         await processes.wait_ok(blackbox, base + "/-/healthy")
         probe = f"{base}/probe?module=http_2xx&target={quote(url + PATH, safe='')}"
-        driver = await Driver.start(probe, args.rate, "asyncio", True, directory)
+        driver = await Driver.start(probe, args.rate, "asyncio", True, directory, args.driver_tick)
         try:
             return await window_of_driver("blackbox", blackbox.pid, driver, args)
         finally:
@@ -269,7 +288,7 @@ async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> M
 
 
 async def run_bare(loop: str, url: str, args: argparse.Namespace, directory: Path) -> Measure:
-    driver = await Driver.start(url + PATH, args.rate, loop, False, directory)
+    driver = await Driver.start(url + PATH, args.rate, loop, False, directory, args.driver_tick)
     try:
         return await window_of_driver(f"aiohttp-{loop}", driver.child.pid, driver, args)
     finally:
@@ -409,6 +428,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     processes.round_options(parser, rate=500.0, rounds=3, window=20.0)
     parser.add_argument("--interval", type=parse_duration, default=10.0, help="pingmon's: 10s")
     parser.add_argument("--quick", action="store_true", help="rate 50, 1 round, 3 s windows")
+    parser.add_argument(
+        "--driver-tick", type=parse_duration, default=DRIVER_TICK,
+        help=f"the drivers launch the requests due every this ({DRIVER_TICK * 1e3:g}ms: "
+        "pingmon's default timer_slack)",
+    )  # fmt: skip
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)

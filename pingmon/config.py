@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from pingmon.environment import ENV_PREFIX, EnvironmentSource, OverrideRefused
 from pingmon.errors import ConfigError, Problem
-from pingmon.fields import Duration, NumbersNotBooleans, Secret, format_duration
+from pingmon.fields import Duration, NumbersNotBooleans, Secret, Slack, format_duration
 from pingmon.heap import pausing_collection
 from pingmon.loading import load_yaml
 from pingmon.problems import UNKNOWN_KEY, validation_problems
@@ -155,6 +155,13 @@ class Settings(EnvironmentFirst, NumbersNotBooleans):
     listen: str = Field(default="0.0.0.0:9108", description="host:port of the HTTP server")
     defaults: Defaults = Defaults()
     concurrency: PositiveInt = Field(default=100, description="checks in flight at once")
+    timer_slack: Slack = Field(
+        default=0.01,
+        description="runs due within one multiple of this (on the clock's grid) start "
+        "together in one wake-up of the scheduler, at its end: each at most this late, never "
+        "early, for less CPU a check; at most a tenth of the shortest interval is used; 0: "
+        "every run at its own time",
+    )
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
     server: ServerSettings = ServerSettings()

@@ -189,7 +189,9 @@ class Daemon:
             collectors=[WebhookCollector(self.webhooks)],
             profile=config.settings.metrics.profile,
         )
-        self.scheduler = CheckScheduler(self.check, self.metrics.scheduler_lag.observe)
+        self.scheduler = CheckScheduler(
+            self.check, self.metrics.scheduler_lag.observe, config.settings.timer_slack
+        )
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._sessions: Sessions | None = None
         self._runner: Runner | None = None
@@ -349,6 +351,7 @@ class Daemon:
         self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
             self._runner.slots = Slots(settings.concurrency)
+        self.scheduler.timer_slack = settings.timer_slack
         self.scheduler.apply(runtime.schedule)
 
     async def check(self, name: str) -> None:

@@ -115,6 +115,60 @@ Duration = Annotated[
     ),
 ]
 
+# The longest timer slack: every run may start this much late (Settings.timer_slack).
+MAX_TIMER_SLACK_SECONDS = 1.0
+MAX_TIMER_SLACK_TEXT = "1s"
+
+
+def parse_slack(value: object) -> float:
+    """Seconds of timer slack: 0 (``0``, ``0s``, ``0ms``: none) or a duration up to
+    ``MAX_TIMER_SLACK_TEXT``; ValueError says which bound or syntax it misses."""
+    if _is_zero(value):
+        return 0.0
+    negative = isinstance(value, str) and value.strip().startswith("-")
+    if negative or (isinstance(value, int | float) and not isinstance(value, bool) and value < 0):
+        raise ValueError("must be 0 (no slack) or a positive duration")
+    seconds = parse_duration(value)
+    if seconds > MAX_TIMER_SLACK_SECONDS:
+        raise ValueError(
+            f"{format_duration(seconds)} is longer than {MAX_TIMER_SLACK_TEXT}, the longest "
+            "timer slack pingmon accepts (every run may start that much late)"
+        )
+    return seconds
+
+
+def _is_zero(value: object) -> bool:
+    """0, 0.0, ``"0"``, ``"0s"``, ``"0ms"`` (every part of the duration zero)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return value == 0
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text, re.ASCII):
+        return float(text) == 0
+    return bool(re.fullmatch(_DURATION_PATTERN, text, re.ASCII)) and all(
+        float(number) == 0 for number, _ in _DURATION_PART.findall(text)
+    )
+
+
+# A timer slack: 0 or a duration up to MAX_TIMER_SLACK_TEXT.
+Slack = Annotated[
+    float,
+    BeforeValidator(parse_slack),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION_PATTERN},
+                {"type": "number", "minimum": 0, "maximum": MAX_TIMER_SLACK_SECONDS},
+            ],
+            "description": "A duration: 0 (none), 5ms, 10ms, 1s (or a number of seconds), at "
+            f"most {MAX_TIMER_SLACK_TEXT}.",
+        }
+    ),
+]
+
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(ms|s|m|h)\s*$", re.ASCII)
 
 

@@ -178,6 +178,11 @@ def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+# The largest share of the shortest interval in use that the timer slack may take: a target
+# run every 50 ms waits at most 5 ms for its grid point, and two of its runs (or a run and the
+# next, jittered closer) never fall into one slack window through the slack alone.
+SLACK_SHARE = 0.1
+
 # Seconds: libuv (under uvloop) keeps its clock in whole milliseconds and rounds a timer's
 # delay to them, so a timer fires up to this much before its time (a wait under half of it
 # at once); asyncio's own loop rounds up and never fires early.
@@ -194,26 +199,49 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     """
 
     _woke_early = False  # the last wake-up on pingmon's path found nothing due
+    timer_slack = 0.0  # seconds; the timer is set for the next run rounded up to a multiple
+    _deadline = 0.0  # epoch seconds the timer was last set for (a multiple of the slack)
 
-    def _start_timer(self, wait_seconds: float | None) -> None:
+    def _start_timer(self, wait_seconds: float | None, early: bool = False) -> None:
+        """Set the timer for the next run in ``wait_seconds``, rounded up to the slack's grid
+        (``_slacked``); ``early``: the last wake-up came before its time (uvloop's), so the
+        wait is rounded up to whole ticks too (``_wake_on_loop``)."""
         self._stop_timer()
         if wait_seconds is not None:
-            self._timeout = self._eventloop.call_later(wait_seconds, self._wake_on_loop)
+            wait = self._slacked(wait_seconds)
+            if early:
+                wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
+            self._timeout = self._eventloop.call_later(wait, self._wake_on_loop)
+
+    def _slacked(self, wait: float) -> float:
+        """``wait`` (seconds from now to the next run) made to end at the next multiple of
+        ``timer_slack`` in epoch seconds (the job store's clock) at or after the run's time:
+        every run due within one slack starts in one wake-up, at most a slack late, never
+        early (a timer that fires before a run's time finds it not due). 0: ``wait`` as
+        given, every run at its own time."""
+        slack = self.timer_slack
+        if not slack:
+            return wait
+        now = time.time()
+        deadline = self._deadline = math.ceil((now + wait) / slack) * slack
+        return min(max(deadline - now, 0.0), TIMEOUT_MAX)
 
     def _wake_on_loop(self) -> None:
         """Start the due jobs and set the timer for the next.
 
-        A timer that fired before anything was due (uvloop's fire up to ``TIMER_TICK``
-        early, and at once for a wait under half a tick) is set again for the wait rounded up
-        to whole ticks: it fires at most a tick late, after at most two such wake-ups,
-        instead of the loop waking at once over and over until the time came (about seven
-        wake-ups a run on uvloop before). asyncio's loop never fires early: unchanged there.
+        A timer that fired before its time (uvloop's fire up to ``TIMER_TICK`` early, and at
+        once for a wait under half a tick) is set again for the wait rounded up to whole
+        ticks: it fires at most a tick late, after at most two such wake-ups, instead of the
+        loop waking at once over and over until the time came (about seven wake-ups a run on
+        uvloop before). Before its time: nothing was due or, with a slack, the grid point the
+        timer was set for has not come (runs due before it started, those due in the
+        remaining fraction of a tick not yet). asyncio's loop never fires early: unchanged
+        there.
         """
         self._timeout = None  # it has fired: nothing to cancel
+        early = bool(self.timer_slack) and time.time() < self._deadline
         wait = self._process_jobs()
-        if wait is not None and self._woke_early:
-            wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
-        self._start_timer(wait)
+        self._start_timer(wait, early or self._woke_early)
 
     def _process_jobs(self) -> float | None:
         """Start the due jobs and say how long to sleep: ``BaseScheduler._process_jobs`` for
@@ -272,21 +300,54 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             scheduled = run_times[-1].timestamp()
             if job.coalesce:
                 run_times = run_times[-1:]
-        try:
-            executor.submit_job(job, run_times, scheduled)
-        except MaxInstancesReachedError:
-            self._logger.warning(
-                'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
-                job,
-                job.max_instances,
-            )
-        except BaseException:
-            self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
+        self._submit(executor, job, run_times, scheduled)
         if next_run:
             job.next_run_time = next_run  # the trigger's own aware datetime: nothing to convert
             store.update_job(job)
         else:
             self.remove_job(job.id, STORE)
+
+    def _submit(
+        self, executor: Any, job: Any, run_times: list[datetime], scheduled: float
+    ) -> None:
+        """Start one run of ``job``, or log why not as APScheduler does: a run skipped
+        (``max_instances`` already going) with its warning, a submission that raised with
+        its traceback. A run that pingmon's ``CheckExecutor`` has no room for is skipped
+        on its answer (``has_room``), before ``submit_job`` would raise
+        ``MaxInstancesReachedError``: at saturation most due runs are skipped (their last
+        still waits for a connection), and the exception (its message formatted, raised
+        and caught) was a tenth of a skipped run's instructions."""
+        if (  # a run going (rare below saturation) is looked at; else straight to submit
+            job.id in executor._instances
+            and isinstance(executor, CheckExecutor)
+            and not executor.has_room(job)
+        ):
+            self._skipped(job)
+            return
+        try:
+            executor.submit_job(job, run_times, scheduled)
+        except MaxInstancesReachedError:
+            self._skipped(job)
+        except BaseException:
+            self._logger.exception('Error submitting job "%s" to executor "%s"', job, job.executor)
+
+    def _skipped(self, job: Any) -> None:
+        """APScheduler's warning for a run skipped: ``job`` already runs ``max_instances``."""
+        self._logger.warning(
+            'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+            job,
+            job.max_instances,
+        )
+
+
+def effective_slack(slack: float, cadences: Iterable[Cadence]) -> float:
+    """``slack`` (seconds), but at most ``SLACK_SHARE`` of the shortest interval or failure
+    interval among ``cadences`` (none: ``slack`` as given)."""
+    shortest = min(
+        (s for c in cadences for s in (c.interval, c.failure_interval) if s is not None),
+        default=math.inf,
+    )
+    return min(slack, shortest * SLACK_SHARE)
 
 
 def _run_times(job: Any, now: datetime) -> tuple[list[datetime], datetime | None]:
@@ -353,6 +414,11 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         self._do_submit_job(job, run_times)
         instances[job.id] = running + 1
 
+    def has_room(self, job: Any) -> bool:
+        """Whether ``job`` may start a run now: fewer than ``max_instances`` of its runs
+        going (``submit_job`` raises ``MaxInstancesReachedError`` otherwise)."""
+        return bool(self._instances.get(job.id, 0) < job.max_instances)
+
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         """Start the run as a task of its own (``BaseExecutor``'s hook, its signature)."""
         task = self._loop.create_task(job.func(*job.args, **job.kwargs))
@@ -389,6 +455,7 @@ class CheckScheduler:
         self,
         check: Callable[[str], Awaitable[None]],
         observe_lag: Callable[[float], None],
+        timer_slack: float = 0.0,
     ) -> None:
         self._check = check
         self._job_function = presigned(check)
@@ -400,6 +467,19 @@ class CheckScheduler:
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
+        self.timer_slack = timer_slack  # the setter keeps it and gives the timer its share
+
+    @property
+    def timer_slack(self) -> float:
+        """Seconds (0: none): runs due within one multiple of it on the epoch-seconds grid
+        start in one wake-up, at its end. The timer takes at most ``SLACK_SHARE`` of the
+        shortest interval (or failure interval) scheduled (``effective_slack``)."""
+        return self._timer_slack
+
+    @timer_slack.setter
+    def timer_slack(self, seconds: float) -> None:
+        self._timer_slack = seconds
+        self._scheduler.timer_slack = effective_slack(seconds, self._cadences.values())
 
     @property
     def _observe_lag(self) -> Callable[[float], None]:
@@ -460,6 +540,7 @@ class CheckScheduler:
                 replace_existing=True,
             )
             self._cadences[name] = cadence
+        self.timer_slack = self._timer_slack  # for the shortest interval now scheduled
 
     def _remove_job(self, name: str) -> None:
         with contextlib.suppress(JobLookupError):  # gone: the timers still end up as planned

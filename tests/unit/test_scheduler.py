@@ -7,6 +7,7 @@ import itertools
 import logging
 import math
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.events import EVENT_JOB_SUBMITTED
+from apscheduler.executors.base import MaxInstancesReachedError
 from apscheduler.job import Job
 from apscheduler.triggers.interval import IntervalTrigger
 from hypothesis import given, strategies as st
@@ -458,4 +460,71 @@ async def test_the_lag_of_coalesced_missed_runs_is_the_last_ones() -> None:
         assert inner.get_job("a").next_run_time > datetime.now(UTC)  # no second run due
         assert inner.get_job("a").next_run_time != first
     finally:
+        scheduler.shutdown()
+
+
+@given(st.integers(min_value=1, max_value=4), st.integers(min_value=0, max_value=5))
+def test_the_executors_room_is_what_submit_job_refuses(limit: int, running: int) -> None:
+    """``CheckExecutor.has_room`` says no exactly when ``submit_job`` would raise
+    ``MaxInstancesReachedError`` (the scheduler skips on the answer, without the raise)."""
+    executor = CheckScheduler(nothing, lambda lag: None)._executor
+    started: list[str] = []
+
+    def record(job: Any, run_times: list[datetime]) -> None:  # no loop here: noted only
+        started.append(job.id)
+
+    executor._do_submit_job = record  # type: ignore[method-assign]
+    job = SimpleNamespace(id="a", max_instances=limit)
+    if running:
+        executor._instances["a"] = running
+    room = executor.has_room(job)
+    refused = False
+    try:
+        executor.submit_job(job, [datetime.now(UTC)], time.time())
+    except MaxInstancesReachedError:
+        refused = True
+    assert refused is (running >= limit)
+    assert room is not refused
+    assert started == ([] if refused else ["a"])
+
+
+async def test_a_skipped_run_is_logged_and_rescheduled_without_reaching_the_executor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run due while the last one still goes is skipped on the executor's ``has_room``:
+    APScheduler's warning once per skipped run, no lag observed, no ``submit_job`` call (no
+    ``MaxInstancesReachedError`` raised), and the job's next run stored on its grid."""
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    lags: list[float] = []
+    scheduler = CheckScheduler(nothing, lags.append)
+    scheduler.sync([make_target("a", interval=10.0)])
+    scheduler.start()
+    inner = scheduler._scheduler
+    store, executor = inner._jobstores["default"], inner._executors["default"]
+    submitted: list[str] = []
+    submit_job = executor.submit_job
+
+    def submit(job: Any, run_times: list[datetime], *scheduled: float | None) -> None:
+        submitted.append(job.id)
+        submit_job(job, run_times, *scheduled)
+
+    executor.submit_job = submit
+    try:
+        await asyncio.sleep(0.01)
+        executor._instances["a"] = 1  # a run still going
+        due = datetime.now(UTC) - timedelta(seconds=1)
+        with inner._jobstores_lock:
+            job = inner.get_job("a")
+            job.next_run_time = due
+            store.update_job(job)
+        inner.wakeup()
+        await _until(lambda: "maximum number of running instances reached (1)" in caplog.text)
+        assert submitted == []
+        assert lags == []
+        assert caplog.text.count("skipped") == 1
+        following = job.trigger.get_next_fire_time(due, datetime.now(UTC))
+        assert inner.get_job("a").next_run_time == following
+        assert store.get_next_timestamp() == following.timestamp()
+    finally:
+        executor._instances.clear()
         scheduler.shutdown()
