@@ -1,4 +1,4 @@
-"""The end-to-end stack, started once per session, and the failure-to-alert figures it measured."""
+"""The end-to-end stack, started once for tests/e2e, and the failure-to-alert figures measured."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from tests.e2e.report import DELAYS, NOTES, RESOLVED, hand_over
 from tests.e2e.stack import Stack
 from tests.tools import REPO, require_tool
 
 RULES: Final = REPO / "config" / "alerts" / "pingmon.rules.yml"
 ALERTMANAGER_EXAMPLE: Final = REPO / "config" / "alertmanager.example.yaml"
-
-DELAYS: Final = pytest.StashKey[list[tuple[str, float]]]()
-RESOLVED: Final = pytest.StashKey[list[tuple[str, float]]]()
-NOTES: Final = pytest.StashKey[list[str]]()
 
 
 def rules_file() -> Path:
@@ -38,11 +35,11 @@ def alertmanager_config() -> tuple[dict[str, Any], str]:
     return document, f"Alertmanager: {ALERTMANAGER_EXAMPLE.name}, receivers reduced to names"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after tests/e2e, not left running to the end
 def stack(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Stack]:
-    """Sandbox, pingmon, Alertmanager and Prometheus, scraping pingmon, for the whole session."""
+    """Sandbox, pingmon, Alertmanager and Prometheus, scraping pingmon, for tests/e2e."""
     config, note = alertmanager_config()
     pytestconfig.stash.setdefault(NOTES, []).append(note)
     running = Stack(
@@ -72,15 +69,7 @@ def resolve_delays(pytestconfig: pytest.Config) -> list[tuple[str, float]]:
     return pytestconfig.stash.setdefault(RESOLVED, [])
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    notes = config.stash.get(NOTES, [])
-    if not notes:
-        return  # the stack never started
-    terminalreporter.section("pingmon end to end")
-    for title, key in (("failure->alert", DELAYS), ("recovery->resolved", RESOLVED)):
-        figures = ", ".join(
-            f"{name} {seconds:.2f} s" for name, seconds in config.stash.get(key, [])
-        )
-        terminalreporter.write_line(f"e2e {title}: {figures or 'none measured'}")
-    for note in notes:
-        terminalreporter.write_line(note)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In an xdist worker, hand the figures to the controller, which prints them (the top
+    conftest's ``pytest_terminal_summary``)."""
+    hand_over(session.config)

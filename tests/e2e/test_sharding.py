@@ -32,7 +32,8 @@ import yaml
 
 from pingmon.config import load_config
 from pingmon.placement import assignment
-from tests.e2e.conftest import NOTES, rules_file
+from tests.e2e.conftest import rules_file
+from tests.e2e.report import NOTES
 from tests.e2e.stack import CREDS, Stack
 from tests.processes import POLL_SECONDS, Process, eventually, free_port, http_json, http_ok
 from tests.tools import require_tool

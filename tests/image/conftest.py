@@ -1,4 +1,5 @@
-"""The image, built once per session from the working tree, and a container of it."""
+"""The image, built once for tests/image from the working tree, and a container of it (removed
+after tests/image, not at the end of the run)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.image.buildah import IMAGE_DIR, PREPARE, REPO, Buildah, unavailable
 from tests.tools import require_tool
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def buildah() -> Buildah:
     tool = Buildah(require_tool("buildah"))
     if os.geteuid() != 0:
@@ -27,7 +28,7 @@ def buildah() -> Buildah:
     return tool
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def image(buildah: Buildah) -> Iterator[str]:
     """The image built from the working tree, offline: pip reads the wheels, never an index."""
     tag = f"localhost/pingmon-test:{uuid.uuid4().hex[:12]}"
@@ -47,7 +48,7 @@ def image(buildah: Buildah) -> Iterator[str]:
         buildah.run("rmi", "--force", tag)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def container(buildah: Buildah, image: str) -> Iterator[str]:
     name = f"pingmon-test-{uuid.uuid4().hex[:12]}"
     buildah.ok("from", "--pull=false", "--name", name, image)
@@ -57,7 +58,7 @@ def container(buildah: Buildah, image: str) -> Iterator[str]:
         buildah.run("rm", name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def image_config(buildah: Buildah, image: str) -> dict[str, Any]:
     inspected: dict[str, Any] = json.loads(buildah.ok("inspect", "--type", "image", image))
     config: dict[str, Any] = inspected["Docker"]["config"]

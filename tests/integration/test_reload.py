@@ -230,11 +230,12 @@ async def test_stopping_during_a_load_that_never_returns_does_not_wait_for_it(
     daemon, address = await asyncio.wait_for(started, timeout=10)
     os.mkfifo(tmp_path / "never.fifo")
     daemon.load = blocked_loader(tmp_path / "never.fifo")  # the deadline stays 30 s
-    # Loads abandoned by earlier tests may still be blocked: count the new one only.
+    # Loads abandoned by earlier tests may still be blocked, or end at any moment (their FIFO
+    # opened at their teardown): wait for a loading thread that was not there before.
     before = loading_threads()
     async with aiohttp.ClientSession() as http:
         reload = asyncio.create_task(http.post(f"http://{address}/-/reload"))
-        await eventually(lambda: loading_threads() == before + 1)
+        await eventually(lambda: bool(loading_threads() - before))
         stop.set()
         await asyncio.wait_for(service, timeout=10)
         async with await reload as response:
@@ -244,5 +245,6 @@ async def test_stopping_during_a_load_that_never_returns_does_not_wait_for_it(
             ]
 
 
-def loading_threads() -> int:
-    return sum(thread.name == "pingmon-config-load" for thread in threading.enumerate())
+def loading_threads() -> set[threading.Thread]:
+    """The live threads that load a configuration (one per load, named by pingmon)."""
+    return {thread for thread in threading.enumerate() if thread.name == "pingmon-config-load"}

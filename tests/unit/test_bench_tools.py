@@ -24,6 +24,7 @@ import bench_daemon
 import exposition
 import lag_probe
 import processes
+import wakeup_cost
 
 EXPOSITION = """\
 # HELP pingmon_checks_total Checks by error class (none = success).
@@ -266,3 +267,21 @@ def test_lag_probe_reports_collections_by_generation(capsys: pytest.CaptureFixtu
     assert "freed 3 objects" in young
     assert middle.startswith("  generation 1: 1.0/s; wall ms p50 6.00")
     assert "CPU" not in middle  # one record without it: wall only
+
+
+def test_wakeup_cost_reads_the_spin_on_every_clock_and_charges_it_beyond_nothing() -> None:
+    """The three clocks see a spin's CPU (stat in whole ticks), and ``measure`` subtracts
+    exactly the spin it did: CPU beyond it cannot be below minus one tick."""
+    before = wakeup_cost.read_clocks()
+    wakeup_cost.spin(0.05)
+    after = wakeup_cost.read_clocks()
+    grown = [b - a for a, b in zip(before, after, strict=True)]
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    assert grown[1] >= 0.05
+    assert grown[2] >= 0.05
+    assert grown[0] >= 0.05 - 2 * tick
+    wakes, extra = wakeup_cost.measure(rate=200.0, work=0.002, seconds=0.05)
+    assert wakes >= 1
+    assert extra.schedstat >= -1e-3
+    assert extra.process_time >= -1e-3
+    assert extra.stat >= -2 * tick
