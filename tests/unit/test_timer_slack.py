@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -375,3 +376,47 @@ def test_the_schema_takes_exactly_the_numbers_the_setting_takes(seconds: float) 
     else:
         taken = True
     assert _slack_schema().is_valid(seconds) == taken
+
+
+@pytest.mark.parametrize("step", [-0.3, 0.3])
+def test_a_wall_clock_step_under_a_set_timer_neither_spins_nor_stops_the_runs(
+    step: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slack's grid is on the wall clock (the job store's), the loop's timers on the
+    monotonic one: a step of the wall clock while a timer is set (back: the grid point
+    not reached when the timer fires; forward: many runs due at once) leaves a wake-up
+    per window or two, no loop of wake-ups, and the runs going on (back by 0.3 s: they
+    wait for their times to come again, as APScheduler's runs always did)."""
+    uvloop = pytest.importorskip("uvloop")
+    offset = [0.0]
+    real = time.time
+    monkeypatch.setattr("pingmon.scheduler.time", SimpleNamespace(time=lambda: real() + offset[0]))
+    counts = {"wakes": 0, "runs": 0}
+
+    async def check(name: str) -> None:
+        counts["runs"] += 1
+
+    async def scenario() -> None:
+        scheduler = CheckScheduler(check, lambda lag: None, timer_slack=0.01)
+        inner = scheduler._scheduler
+        process_jobs = inner._process_jobs
+
+        def counted() -> float | None:
+            counts["wakes"] += 1
+            return process_jobs()
+
+        inner._process_jobs = counted  # type: ignore[method-assign]
+        scheduler.sync([make_target(f"t{index}", interval=0.2) for index in range(20)])
+        scheduler.start()
+        try:
+            await asyncio.sleep(0.3)
+            counts.update(wakes=0, runs=0)
+            offset[0] = step
+            await asyncio.sleep(0.7)
+        finally:
+            scheduler.shutdown()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+    assert counts["runs"] >= 20  # 100 a second: at least 0.2 s of them after the step
+    assert counts["wakes"] <= 2 * counts["runs"] + 10  # the timer slack's two a window
