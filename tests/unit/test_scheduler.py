@@ -528,3 +528,46 @@ async def test_a_skipped_run_is_logged_and_rescheduled_without_reaching_the_exec
     finally:
         executor._instances.clear()
         scheduler.shutdown()
+
+
+async def test_a_job_replaced_or_removed_while_its_run_goes_on_never_leaks_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reload that replaces a target's job (new interval) while its run goes on: the new
+    job's runs are skipped with APScheduler's warning (``max_instances`` counts by id, as
+    APScheduler's own executors do) until that run ends, then run; removed and added again
+    meanwhile, the same; shut down with a run going, the run is cancelled and uncounted. No
+    path leaves a job counted as running after its task ended."""
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    runs: list[str] = []
+    release = asyncio.Event()
+
+    async def check(name: str) -> None:
+        runs.append(name)
+        if len(runs) == 1:
+            await release.wait()
+
+    scheduler = CheckScheduler(check, lambda lag: None, timer_slack=0.01)
+    executor = scheduler._scheduler._executors["default"]
+    scheduler.sync([make_target("a", interval=0.05)])
+    scheduler.start()
+    try:
+        await _until(lambda: "maximum number of running" in caplog.text)
+        scheduler.sync([make_target("a", interval=0.06)])  # replaced while its run goes
+        scheduler.sync([])
+        scheduler.sync([make_target("a", interval=0.05)])  # removed and added again
+        caplog.clear()
+        await _until(lambda: "maximum number of running" in caplog.text)
+        assert runs == ["a"]
+        assert executor._instances == {"a": 1}
+        release.set()
+        await _until(lambda: len(runs) >= 3)
+        await _until(lambda: not executor._tasks)
+        assert executor._instances == {}
+        release.clear()
+        runs.clear()  # the next run is the first again: it waits
+        await _until(lambda: executor._instances == {"a": 1})
+    finally:
+        scheduler.shutdown()
+    await _until(lambda: not executor._tasks)
+    assert executor._instances == {}
