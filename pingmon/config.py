@@ -159,8 +159,8 @@ class Settings(EnvironmentFirst, NumbersNotBooleans):
         default=0.01,
         description="runs due within one multiple of this (on the clock's grid) start "
         "together in one wake-up of the scheduler, at its end: each at most this late, never "
-        "early, for less CPU a check; at most a tenth of the shortest interval is used; 0: "
-        "every run at its own time",
+        "early, for less CPU a check; at most a tenth of the shortest interval, and the time in "
+        "which the targets are due 50 times, is used; 0: every run at its own time",
     )
     backoff: BackoffSettings = BackoffSettings()
     watch: WatchSettings = WatchSettings()
