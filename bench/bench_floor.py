@@ -248,19 +248,25 @@ def child_argv(python: str, mode: str, loop: str, url: str, rate: float, warm: i
             "--interval", str(interval), "--gc", collector]  # fmt: skip
 
 
+def cachegrind_instructions(prefix: list[str], argv: list[str]) -> int:
+    """Instructions ``argv`` ran under ``valgrind --tool=cachegrind`` (behind ``prefix``, e.g.
+    taskset); RuntimeError when valgrind printed no count."""
+    command = [*prefix, "valgrind", "--tool=cachegrind", "--cache-sim=no",
+               "--cachegrind-out-file=/dev/null", *argv]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    found = _REFS.search(done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def instructions(python: str, mode: str, loop: str, url: str, args: argparse.Namespace) -> float:
     """Instructions a check: two runs under cachegrind, ``--checks`` apart, differenced."""
     counts = []
     for checks in (0, args.checks):
         argv = child_argv(python, mode, loop, url, args.cg_rate, args.warm, checks,
                           args.interval, args.gc)  # fmt: skip
-        command = ["taskset", "-c", "1", "valgrind", "--tool=cachegrind", "--cache-sim=no",
-                   "--cachegrind-out-file=/dev/null", *argv]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
-        found = _REFS.search(done.stderr)
-        if found is None:
-            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
-        counts.append(int(found.group(1).replace(",", "")))
+        counts.append(cachegrind_instructions(["taskset", "-c", "1"], argv))
     counted: int = args.checks
     return (counts[1] - counts[0]) / counted
 
@@ -269,14 +275,9 @@ def part_instructions(python: str, name: str, loop: str, args: argparse.Namespac
     """Instructions a job of one round of ``name`` (1 round and 3, differenced)."""
     counts = []
     for rounds in (1, 3):
-        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
-                   "--cachegrind-out-file=/dev/null", python, __file__, "--part", name,
-                   "--jobs", str(args.jobs), "--rounds", str(rounds), "--loop", loop]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
-        found = _REFS.search(done.stderr)
-        if found is None:
-            raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]}")
-        counts.append(int(found.group(1).replace(",", "")))
+        argv = [python, __file__, "--part", name, "--jobs", str(args.jobs),
+                "--rounds", str(rounds), "--loop", loop]  # fmt: skip
+        counts.append(cachegrind_instructions([], argv))
     jobs: int = args.jobs
     return (counts[1] - counts[0]) / (2 * jobs)
 
