@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pingmon import __version__
 from pingmon.config import DEFAULT_CONFIG_PATH, Config, json_schema, load_config, split_listen
+from pingmon.deadline import any_running
 from pingmon.errors import ConfigError
 from pingmon.eventloop import (
     CHOICES as EVENT_LOOPS,
@@ -135,6 +138,28 @@ def _web_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line's exit status. Run as the command (``argv`` None: the ``pingmon``
+    script, ``python -m pingmon``), it leaves at once, without the interpreter's
+    finalization, while a thread of a given-up load still runs (``leave_now``)."""
+    status = _main(argv)
+    if argv is None and any_running():
+        leave_now(status)
+    return status
+
+
+def leave_now(status: int) -> NoReturn:
+    """Flush the logs and standard streams, then end the process with ``status`` without
+    finalizing the interpreter: finalization would end a given-up load's thread with
+    ``pthread_exit``, which crashes the process from inside pydantic-core
+    (``pingmon.deadline.any_running``), turning a clean stop into SIGABRT or SIGSEGV."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_format, args.log_level)
     try:

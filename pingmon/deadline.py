@@ -13,10 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Every call's thread, while it lives (``any_running``).
+_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def any_running() -> bool:
+    """Whether the thread of any ``DeadlineWorker`` call, given up or not, still runs.
+
+    The interpreter does not join such a thread at exit, but its finalization ends it with
+    ``pthread_exit`` when it next takes the GIL; inside pydantic-core's Rust frames (a
+    configuration being validated) that unwinding aborts or crashes the whole process
+    ("FATAL: exception not rethrown", SIGABRT or SIGSEGV), so the command leaves without
+    finalizing instead (``pingmon.cli.main``)."""
+    return any(thread.is_alive() for thread in list(_threads))
 
 
 class Abandoned(Exception):
@@ -54,6 +69,7 @@ class DeadlineWorker:
         thread = threading.Thread(
             target=_settle_from_thread, args=(loop, done, work), name=self._name, daemon=True
         )
+        _threads.add(thread)
         thread.start()
         stopping: asyncio.Future[Any] = asyncio.ensure_future(give_up.wait())
         try:

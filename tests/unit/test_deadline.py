@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -100,3 +103,48 @@ async def test_no_new_work_while_too_many_abandoned_threads_still_run(
             break
         await asyncio.sleep(0.01)
     assert await worker.run(lambda: "again", 5, asyncio.Event()) == "again"
+
+
+# A load given up while pydantic-core validates (a validator that never returns), then the
+# command line's end as the ``pingmon`` script reaches it.
+_GIVEN_UP_THEN_EXIT = """
+import asyncio, contextlib, json, sys
+from pydantic import BaseModel, field_validator
+from pingmon import cli, deadline
+
+class Spinning(BaseModel):
+    x: int
+
+    @field_validator("x")
+    @classmethod
+    def spin(cls, value: int) -> int:
+        while True:
+            sum(range(1000))
+
+async def give_up() -> None:
+    worker = deadline.DeadlineWorker("pingmon-config-load", 1)
+    with contextlib.suppress(deadline.Abandoned):
+        await worker.run(lambda: Spinning(x=1), 0.2, asyncio.Event())
+
+asyncio.run(give_up())
+assert deadline.any_running()
+sys.argv = ["pingmon", "config", "schema"]
+sys.exit(cli.main())
+"""
+
+
+def test_the_command_ends_with_its_status_while_a_given_up_load_still_validates() -> None:
+    """The interpreter's finalization would end the load's thread inside pydantic-core's
+    Rust frames and crash the process (SIGSEGV or SIGABRT, "FATAL: exception not
+    rethrown": CI, 2026-12-01, SIGTERM during a reload); ``main`` leaves without it, its
+    output flushed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GIVEN_UP_THEN_EXIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "properties" in json.loads(done.stdout)
+    assert "FATAL" not in done.stderr
