@@ -351,8 +351,7 @@ class Daemon:
         self.metrics.configure(settings.metrics.profile, settings.latency_histogram)
         if self._runner is not None and resized:
             self._runner.slots = Slots(settings.concurrency)
-        self.scheduler.timer_slack = settings.timer_slack
-        self.scheduler.apply(runtime.schedule)
+        self.scheduler.apply(runtime.schedule, settings.timer_slack)
 
     async def check(self, name: str) -> None:
         """One scheduled check of a target; every expected failure ends as a result."""

@@ -99,22 +99,18 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _duration_schema(numbers: list[dict[str, object]], description: str) -> WithJsonSchema:
+    """The JSON Schema of a duration field: the text form, or the ``numbers`` (seconds)."""
+    string = {"type": "string", "pattern": _DURATION_PATTERN}
+    return WithJsonSchema({"anyOf": [string, *numbers], "description": description})
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION_PATTERN},
-                {
-                    "type": "number",
-                    "minimum": MIN_DURATION_SECONDS,
-                    "maximum": MAX_DURATION_SECONDS,
-                },
-            ],
-            "description": "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), from 1ms "
-            "to 7d.",
-        }
+    _duration_schema(
+        [{"type": "number", "minimum": MIN_DURATION_SECONDS, "maximum": MAX_DURATION_SECONDS}],
+        "A duration: 500ms, 30s, 5m, 1h (or a number of seconds), from 1ms to 7d.",
     ),
 ]
 
@@ -161,20 +157,17 @@ def _is_zero(value: object) -> bool:
 Slack = Annotated[
     float,
     BeforeValidator(parse_slack),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION_PATTERN},
-                {"type": "number", "const": 0},
-                {
-                    "type": "number",
-                    "minimum": MIN_DURATION_SECONDS,
-                    "maximum": MAX_TIMER_SLACK_SECONDS,
-                },
-            ],
-            "description": "A duration: 0 (none), 5ms, 10ms, 1s (or a number of seconds), from "
-            f"{MIN_DURATION_TEXT} to {MAX_TIMER_SLACK_TEXT}, or 0.",
-        }
+    _duration_schema(
+        [
+            {"type": "number", "const": 0},
+            {
+                "type": "number",
+                "minimum": MIN_DURATION_SECONDS,
+                "maximum": MAX_TIMER_SLACK_SECONDS,
+            },
+        ],
+        "A duration: 0 (none), 5ms, 10ms, 1s (or a number of seconds), from "
+        f"{MIN_DURATION_TEXT} to {MAX_TIMER_SLACK_TEXT}, or 0.",
     ),
 ]
 

@@ -532,8 +532,10 @@ class CheckScheduler:
         """Plan and adopt in one step; ScheduleError before any timer changes."""
         self.apply(plan_schedule(targets))
 
-    def apply(self, schedule: SchedulePlan) -> None:
-        """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced.
+    def apply(self, schedule: SchedulePlan, timer_slack: float | None = None) -> None:
+        """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced;
+        and ``timer_slack`` (seconds; None: the one kept), its share taken once, for the
+        intervals now scheduled.
 
         Every trigger was shown to work when the schedule was planned, and a job missing
         from APScheduler (removed when its trigger ran out) is tolerated and added again, so
@@ -560,7 +562,7 @@ class CheckScheduler:
                 replace_existing=True,
             )
             self._cadences[name] = cadence
-        self.timer_slack = self._timer_slack  # for the shortest interval now scheduled
+        self.timer_slack = self._timer_slack if timer_slack is None else timer_slack
 
     def _remove_job(self, name: str) -> None:
         with contextlib.suppress(JobLookupError):  # gone: the timers still end up as planned
