@@ -160,6 +160,36 @@ def cpu_seconds_precise(pid: int) -> float:
     return total / 1e9
 
 
+@dataclass(frozen=True)
+class ProcessUsage:
+    """What a process has used so far, every thread: ``cpu`` and ``system`` CPU seconds
+    (clock ticks), ``wakeups``: voluntary context switches (each a sleep the process later
+    woke from; /proc/PID/task/*/status). Subtract two to get a window's."""
+
+    cpu: float
+    system: float
+    wakeups: int
+
+    def __sub__(self, other: ProcessUsage) -> ProcessUsage:
+        return ProcessUsage(self.cpu - other.cpu, self.system - other.system,
+                     self.wakeups - other.wakeups)  # fmt: skip
+
+
+def process_usage(pid: int) -> ProcessUsage:
+    """The process's ``ProcessUsage`` so far (threads that ended take their switches with them)."""
+    fields = stat_fields(Path(f"/proc/{pid}/stat").read_text(encoding="ascii"))
+    tick = os.sysconf("SC_CLK_TCK")
+    wakeups = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, StopIteration):  # a thread that ended meanwhile
+            status = task.joinpath("status").read_text(encoding="ascii").splitlines()
+            line = next(x for x in status if x.startswith("voluntary_ctxt_switches:"))
+            wakeups += int(line.split()[1])
+    return ProcessUsage(
+        (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick, wakeups
+    )
+
+
 def stat_fields(text: str) -> list[str]:
     """The fields of a ``/proc/PID/stat`` line after the command name (which may hold spaces
     and parentheses): ``[0]`` is the state, ``[7]`` minflt, ``[11]`` utime, ``[12]`` stime."""

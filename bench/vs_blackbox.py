@@ -48,7 +48,7 @@ import aiohttp
 import exposition
 import processes
 from bench_dispatch import target
-from processes import PATH, Child, cpu_seconds, rss_mb
+from processes import PATH, Child, ProcessUsage, process_usage, rss_mb
 
 from pingmon.config import Settings
 from pingmon.fields import parse_duration
@@ -235,7 +235,7 @@ class Measure:
     """One variant in one round."""
 
     variant: str
-    cpu: float  # seconds of the measured process in the window
+    used: ProcessUsage  # by the measured process in the window
     seconds: float  # the window
     checks: float  # in the window
     failures: float
@@ -244,7 +244,16 @@ class Measure:
 
     @property
     def cpu_us_per_check(self) -> float | None:
-        return self.cpu / self.checks * 1e6 if self.checks else None
+        return self.used.cpu / self.checks * 1e6 if self.checks else None
+
+    @property
+    def wakeups_per_check(self) -> float | None:
+        return self.used.wakeups / self.checks if self.checks else None
+
+    @property
+    def system_share(self) -> float | None:
+        """Of the window's CPU, the part the kernel spent for the process (0-1)."""
+        return self.used.system / self.used.cpu if self.used.cpu else None
 
     @property
     def checks_per_second(self) -> float:
@@ -256,13 +265,13 @@ async def window_of_driver(
 ) -> Measure:
     """Warm-up, then CPU of ``measured`` and the driver's tally at both ends of the window."""
     await asyncio.sleep(args.warmup)
-    cpu0, t0, before = cpu_seconds(measured), time.monotonic(), await driver.tally()
+    used0, t0, before = process_usage(measured), time.monotonic(), await driver.tally()
     await asyncio.sleep(args.window)
-    cpu1, t1, after = cpu_seconds(measured), time.monotonic(), await driver.tally()
+    used1, t1, after = process_usage(measured), time.monotonic(), await driver.tally()
     failures = after.failed - before.failed + after.errors - before.errors
     answered, dropped = after.answered - before.answered, after.dropped - before.dropped
     rss = rss_mb(measured)
-    return Measure(variant, cpu1 - cpu0, t1 - t0, answered, failures, rss, dropped)
+    return Measure(variant, used1 - used0, t1 - t0, answered, failures, rss, dropped)
 
 
 async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> Measure:
@@ -329,16 +338,16 @@ async def run_pingmon(
             await asyncio.sleep(args.interval + args.warmup)  # every target has run once
             before = await scrape(http, base)
             n0 = await processes.nginx_requests(http, url)
-            cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+            used0, t0 = process_usage(daemon.pid), time.monotonic()
             await asyncio.sleep(args.window)
-            cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+            used1, t1 = process_usage(daemon.pid), time.monotonic()
             n1 = await processes.nginx_requests(http, url)
             rss = rss_mb(daemon.pid)
             after = await scrape(http, base)
     finally:
         await daemon.stop()
     failures = after.failures - before.failures
-    return Measure(variant, cpu1 - cpu0, t1 - t0, n1 - n0, failures, rss)
+    return Measure(variant, used1 - used0, t1 - t0, n1 - n0, failures, rss)
 
 
 # --- rounds and the table -------------------------------------------------------------------
@@ -385,13 +394,15 @@ def number(value: float | None, digits: int = 0) -> str:
 def print_round(k: int, measures: list[Measure]) -> None:
     blackbox = next((m for m in measures if m.variant == "blackbox"), None)
     print(f"\n### Round {k}\n")
-    print("| variant | CPU µs per check | checks/s | failures | not sent | RSS MB | ÷ blackbox |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| variant | CPU µs per check | checks/s | failures | not sent | RSS MB | ÷ blackbox "
+          "| wake-ups a check | system CPU |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in sorted(measures, key=lambda m: m.variant):
         print(
             f"| {m.variant} | {number(m.cpu_us_per_check)} | {number(m.checks_per_second, 1)} "
             f"| {m.failures:,.0f} | {m.not_sent:,} | {m.rss_mb:,.1f} "
-            f"| {number(ratio(m, blackbox), 2)} |"
+            f"| {number(ratio(m, blackbox), 2)} | {number(m.wakeups_per_check, 2)} "
+            f"| {percent(m.system_share)} |"
         )
     sys.stdout.flush()
 
@@ -400,8 +411,8 @@ def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None
     print(f"\n### Medians over {len(rounds)} round(s): rate {args.rate:g}/s, window "
           f"{args.window:g} s, pingmon interval {args.interval:g} s\n")  # fmt: skip
     print("| variant | CPU µs per check | checks/s | failures, not sent (sums) | RSS MB "
-          "| ÷ blackbox |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+          "| ÷ blackbox | wake-ups a check | system CPU |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     names = sorted({m.variant for measures in rounds for m in measures})
     for name in names:
         mine = [m for measures in rounds for m in measures if m.variant == name]
@@ -412,10 +423,17 @@ def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None
             f"| {number(median(m.checks_per_second for m in mine), 1)} "
             f"| {sum(m.failures for m in mine):,.0f}, {sum(m.not_sent for m in mine):,} "
             f"| {number(median(m.rss_mb for m in mine), 1)} "
-            f"| {number(median(ratios), 2)} |"
+            f"| {number(median(ratios), 2)} "
+            f"| {number(median(m.wakeups_per_check for m in mine), 2)} "
+            f"| {percent(median(m.system_share for m in mine))} |"
         )
     print(f"\n{NOTE} CPU: utime + stime of the measured process (all threads) over the window; "
-          "pingmon's checks: requests nginx answered in it.")  # fmt: skip
+          "pingmon's checks: requests nginx answered in it. Wake-ups: voluntary context "
+          "switches (sleeps it woke from); system CPU: the kernel's share.")  # fmt: skip
+
+
+def percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 def median(values: Any) -> float | None:

@@ -211,6 +211,28 @@ def test_thread_cpu_tells_the_main_thread_from_the_others_and_faults_count_new_p
     assert faults1 - faults0 >= (16 << 20) // mmap.PAGESIZE // 2  # most of the pages
 
 
+def test_process_usage_counts_every_live_threads_sleeps_as_wake_ups() -> None:
+    napped, gate = threading.Event(), threading.Event()
+
+    def nap() -> None:
+        for _ in range(30):
+            time.sleep(0.001)
+        napped.set()
+        gate.wait(10)
+
+    before = processes.process_usage(os.getpid())
+    napper = threading.Thread(target=nap)
+    napper.start()
+    napped.wait(10)
+    after = processes.process_usage(os.getpid())  # the napper still lives: it is read
+    gate.set()
+    napper.join()
+
+    used = after - before
+    assert used.wakeups >= 30
+    assert used.cpu >= used.system >= 0
+
+
 def used(loop: float, threads: float, faults: int, checks: int | None) -> bench_daemon.Usage:
     return bench_daemon.Usage(loop, threads, faults, checks)
 
