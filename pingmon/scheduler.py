@@ -30,12 +30,58 @@ from pingmon.targets import Target
 STORE = "default"
 
 
+# Seconds: how far past a point of the slack's grid a time may lie and still be taken for
+# that point. A run placed on a grid point is stored as a datetime (whole microseconds) and
+# read back as an epoch timestamp, 2.4e-7 s coarse near 1.7e9: within a fraction of a
+# microsecond of its point, on either side, and the timer must not take it for the next.
+GRID_TOLERANCE = 1e-6
+
+
+class SlackGrid:
+    """The timer slack's grid on the epoch-seconds clock: points every ``micros``
+    microseconds since the epoch (0: no grid), shared by ``CheckScheduler``'s triggers
+    (each run is placed on a point) and its timer (set for the next run's point).
+
+    Whole microseconds, so every point is exactly a time a ``datetime`` holds: a run placed
+    on one is stored without rounding, and the timer's grid and the runs' are one.
+    """
+
+    __slots__ = ("micros",)
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.micros = 0
+        self.seconds = seconds
+
+    @property
+    def seconds(self) -> float:
+        """The spacing in seconds (0: none), ``micros`` as set."""
+        return self.micros / 1e6
+
+    @seconds.setter
+    def seconds(self, seconds: float) -> None:
+        """Round ``seconds`` (>= 0) to whole microseconds, at least one when positive."""
+        self.micros = max(1, round(seconds * 1e6)) if seconds > 0 else 0
+
+
+def grid_point(timestamp: float, slack: float) -> float:
+    """The first multiple of ``slack`` (seconds, > 0) at or after ``timestamp`` (epoch
+    seconds), a time within ``GRID_TOLERANCE`` past a multiple counting as on it."""
+    return math.ceil((timestamp - GRID_TOLERANCE) / slack) * slack
+
+
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler is untyped
-    """An interval trigger whose jitter does not accumulate.
+    """An interval trigger whose jitter does not accumulate, its runs on the slack's grid.
 
     APScheduler 3 adds the interval to the previous *jittered* run, so a 1 s interval with
     jitter 0.1 runs every 1.1 s on average. This one goes back to the previous run's grid
     point first, so runs stay on ``start_date + k * interval`` plus a fresh jitter each.
+
+    With a ``SlackGrid`` of non-zero spacing, every run time (the first too, jittered or
+    not) is that time rounded up to the grid's next point (``_placed``): the timer is set
+    for the next run's point anyway, so the run's scheduled time is the moment the timer
+    starts it, and the lag measured from it is what the loop adds, not the slack. The grid
+    is read at each run's computation: after the slack changes, the next run computed is on
+    the new grid. Spacing 0 (or no grid): the times APScheduler's computation gives.
 
     APScheduler asks for a run's successor twice (once to find the runs due, once to store
     the next), so the last answer is kept and given again for the same run: one jitter draw
@@ -44,6 +90,7 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
 
     _last: tuple[datetime, datetime | None] | None = None  # (a run, its successor)
     _start: float | None = None  # start_date.timestamp(), once computed
+    grid: SlackGrid | None = None  # the slack's grid the runs are placed on (None: none)
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
@@ -59,7 +106,8 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
 
     def _successor(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         """The grid point after ``previous_fire_time``'s plus a fresh jitter, computed in
-        epoch seconds as ``IntervalTrigger`` computes its own.
+        epoch seconds as ``IntervalTrigger`` computes its own; on the slack's grid when
+        there is one (``_placed``).
 
         The run's grid step comes from the exact microseconds since ``start_date`` (a
         ``timedelta``), not from two float timestamps: at today's epoch those are 2.4e-7 s
@@ -67,20 +115,76 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler
         came again (at the same microsecond, APScheduler's run-time loop never ended). The
         microsecond of slack covers a run time rounded to the microsecond below its point.
         """
+        grid = self.grid
+        if grid is not None and grid.micros:
+            return self._placed(self._step(previous_fire_time, now), grid.micros)
         if previous_fire_time is None or not self.jitter:
             next_fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
             return next_fire_time
-        length = self.interval_length
-        elapsed = (previous_fire_time - self.start_date).total_seconds()  # exact microseconds
-        steps = math.floor((elapsed + 1e-6) / length)
-        start = self._start
-        if start is None:  # start_date never changes: converted once, not per run
-            start = self._start = self.start_date.timestamp()
-        timestamp = start + (steps + 1) * length
+        timestamp = self._point(self._step(previous_fire_time, now))
         timestamp += random.uniform(0, self.jitter)
         if self.end_date and timestamp > self.end_date.timestamp():
             return None
         return datetime.fromtimestamp(timestamp, self.timezone)  # positional: a third cheaper
+
+    def _step(self, previous_fire_time: datetime | None, now: datetime) -> int:
+        """The interval step (``k`` of ``start_date + k * interval``) of the run after
+        ``previous_fire_time`` (None: the first run, as ``IntervalTrigger`` finds it: the
+        start, or the first step at or after ``now``)."""
+        length: float = self.interval_length
+        start: datetime = self.start_date
+        if previous_fire_time is None:
+            if start > now:
+                return 0
+            return math.ceil((now - start).total_seconds() / length)
+        elapsed = (previous_fire_time - start).total_seconds()  # exact microseconds
+        return math.floor((elapsed + 1e-6) / length) + 1
+
+    def _point(self, step: int) -> float:
+        """``start_date + step * interval`` in epoch seconds."""
+        start = self._start
+        if start is None:  # start_date never changes: converted once, not per run
+            start = self._start = self.start_date.timestamp()
+        length: float = self.interval_length
+        return start + step * length
+
+    def _placed(self, step: int, micros: int) -> datetime | None:
+        """Run ``step``: its point plus a fresh jitter, rounded up to the next multiple of
+        ``micros`` microseconds since the epoch; rounded down instead where rounding up
+        would reach the next step's point (a jitter of up to the whole interval, 0.5, and
+        the slack together: read back as that step, it would skip a run). Down is still
+        after the point: the slack is at most ``SLACK_SHARE`` of the interval, so the
+        jittered time was most of an interval past it."""
+        point = self._point(step)
+        timestamp = point + random.uniform(0, self.jitter) if self.jitter else point
+        place = math.ceil(timestamp * 1e6 / micros) * micros
+        if place > (point + self.interval_length) * 1e6 - 2:  # within 2 µs of the next step
+            place -= micros
+        return self._at(place)
+
+    def _at(self, micros: int) -> datetime | None:
+        """The datetime ``micros`` microseconds after the epoch (None: past ``end_date``):
+        exact, as ``micros / 1e6`` is within 1.2e-7 s of it and ``fromtimestamp`` rounds
+        to the nearest microsecond."""
+        timestamp = micros / 1e6
+        if self.end_date and timestamp > self.end_date.timestamp():
+            return None
+        return datetime.fromtimestamp(timestamp, self.timezone)
+
+    def placed(self, run: datetime, micros: int) -> datetime:
+        """``run`` (one of this trigger's run times) moved onto a grid of ``micros``
+        microseconds (> 0): up to the next point, down where up would reach the next
+        step's point, as ``_placed`` places a new run; ``run`` itself when it is on it
+        (within ``GRID_TOLERANCE``). A reload that changes the slack re-places the runs
+        already stored with it."""
+        timestamp = run.timestamp()
+        place = math.ceil((timestamp - GRID_TOLERANCE) * 1e6 / micros) * micros
+        if abs(place - timestamp * 1e6) <= GRID_TOLERANCE * 1e6:
+            return run
+        step = self._step(run, run) - 1
+        if place > (self._point(step) + self.interval_length) * 1e6 - 2:
+            place -= micros
+        return self._at(place) or run
 
 
 def spread_offset(name: str, interval: float) -> float:
@@ -155,14 +259,19 @@ def _check_cadence(name: str, cadence: Cadence) -> None:
             raise ScheduleError(name, field, reason) from None
 
 
-def _trigger(cadence: Cadence, seconds: float, first_in: float) -> IntervalTrigger:
-    """Every ``seconds``, the first run in ``first_in``, each run moved by up to +-jitter.
+def _trigger(
+    cadence: Cadence, seconds: float, first_in: float, grid: SlackGrid | None = None
+) -> IntervalTrigger:
+    """Every ``seconds``, the first run in ``first_in``, each run moved by up to +-jitter,
+    and on ``grid``'s points when it has a spacing (rounded up: later, never earlier).
 
     APScheduler only adds jitter (0..j), so the grid starts j early and the jitter is 2j.
     """
     spread = cadence.jitter * seconds
     start = datetime.now(UTC) + timedelta(seconds=first_in - spread)
-    return GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
+    trigger = GridIntervalTrigger(seconds=seconds, start_date=start, jitter=2 * spread or None)
+    trigger.grid = grid
+    return trigger
 
 
 def presigned(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -208,6 +317,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     _woke_early = False  # the last wake-up on pingmon's path found nothing due
     timer_slack = 0.0  # seconds; the timer is set for the next run rounded up to a multiple
     _deadline = 0.0  # epoch seconds the timer was last set for (a multiple of the slack)
+    _next_at: float | None = None  # the next run's time as stored (epoch seconds), if known
 
     def _start_timer(self, wait_seconds: float | None, early: bool = False) -> None:
         """Set the timer for the next run in ``wait_seconds``, rounded up to the slack's grid
@@ -215,22 +325,26 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         wait is rounded up to whole ticks too (``_wake_on_loop``)."""
         self._stop_timer()
         if wait_seconds is not None:
-            wait = self._slacked(wait_seconds)
+            wait = self._slacked(wait_seconds, self._next_at)
             if early:
                 wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
             self._timeout = self._eventloop.call_later(wait, self._wake_on_loop)
 
-    def _slacked(self, wait: float) -> float:
+    def _slacked(self, wait: float, at: float | None = None) -> float:
         """``wait`` (seconds from now to the next run) made to end at the next multiple of
-        ``timer_slack`` in epoch seconds (the job store's clock) at or after the run's time:
-        every run due within one slack starts in one wake-up, at most a slack late, never
-        early (a timer that fires before a run's time finds it not due). 0: ``wait`` as
+        ``timer_slack`` in epoch seconds (the job store's clock) at or after the run's time
+        (``at``, epoch seconds, when known; else now plus ``wait``): every run due within
+        one slack starts in one wake-up, at most a slack late, never early (a timer that
+        fires before a run's time finds it not due). A run on the grid (``CheckScheduler``
+        places every run on it) is recognised as on it within ``GRID_TOLERANCE``, from its
+        stored time rather than from a wait that a second reading of the clock would have
+        moved past the point: the timer is set for the run's own time. 0: ``wait`` as
         given, every run at its own time."""
         slack = self.timer_slack
         if not slack:
             return wait
         now = time.time()
-        deadline = self._deadline = math.ceil((now + wait) / slack) * slack
+        deadline = self._deadline = grid_point(now + wait if at is None else at, slack)
         return min(max(deadline - now, 0.0), TIMEOUT_MAX)
 
     def _wake_on_loop(self) -> None:
@@ -270,6 +384,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
             or not isinstance(store, HeapJobStore)
         ):
             self._woke_early = False
+            self._next_at = None
             return super()._process_jobs()  # type: ignore[no-any-return]
         stamp = time.time()
         with self._jobstores_lock:
@@ -280,6 +395,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
                     self._run_due(job, scheduled, store, now)
             next_run = store.get_next_timestamp()
         self._woke_early = not due
+        self._next_at = next_run
         if next_run is None or self.state != STATE_RUNNING:
             return None
         return min(max(next_run - time.time(), 0.0), TIMEOUT_MAX)
@@ -480,26 +596,52 @@ class CheckScheduler:
         )
         self._cadences: dict[str, Cadence] = {}
         self._failing: set[str] = set()
+        self._grid = SlackGrid()  # every trigger's: the effective slack, whole microseconds
         self.timer_slack = timer_slack  # the setter keeps it and gives the timer its share
 
     @property
     def timer_slack(self) -> float:
-        """Seconds (0: none): runs due within one multiple of it on the epoch-seconds grid
-        start in one wake-up, at its end. The timer takes at most ``SLACK_SHARE`` of the
-        shortest interval (or failure interval) scheduled (``effective_slack``)."""
+        """Seconds (0: none): every run is placed on the epoch-seconds grid of its multiples
+        (rounded up), and the runs due at one point start in one wake-up, then. The grid
+        takes at most ``SLACK_SHARE`` of the shortest interval (or failure interval)
+        scheduled (``effective_slack``), in whole microseconds (``SlackGrid``)."""
         return self._timer_slack
 
     @timer_slack.setter
     def timer_slack(self, seconds: float) -> None:
-        """Keep ``seconds`` and give the timer its share; a timer already set on another
-        slack's grid is set again at once (``wakeup``: on the loop, after this call), or
-        a reload from 1 s to 0 would leave the next run up to 1 s late."""
+        """Keep ``seconds`` and give the grid and the timer its share. When that changes,
+        the runs already stored move onto the new grid (``_replace_runs``) and a timer
+        already set on the old one is set again at once (``wakeup``: on the loop, after
+        this call), or a reload from 1 s to 0 would leave the next run up to 1 s late."""
         self._timer_slack = seconds
-        effective = effective_slack(seconds, self._cadences.values())
-        changed = effective != self._scheduler.timer_slack
-        self._scheduler.timer_slack = effective
-        if changed and self._scheduler.state == STATE_RUNNING:
-            self._scheduler.wakeup()
+        grid = self._grid
+        old = grid.micros
+        grid.seconds = effective_slack(seconds, self._cadences.values())
+        self._scheduler.timer_slack = grid.seconds
+        if grid.micros != old:
+            if grid.micros and (not old or old % grid.micros):  # old points not all new ones
+                self._replace_runs(grid.micros)
+            if self._scheduler.state == STATE_RUNNING:
+                self._scheduler.wakeup()
+
+    def _replace_runs(self, micros: int) -> None:
+        """Move every stored run that is not on a grid of ``micros`` microseconds onto it
+        (``GridIntervalTrigger.placed``: up to its next point, never earlier), so the next
+        run of every target after a reload that changed the slack is on the new grid too
+        and starts with the timer, not up to a slack after its time. A pass over the jobs,
+        only when the slack changes (about 2 µs a job)."""
+        store = self._scheduler._jobstores.get(STORE)
+        if not isinstance(store, HeapJobStore):
+            return
+        with self._scheduler._jobstores_lock:
+            for job in store.get_all_jobs():
+                run, trigger = job.next_run_time, job.trigger
+                if run is None or not isinstance(trigger, GridIntervalTrigger):
+                    continue
+                placed = trigger.placed(run, micros)
+                if placed != run:
+                    job.next_run_time = placed
+                    store.update_job(job)
 
     @property
     def _observe_lag(self) -> Callable[[float], None]:
@@ -552,7 +694,9 @@ class CheckScheduler:
             self._failing.discard(name)
             self._scheduler.add_job(
                 self._job_function,
-                trigger=_trigger(cadence, cadence.interval, spread_offset(name, cadence.interval)),
+                trigger=_trigger(
+                    cadence, cadence.interval, spread_offset(name, cadence.interval), self._grid
+                ),
                 args=[name],
                 id=name,
                 name=name,
@@ -581,7 +725,9 @@ class CheckScheduler:
         else:
             self._failing.discard(name)
             seconds = cadence.interval
-        self._scheduler.reschedule_job(name, trigger=_trigger(cadence, seconds, seconds))
+        self._scheduler.reschedule_job(
+            name, trigger=_trigger(cadence, seconds, seconds, self._grid)
+        )
 
     def next_run(self, name: str) -> datetime | None:
         job = self._scheduler.get_job(name)
