@@ -36,6 +36,10 @@ STORE = "default"
 # microsecond of its point, on either side, and the timer must not take it for the next.
 GRID_TOLERANCE = 1e-6
 
+# The finest grid: 10 µs, ten times the tolerance (a slack capped below it, by intervals of a
+# millisecond or a million runs a second, is none).
+MIN_GRID_MICROS = 10
+
 
 class SlackGrid:
     """The timer slack's grid on the epoch-seconds clock: points every ``micros``
@@ -43,7 +47,9 @@ class SlackGrid:
     (each run is placed on a point) and its timer (set for the next run's point).
 
     Whole microseconds, so every point is exactly a time a ``datetime`` holds: a run placed
-    on one is stored without rounding, and the timer's grid and the runs' are one.
+    on one is stored without rounding, and the timer's grid and the runs' are one. A
+    spacing under ``MIN_GRID_MICROS`` is none (0): far below any loop's timer resolution,
+    and too fine to tell a point from the next within ``GRID_TOLERANCE``.
     """
 
     __slots__ = ("micros",)
@@ -59,8 +65,9 @@ class SlackGrid:
 
     @seconds.setter
     def seconds(self, seconds: float) -> None:
-        """Round ``seconds`` (>= 0) to whole microseconds, at least one when positive."""
-        self.micros = max(1, round(seconds * 1e6)) if seconds > 0 else 0
+        """Round ``seconds`` (>= 0) to whole microseconds; 0 under ``MIN_GRID_MICROS``."""
+        micros = round(seconds * 1e6)
+        self.micros = micros if micros >= MIN_GRID_MICROS else 0
 
 
 def grid_point(timestamp: float, slack: float) -> float:
