@@ -584,31 +584,30 @@ def _next_runs(scheduler: CheckScheduler) -> dict[str, int]:
     return {name: _micros(when) for name, when in scheduler.next_runs().items()}
 
 
-async def test_a_reload_that_changes_the_slack_moves_the_stored_runs_onto_its_grid() -> None:
-    """After a reload that changes the slack the runs already stored move onto the new grid
-    at once (up: never earlier than they were, and by less than the new slack), a slack
-    whose grid holds the old one's points moves none, 0 moves none; and the runs that come
-    next are on the grid of the slack then in use."""
+async def test_after_a_reload_that_changes_the_slack_runs_land_on_its_grid_within_an_interval(
+) -> None:  # fmt: skip
+    """A reload that changes the slack leaves the runs already stored where they are (none
+    moved, earlier or later); the run after each, computed once that one came, is on the
+    new grid: within one interval (0.2 s here) every target's next run is."""
     targets = [jittered(f"t{index}", 0.2, 0.1) for index in range(50)]
     scheduler = CheckScheduler(nothing, lambda lag: None, timer_slack=0.01)
     scheduler.start()
     try:
         scheduler.sync(targets)
-        plan = scheduler._cadences  # the plan adopted, to apply again with other slacks
+        plan = SchedulePlan(dict(scheduler._cadences))  # to apply again with other slacks
         before = _next_runs(scheduler)
         assert all(run % 10_000 == 0 for run in before.values())
-        for slack, micros in [(0.005, 5_000), (0.004, 4_000), (0.0, 0), (0.003, 3_000)]:
-            scheduler.apply(SchedulePlan(dict(plan)), timer_slack=slack)
-            after = _next_runs(scheduler)
+        for slack, micros in [(0.003, 3_000), (0.0, 0), (0.007, 7_000)]:
+            scheduler.apply(plan, timer_slack=slack)
+            assert scheduler._grid.micros == micros
+            stored = _next_runs(scheduler)
+            assert all(stored[name] == before[name] for name in before.keys() & stored.keys())
+            await asyncio.sleep(0.3)  # every target ran once or more since
+            before = _next_runs(scheduler)
             if micros:
-                assert all(run % micros == 0 for run in after.values())
-            for name, run in after.items():
-                assert 0 <= run - before[name] < max(micros, 1)
-                if micros == 5_000 or micros == 0:  # 10 ms points are 5 ms points
-                    assert run == before[name]
-            before = after
-        await asyncio.sleep(0.5)  # every target ran twice or more since
-        assert all(run % 3_000 == 0 for run in _next_runs(scheduler).values())
+                assert all(run % micros == 0 for run in before.values())
+            else:
+                assert sum(run % 1_000 != 0 for run in before.values()) >= 40  # no grid
     finally:
         scheduler.shutdown()
 
