@@ -307,6 +307,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     """
 
     _woke_early = False  # the last wake-up on pingmon's path found nothing due
+    _fires_early = False  # a timer of this loop fired before its grid point (uvloop's do)
     timer_slack = 0.0  # seconds; the timer is set for the next run rounded up to a multiple
     _deadline = 0.0  # epoch seconds the timer was last set for (a multiple of the slack)
     _next_at: float | None = None  # the next run's time as stored (epoch seconds), if known
@@ -314,10 +315,19 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     def _start_timer(self, wait_seconds: float | None, early: bool = False) -> None:
         """Set the timer for the next run in ``wait_seconds``, rounded up to the slack's grid
         (``_slacked``); ``early``: the last wake-up came before its time (uvloop's), so the
-        wait is rounded up to whole ticks too (``_wake_on_loop``)."""
+        wait is rounded up to whole ticks too (``_wake_on_loop``).
+
+        On a loop whose timers have fired before their grid point (uvloop's, up to about a
+        tick early), the wait is a tick longer: the runs are on the grid point itself, so a
+        timer that fires before it finds none of them due, and every such window cost a
+        second wake-up (0.29 wake-ups a check at 500 checks/s against 0.22 before runs were
+        on the grid). A tick later, the timer fires after the point: one wake-up a window,
+        each run started about a millisecond after its time (half a slack before)."""
         self._stop_timer()
         if wait_seconds is not None:
             wait = self._slacked(wait_seconds, self._next_at)
+            if self._fires_early and wait > 0 and self.timer_slack:
+                wait += TIMER_TICK
             if early:
                 wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
             self._timeout = self._eventloop.call_later(wait, self._wake_on_loop)
@@ -353,6 +363,8 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         """
         self._timeout = None  # it has fired: nothing to cancel
         early = bool(self.timer_slack) and time.time() < self._deadline
+        if early:
+            self._fires_early = True
         wait = self._process_jobs()
         self._start_timer(wait, early or self._woke_early)
 
