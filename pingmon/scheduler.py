@@ -631,12 +631,17 @@ class CheckScheduler:
         onto the new grid at once held the loop 1.2 to 1.8 s at 100,000 targets (a pass that
         rebuilds each run's datetime and heap entry), at every reload that moves a capped
         slack by a target added or removed."""
+        self._adopt_slack(seconds, effective_slack(seconds, self._cadences.values()))
+
+    def _adopt_slack(self, seconds: float, effective: float) -> None:
+        """Keep ``seconds`` (the setting) and put the grid and the timer on ``effective``
+        (its share for the schedule, ``effective_slack``); a timer set on another grid is
+        set again (``wakeup``)."""
         self._timer_slack = seconds
-        grid = self._grid
-        old = grid.micros
-        grid.seconds = effective_slack(seconds, self._cadences.values())
-        self._scheduler.timer_slack = grid.seconds
-        if grid.micros != old and self._scheduler.state == STATE_RUNNING:
+        self._grid.seconds = effective
+        changed = self._grid.seconds != self._scheduler.timer_slack
+        self._scheduler.timer_slack = self._grid.seconds
+        if changed and self._scheduler.state == STATE_RUNNING:
             self._scheduler.wakeup()
 
     @property
@@ -673,13 +678,17 @@ class CheckScheduler:
     def apply(self, schedule: SchedulePlan, timer_slack: float | None = None) -> None:
         """Adopt a planned schedule: unchanged targets keep their timers, the rest are replaced;
         and ``timer_slack`` (seconds; None: the one kept), its share taken once, for the
-        intervals now scheduled.
+        intervals now scheduled, before the jobs are added: a new target's first run is on
+        the grid the reload ends with.
 
         Every trigger was shown to work when the schedule was planned, and a job missing
         from APScheduler (removed when its trigger ran out) is tolerated and added again, so
         the timers always end up matching ``schedule``.
         """
         wanted = schedule.cadences
+        slack = self._timer_slack if timer_slack is None else timer_slack
+        effective = effective_slack(slack, wanted.values())
+        self._grid.seconds = effective  # the timer follows below, once the jobs are in
         for name in set(self._cadences) - set(wanted):
             self._remove_job(name)
             del self._cadences[name]
@@ -702,7 +711,7 @@ class CheckScheduler:
                 replace_existing=True,
             )
             self._cadences[name] = cadence
-        self.timer_slack = self._timer_slack if timer_slack is None else timer_slack
+        self._adopt_slack(slack, effective)
 
     def _remove_job(self, name: str) -> None:
         with contextlib.suppress(JobLookupError):  # gone: the timers still end up as planned

@@ -627,6 +627,22 @@ async def test_after_a_reload_that_changes_the_slack_runs_land_on_its_grid_withi
         scheduler.shutdown()
 
 
+async def test_the_first_runs_of_a_schedule_are_on_the_grid_it_ends_with() -> None:
+    """The slack's share for the schedule is taken before its jobs are added: with 70 ms
+    intervals a 10 ms slack is capped to 7 ms, and every target's first run is on the 7 ms
+    grid (not on the 10 ms one the scheduler had before the schedule came, off the new
+    grid once)."""
+    scheduler = CheckScheduler(nothing, lambda lag: None, timer_slack=0.01)
+    scheduler.start()
+    try:
+        scheduler.sync([jittered(f"t{index}", 0.07, 0.1) for index in range(20)])
+        assert scheduler._grid.micros == 7_000
+        assert scheduler._scheduler.timer_slack == pytest.approx(0.007)
+        assert all(run % 7_000 == 0 for run in _next_runs(scheduler).values())
+    finally:
+        scheduler.shutdown()
+
+
 async def test_a_failure_interval_switch_places_its_runs_on_the_grid_keeping_its_meaning(
 ) -> None:  # fmt: skip
     """A failing target's recheck comes within its ``failure_interval`` (plus the slack),
