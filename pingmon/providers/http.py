@@ -157,6 +157,9 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
         # reused while its entry lives): this provider sends no check id, so a target's
         # request is the same at every check. Settings and params are frozen.
         self._requests: dict[int, tuple[HttpParams, PreparedRequest]] = {}
+        # Whether ``judge`` is this class's own, whose verdicts ``_judge`` makes well-formed
+        # by construction: ``assess`` then need not check them (a subclass's are checked).
+        self._own_judge = type(self).judge is HttpProvider.judge
 
     def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
         kept = self._requests.get(id(params))
@@ -184,6 +187,15 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
         self, params: HttpParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
         return _judge(params.expect, response)
+
+    def assess(
+        self, params: HttpParams, request: PreparedRequest, response: HttpResponse
+    ) -> Verdict:
+        """``Provider.assess``, without checking the verdicts of this class's own ``judge``
+        (every one a ``Verdict`` of an ``ErrorClass`` and a str, made here)."""
+        if self._own_judge:
+            return _judge(params.expect, response)
+        return super().assess(params, request, response)
 
 
 def _judge(expect: Expect, response: HttpResponse) -> Verdict:

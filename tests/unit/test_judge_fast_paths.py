@@ -21,6 +21,7 @@ from pingmon.errors import ErrorClass, status_error_class
 from pingmon.jsonvalue import JsonRefused, json_value, parse_json
 from pingmon.providers.base import (
     HttpResponse,
+    PreparedRequest,
     Verdict,
     _chosen_by,
     _declared_charset,
@@ -29,8 +30,9 @@ from pingmon.providers.base import (
     parse_body_json,
     short,
     shown,
+    verdict_problem,
 )
-from pingmon.providers.http import Expect, _judge
+from pingmon.providers.http import Expect, HttpParams, HttpProvider, HttpSettings, _judge
 from tests.unit.test_json_fast_paths import PIECES, SPACE, VALUES
 from tests.unit.test_provider_http import straightforward_mismatch
 
@@ -196,3 +198,27 @@ def test_an_http_response_keeps_its_fields_defaults_and_immutability() -> None:
     with pytest.raises(AttributeError):
         response.status = 500  # type: ignore[misc]
     assert not dataclasses.is_dataclass(response)
+
+
+class _OddJudge(HttpProvider):
+    """A subclass whose judge returns what no output can show."""
+
+    def judge(self, params: HttpParams, request: PreparedRequest, response: HttpResponse) -> Any:
+        return "fine"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([200, 404, 500]), CONTENT_TYPES, BODIES, st.one_of(st.none(), SUBSETS))
+def test_the_http_types_assess_is_its_judge_and_a_subclass_is_still_checked(
+    status: int, content_type: str | None, body: bytes, subset: dict[str, Any] | None
+) -> None:
+    provider = HttpProvider(HttpSettings(base_url="http://127.0.0.1:9"))
+    params = HttpParams.model_validate({"expect": {"json": subset}})
+    request = provider.request(params, "")
+    response = response_of(status, content_type, body)
+    verdict = provider.assess(params, request, response)
+    assert verdict == provider.judge(params, request, response)
+    assert verdict_problem(verdict) is None
+    odd = _OddJudge(provider.settings)
+    with pytest.raises(TypeError, match=r"_OddJudge\.judge returned a str, not a Verdict"):
+        odd.assess(params, request, response)
