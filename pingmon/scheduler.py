@@ -399,6 +399,7 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         super().__init__()
         self._observe_lag = observe_lag
         self._tasks: dict[asyncio.Task[None], str] = {}  # running -> its job's id
+        self._shut_down: set[asyncio.Task[None]] = set()  # cancelled by ``shutdown``
 
     def start(self, scheduler: Any, alias: str) -> None:
         super().start(scheduler, alias)
@@ -406,7 +407,9 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel every run still going (APScheduler's asyncio executor does the same); each
-        is forgotten when it ends, as any run is."""
+        is forgotten when it ends, as any run is, but not logged as an error: the daemon
+        says how many checks it cancelled, in one line (``Daemon.stop``)."""
+        self._shut_down.update(self._tasks)
         for task in self._tasks:
             task.cancel()
 
@@ -440,13 +443,18 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         """A run ended: uncounted (``BaseExecutor._run_job_success``'s bookkeeping, in line
-        and without its lock), or logged as APScheduler logs a run that raised."""
+        and without its lock), or logged as APScheduler logs a run that raised, but for a
+        run that ``shutdown`` cancelled (uncounted, quietly: a stop, not a failure)."""
         job_id = self._tasks.pop(task)
+        stopped = bool(self._shut_down) and task in self._shut_down
+        if stopped:
+            self._shut_down.discard(task)
         try:
             task.result()
         except BaseException as error:  # noqa: BLE001 - logged as APScheduler logs it
-            self._run_job_error(job_id, error, error.__traceback__)
-            return
+            if not (stopped and task.cancelled()):
+                self._run_job_error(job_id, error, error.__traceback__)
+                return
         instances = self._instances
         left = instances[job_id] - 1
         if left:

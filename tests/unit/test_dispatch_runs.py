@@ -8,6 +8,7 @@ executor's count of running instances ends empty."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -161,3 +162,49 @@ def test_a_run_raising_any_base_exception_is_uncounted_and_the_target_runs_again
     assert runs["good"] >= 4
     assert not executor._instances
     assert not executor._tasks
+
+
+def test_runs_cancelled_by_shutdown_are_uncounted_without_an_error_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop cancels the checks still going (the daemon logs how many, in one line): each is
+    uncounted and none is logged as a job that failed; a check that raises a cancellation of
+    its own while the scheduler runs is still one."""
+
+    async def scenario() -> Any:
+        started: set[str] = set()
+
+        async def check(name: str) -> None:
+            started.add(name)
+            if name == "self-cancelling":
+                raise asyncio.CancelledError
+            await asyncio.sleep(60)
+
+        names = ["a", "b", "self-cancelling"]
+        scheduler = CheckScheduler(check, lambda lag: None)
+        scheduler.sync([make_target(name, interval=0.05) for name in names])
+        scheduler.start()
+        executor = scheduler._scheduler._executors["default"]
+        try:
+            for _ in range(300):
+                if started == set(names) and "self-cancelling" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert "Error running job self-cancelling" in caplog.text
+            assert executor._instances == {"a": 1, "b": 1}
+            caplog.clear()
+        finally:
+            scheduler.shutdown()
+        for _ in range(100):
+            if not executor._tasks:
+                break
+            await asyncio.sleep(0.01)
+        return executor
+
+    caplog.set_level(logging.ERROR, logger="apscheduler")
+    with asyncio.Runner() as runner:
+        executor = runner.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == []
+    assert not executor._tasks
+    assert not executor._instances
+    assert not executor._shut_down
