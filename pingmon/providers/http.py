@@ -157,9 +157,6 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
         # reused while its entry lives): this provider sends no check id, so a target's
         # request is the same at every check. Settings and params are frozen.
         self._requests: dict[int, tuple[HttpParams, PreparedRequest]] = {}
-        # Whether ``judge`` is this class's own, whose verdicts ``_judge`` makes well-formed
-        # by construction: ``assess`` then need not check them (a subclass's are checked).
-        self._own_judge = type(self).judge is HttpProvider.judge
 
     def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
         kept = self._requests.get(id(params))
@@ -192,10 +189,14 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
         self, params: HttpParams, request: PreparedRequest, response: HttpResponse
     ) -> Verdict:
         """``Provider.assess``, without checking the verdicts of this class's own ``judge``
-        (every one a ``Verdict`` of an ``ErrorClass`` and a str, made here)."""
-        if self._own_judge:
+        (every one a ``Verdict`` of an ``ErrorClass`` and a str, made here). A judge put in
+        its place (a subclass's, or one set on the class later) is called and checked."""
+        if type(self).judge is _HTTP_JUDGE:
             return _judge(params.expect, response)
         return super().assess(params, request, response)
+
+
+_HTTP_JUDGE = HttpProvider.judge  # the class's own, as defined here
 
 
 def _judge(expect: Expect, response: HttpResponse) -> Verdict:

@@ -222,3 +222,14 @@ def test_the_http_types_assess_is_its_judge_and_a_subclass_is_still_checked(
     odd = _OddJudge(provider.settings)
     with pytest.raises(TypeError, match=r"_OddJudge\.judge returned a str, not a Verdict"):
         odd.assess(params, request, response)
+
+
+def test_a_judge_set_on_the_class_later_is_called_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = HttpProvider(HttpSettings(base_url="http://127.0.0.1:9"))
+    params = HttpParams.model_validate({})
+    request = provider.request(params, "")
+    monkeypatch.setattr(HttpProvider, "judge", _OddJudge.judge)
+    with pytest.raises(TypeError, match=r"HttpProvider\.judge returned a str, not a Verdict"):
+        provider.assess(params, request, response_of(200, None, b""))
