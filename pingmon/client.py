@@ -16,7 +16,6 @@ from yarl import URL
 from pingmon.body import Body, describe_body_error, http_cause, read_body
 from pingmon.errors import ErrorClass, ResourceExhausted, TransportError
 from pingmon.providers.base import HttpResponse, PreparedRequest, short
-from pingmon.results import tuple_maker
 from pingmon.route import DIRECT, TransportOptions
 from pingmon.timebox import Deadlines, timebox
 from pingmon.wire import Sessions, WireTrace, tracing
@@ -37,7 +36,6 @@ _KEEPALIVE_RACE = (
 # skip, which aiohttp pays for with two header copies per request (``update_auto_headers``).
 _UNTYPED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SKIP_CONTENT_TYPE = ("Content-Type",)
-_new_response = tuple_maker(HttpResponse)  # one made for every answer
 # The userinfo of any URL in a text (RFC 3986 §3.2.1), dropped from what describe() says.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*@")
 
@@ -91,10 +89,7 @@ async def send(
                 raise ResourceExhausted(errno.errorcode[code], describe(error)) from None
             raise TransportError(classify_exception(error), describe(error)) from None
         body.error = describe_body_error(error)
-    # ``HttpResponse``'s fields, in order, as one C call
-    return _new_response(
-        (response.status, response.headers, body.data, body.truncated, body.error)
-    )
+    return HttpResponse(response.status, response.headers, body.data, body.truncated, body.error)
 
 
 def _request(

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from isal import isal_zlib
 
 from pingmon.families import ONE, Family, TargetView, steady
-from pingmon.results import TargetState, tuple_maker
+from pingmon.results import TargetState
 
 # ISA-L's level 1: about zlib level 1's ratio (25:1 on an exposition) at a sixth of its CPU.
 # (client_golang compresses with Go's default level, client_python with zlib's 9.)
@@ -43,7 +43,6 @@ DEFLATE_END = b"\x03\x00"
 _UNSET = object()  # a shape no family has: the first render builds the template
 # About the most bytes of one family's lines joined into one chunk of a scrape.
 SLICE_BYTES = 1 << 20
-_new_view = tuple_maker(TargetView)  # one made for every recorded result
 
 
 def escape_label_value(value: str) -> str:
@@ -194,7 +193,7 @@ class Exposition:
             return
         index = target.index
         old, self._states[index] = self._states[index], state
-        view = _new_view((state, self._backoff.get(target.credential, 0.0)))
+        view = TargetView(state, self._backoff.get(target.credential, 0.0))
         shapes, shown, templates, pieces, changed, takes = (
             target.shapes,
             target.values,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import bisect
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import NamedTuple, Protocol
 
 from pingmon.errors import ErrorClass
 
@@ -28,15 +27,6 @@ OUTCOME_FIELDS = (
 RESULT_FIELDS = ("target", "provider", *OUTCOME_FIELDS)
 
 Scalar = str | int | float | bool | None
-T = TypeVar("T", bound=tuple[Any, ...])
-
-
-def tuple_maker(cls: type[T]) -> Callable[[tuple[Any, ...]], T]:
-    """A named tuple class's ``_make`` as one C call, ``tuple.__new__(cls, fields)``, for
-    the named tuples made at every check: calling ``cls(...)`` runs a Python ``__new__``
-    (about 1,000 instructions more). The caller gives every field, in order (``_make``'s
-    check of their number is left out; the tests compare each maker with ``cls(...)``)."""
-    return cast(Callable[[tuple[Any, ...]], T], functools.partial(tuple.__new__, cls))
 
 
 class CheckResult(NamedTuple):
@@ -125,24 +115,18 @@ class TargetState(NamedTuple):
         counts = list(self.latency_counts)
         counts[bisect.bisect_left(LATENCY_BUCKETS, result.duration_seconds)] += 1
         success = error_class is ErrorClass.NONE
-        return _new_state(  # not ``_replace``: this runs once per check
-            (
-                self.info,
-                result,
-                result.finished_at if success else self.last_success_at,
-                _consecutive_failures(self.consecutive_failures, error_class),
-                classes,
-                tuple(checks),
-                self.attempts_total + result.attempts,
-                self.rate_limited_total + (error_class is ErrorClass.RATE_LIMITED),
-                tuple(counts),
-                self.latency_sum + result.duration_seconds,
-            )
+        return TargetState(  # not ``_replace``: this runs once per check
+            self.info,
+            result,
+            result.finished_at if success else self.last_success_at,
+            _consecutive_failures(self.consecutive_failures, error_class),
+            classes,
+            tuple(checks),
+            self.attempts_total + result.attempts,
+            self.rate_limited_total + (error_class is ErrorClass.RATE_LIMITED),
+            tuple(counts),
+            self.latency_sum + result.duration_seconds,
         )
-
-
-_new_state = tuple_maker(TargetState)
-new_result = tuple_maker(CheckResult)  # every field, ``sent_at`` and ``event_id`` included
 
 
 class StoreWatcher(Protocol):

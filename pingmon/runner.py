@@ -25,7 +25,7 @@ from pingmon.providers.base import (
 )
 from pingmon.proxies import Proxy
 from pingmon.redaction import NO_REDACTION, Redactor
-from pingmon.results import CheckResult, new_result
+from pingmon.results import CheckResult
 from pingmon.route import DIRECT, TransportOptions, provider_proxy, transport_options
 from pingmon.slots import Slots
 from pingmon.targets import Target
@@ -321,19 +321,17 @@ class Runner:
             if self._on_exhausted is not None:
                 self._on_exhausted(error)
             return None
-        result = new_result(  # ``CheckResult``'s fields, in order, as one C call
-            (
-                target.name,  # target
-                target.provider_name,  # provider
-                verdict.error_class,  # error_class
-                status,  # http_status
-                time.perf_counter() - started,  # duration_seconds
-                requests,  # attempts
-                plan.detail(plan.redactor, verdict.detail),  # detail
-                self._clock(),  # finished_at
-                sent_at,  # sent_at
-                verdict.event_id,  # event_id
-            )
+        result = CheckResult(
+            target=target.name,
+            provider=target.provider_name,
+            error_class=verdict.error_class,
+            http_status=status,
+            duration_seconds=time.perf_counter() - started,
+            attempts=requests,
+            detail=plan.detail(plan.redactor, verdict.detail),
+            finished_at=self._clock(),
+            sent_at=sent_at,
+            event_id=verdict.event_id,
         )
         return result, retry_after
 
