@@ -387,7 +387,7 @@ class Daemon:
         if change is None:
             return
         old, new = change
-        success = result.success
+        success = result.error_class is ErrorClass.NONE  # ``result.success``, without a call
         failed = not success and not _rate_limited(result)  # a 429 is neither
         if success:
             self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)

@@ -84,15 +84,32 @@ def parse_json(text: str) -> ParsedJson:
     NaN and Infinity, which Python's own encoder writes, are accepted as json accepts them.
     """
     try:
-        if text.startswith("\ufeff"):  # as json.loads: a BOM left in a str is not JSON
-            return ParsedJson(problem="not JSON")
-        return ParsedJson(_decode(text))
+        return ParsedJson(json_value(text))
+    except JsonRefused as refused:
+        return ParsedJson(problem=refused.problem)
+
+
+class JsonRefused(ValueError):
+    """Why ``json_value`` refused a text: ``problem`` is ``parse_json``'s."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def json_value(text: str) -> Any:
+    """``parse_json(text).value`` without the ``ParsedJson`` (a judge of every check needs
+    the value only); JsonRefused with ``parse_json``'s problem where that has one."""
+    if text.startswith("\ufeff"):  # as json.loads: a BOM left in a str is not JSON
+        raise JsonRefused("not JSON")
+    try:
+        return _decode(text)
     except _DuplicateKey as error:
-        return ParsedJson(problem=f"ambiguous JSON: duplicate key {shown(error.key)}")
+        raise JsonRefused(f"ambiguous JSON: duplicate key {shown(error.key)}") from None
     except RecursionError:
-        return ParsedJson(problem="JSON nested too deeply")
+        raise JsonRefused("JSON nested too deeply") from None
     except ValueError:
-        return ParsedJson(problem="not JSON")
+        raise JsonRefused("not JSON") from None
 
 
 def shown(value: object, limit: int = SCALAR_MAX_CHARS) -> str:

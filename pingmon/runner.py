@@ -304,7 +304,8 @@ class Runner:
         if self.gate.is_closed(plan.credential):  # a sibling got a 429 while we waited
             return None
         target = plan.target
-        request = plan.provider.request(target.params, check_id())
+        provider = plan.provider
+        request = provider.request(target.params, check_id() if provider.check_ids else "")
         started = time.perf_counter()
         tries = requests = 0  # pingmon's attempts; the requests they put on the wire
         try:

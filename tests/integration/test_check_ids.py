@@ -1,0 +1,57 @@
+"""The runner draws a check id only for a provider type that reads it (``Provider.check_ids``):
+the http type's requests carry none, so it is given ""; a type that reads them gets a fresh
+one per check, the same for the check's retries, as before."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pingmon.errors import ErrorClass
+from pingmon.providers.base import PreparedRequest
+from pingmon.providers.http import HttpParams, HttpProvider
+from tests.integration.origin import Origin, serve_origin
+from tests.integration.rawhttp import checking, site_config
+
+
+class CountingHttp(HttpProvider):
+    """The http type, keeping the check ids its requests were built with."""
+
+    def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
+        self.seen.append(check_id)
+        return super().request(params, check_id)
+
+    seen: list[str]
+
+
+class ReadingIds(CountingHttp):
+    check_ids = True
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    async with serve_origin() as running:
+        yield running
+
+
+@pytest.mark.parametrize("kind", [CountingHttp, ReadingIds])
+async def test_only_a_type_that_reads_check_ids_is_given_them(
+    tmp_path: Path, origin: Origin, kind: type[CountingHttp]
+) -> None:
+    assert HttpProvider.check_ids is False
+    config = site_config(tmp_path / "c.yaml", origin.url, [{"name": "t"}])
+    async with checking(config) as (runner, plans):
+        provider = kind(plans["t"].provider.settings)
+        provider.seen = []
+        plan = dataclasses.replace(plans["t"], provider=provider)
+        results = [await runner.run(plan) for _ in range(3)]
+    assert [r.error_class for r in results if r is not None] == [ErrorClass.NONE] * 3
+    if kind.check_ids:
+        assert len(set(provider.seen)) == 3
+        assert all(uuid.UUID(seen).version == 4 for seen in provider.seen)
+    else:
+        assert provider.seen == ["", "", ""]
