@@ -269,8 +269,11 @@ class Daemon:
         self.scheduler.pause()
         if self.in_flight:
             _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
+            if pending:  # the scheduler's runs, cancelled as a stop, not a failure each
+                self.scheduler.shutdown()  # (``CheckExecutor.shutdown``)
             for task in pending:
-                task.cancel()
+                if not task.cancelling():  # a check not started by the scheduler
+                    task.cancel()
             if pending:
                 log.warning("checks cancelled at shutdown", extra={"count": len(pending)})
                 await asyncio.wait(pending)
