@@ -208,3 +208,41 @@ def test_runs_cancelled_by_shutdown_are_uncounted_without_an_error_each(
     assert not executor._tasks
     assert not executor._instances
     assert not executor._shut_down
+
+
+def test_a_run_that_cancelled_itself_just_before_shutdown_is_still_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run that ended in a cancellation of its own before the stop (its end not yet
+    handled when ``shutdown`` came, in the same pass of the loop) was not cancelled by the
+    stop: it is logged as a job that failed, as while the scheduler runs."""
+
+    async def scenario() -> Any:
+        async def check(name: str) -> None:
+            loop = asyncio.get_running_loop()
+            woken = loop.create_future()
+
+            def wake() -> None:  # the stop (its call_soon) and our next step: one pass
+                loop.call_soon(scheduler.shutdown)  # AsyncIOScheduler defers it once more
+                woken.set_result(None)
+
+            loop.call_soon(wake)
+            await woken
+            raise asyncio.CancelledError
+
+        scheduler = CheckScheduler(check, lambda lag: None)
+        scheduler.sync([make_target("self-cancelling", interval=0.05)])
+        scheduler.start()
+        executor = scheduler._scheduler._executors["default"]
+        for _ in range(300):
+            if not scheduler.running and not executor._tasks:
+                break
+            await asyncio.sleep(0.01)
+        return executor
+
+    caplog.set_level(logging.ERROR, logger="apscheduler")
+    with asyncio.Runner() as runner:
+        executor = runner.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == ["Error running job self-cancelling"]
+    assert not executor._tasks
+    assert not executor._shut_down
