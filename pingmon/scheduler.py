@@ -529,9 +529,9 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         """Cancel every run still going (APScheduler's asyncio executor does the same); each
         is forgotten when it ends, as any run is, but not logged as an error: the daemon
         says how many checks it cancelled, in one line (``Daemon.stop``)."""
-        self._shut_down.update(self._tasks)
         for task in self._tasks:
-            task.cancel()
+            if task.cancel():  # False: it had ended already, its end not yet handled
+                self._shut_down.add(task)
 
     def submit_job(
         self, job: Any, run_times: list[datetime], scheduled: float | None = None
