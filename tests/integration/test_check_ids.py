@@ -55,3 +55,36 @@ async def test_only_a_type_that_reads_check_ids_is_given_them(
         assert all(uuid.UUID(seen).version == 4 for seen in provider.seen)
     else:
         assert provider.seen == ["", "", ""]
+
+
+class KeyedHttp(HttpProvider):
+    """A type derived from the http type whose requests carry the check id (an idempotency
+    key, as docs/providers.md describes ``check_id``), saying nothing of ``check_ids``."""
+
+    def request(self, params: HttpParams, check_id: str) -> PreparedRequest:
+        self.seen.append(check_id)
+        request = super().request(params, check_id)
+        return dataclasses.replace(
+            request, headers={**request.headers, "Idempotency-Key": check_id}
+        )
+
+    seen: list[str]
+
+
+async def test_a_type_derived_from_http_whose_request_reads_the_check_id_is_given_one(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """Only the http type's own ``request`` carries no id: a subclass that builds its
+    requests itself is given a fresh id per check, as every type was before, unless it
+    says it reads none (``check_ids = False``): an id of "" in every check's request would
+    be one idempotency key for them all."""
+    assert KeyedHttp.check_ids is True
+    config = site_config(tmp_path / "c.yaml", origin.url, [{"name": "t"}])
+    async with checking(config) as (runner, plans):
+        provider = KeyedHttp(plans["t"].provider.settings)
+        provider.seen = []
+        plan = dataclasses.replace(plans["t"], provider=provider)
+        results = [await runner.run(plan) for _ in range(3)]
+    assert [r.error_class for r in results if r is not None] == [ErrorClass.NONE] * 3
+    assert len(set(provider.seen)) == 3
+    assert all(uuid.UUID(seen).version == 4 for seen in provider.seen)
