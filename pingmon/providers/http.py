@@ -151,6 +151,14 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
     params_model = HttpParams
     check_ids = False  # its requests carry no check id
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that builds its requests itself reads its check ids as any type does
+        (``Provider.check_ids``), unless it says otherwise: ``False`` is this class's
+        ``request``'s, not an inheritance."""
+        super().__init_subclass__(**kwargs)
+        if "request" in vars(cls) and "check_ids" not in vars(cls):
+            cls.check_ids = True
+
     def __init__(self, settings: HttpSettings) -> None:
         super().__init__(settings)
         # Each target's request, by its params' id (the params kept, so an id is never
