@@ -233,3 +233,16 @@ def test_a_judge_set_on_the_class_later_is_called_and_checked(
     monkeypatch.setattr(HttpProvider, "judge", _OddJudge.judge)
     with pytest.raises(TypeError, match=r"HttpProvider\.judge returned a str, not a Verdict"):
         provider.assess(params, request, response_of(200, None, b""))
+
+
+def test_a_judge_set_on_one_provider_is_called_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Provider.assess`` calls ``self.judge``: one set on the instance (a test's
+    ``monkeypatch.setattr(provider, "judge", ...)``) is the judge, as on the class."""
+    provider = HttpProvider(HttpSettings(base_url="http://127.0.0.1:9"))
+    params = HttpParams.model_validate({})
+    request = provider.request(params, "")
+    monkeypatch.setattr(provider, "judge", lambda *args: "fine")
+    with pytest.raises(TypeError, match=r"HttpProvider\.judge returned a str, not a Verdict"):
+        provider.assess(params, request, response_of(200, None, b""))
