@@ -198,8 +198,9 @@ class HttpProvider(Provider[HttpSettings, HttpParams]):
     ) -> Verdict:
         """``Provider.assess``, without checking the verdicts of this class's own ``judge``
         (every one a ``Verdict`` of an ``ErrorClass`` and a str, made here). A judge put in
-        its place (a subclass's, or one set on the class later) is called and checked."""
-        if type(self).judge is _HTTP_JUDGE:
+        its place (a subclass's, or one set on the class later or on this provider) is
+        called and checked."""
+        if type(self).judge is _HTTP_JUDGE and "judge" not in self.__dict__:
             return _judge(params.expect, response)
         return super().assess(params, request, response)
 
