@@ -270,7 +270,7 @@ class Daemon:
         if self.in_flight:
             _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
             if pending:  # the scheduler's runs, cancelled as a stop, not a failure each
-                self.scheduler.shutdown()  # (``CheckExecutor.shutdown``)
+                self.scheduler.cancel_runs()
             for task in pending:
                 if not task.cancelling():  # a check not started by the scheduler
                     task.cancel()

@@ -666,6 +666,12 @@ class CheckScheduler:
         if self._scheduler.running:
             self._scheduler.pause()
 
+    def cancel_runs(self) -> None:
+        """Cancel every check the scheduler started that is still running, now (as a stop:
+        each uncounted, none logged as a failed job, ``CheckExecutor.shutdown``); the
+        scheduler's own ``shutdown`` does it only on the loop's next pass."""
+        self._executor.shutdown()
+
     def shutdown(self) -> None:
         """Stop the scheduler; APScheduler cancels any check still running."""
         if self._scheduler.running:

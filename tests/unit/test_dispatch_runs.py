@@ -246,3 +246,48 @@ def test_a_run_that_cancelled_itself_just_before_shutdown_is_still_logged(
     assert [r.getMessage() for r in caplog.records] == ["Error running job self-cancelling"]
     assert not executor._tasks
     assert not executor._shut_down
+
+
+def test_cancel_runs_cancels_every_running_check_at_once_and_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``CheckScheduler.cancel_runs`` (``Daemon.stop`` when its grace runs out) cancels each
+    run still going before it returns, not on the loop's next pass as APScheduler's
+    ``shutdown`` does: a run whose next step is already queued (its answer just came) is
+    still cancelled as a stop, uncounted and not logged as a failed job."""
+
+    async def scenario() -> Any:
+        answers: dict[str, asyncio.Future[None]] = {}
+
+        async def check(name: str) -> None:
+            answers[name] = asyncio.get_running_loop().create_future()
+            await answers[name]
+            await asyncio.sleep(60)
+
+        names = ["a", "b"]
+        scheduler = CheckScheduler(check, lambda lag: None)
+        scheduler.sync([make_target(name, interval=0.05) for name in names])
+        scheduler.start()
+        executor = scheduler._scheduler._executors["default"]
+        for _ in range(300):
+            if set(answers) == set(names):
+                break
+            await asyncio.sleep(0.01)
+        scheduler.pause()
+        answers["a"].set_result(None)  # a's next step is queued: it ends only after this
+        scheduler.cancel_runs()
+        assert all(task.cancelling() for task in executor._tasks)
+        for _ in range(100):
+            if not executor._tasks:
+                break
+            await asyncio.sleep(0.01)
+        scheduler.shutdown()
+        return executor
+
+    caplog.set_level(logging.ERROR, logger="apscheduler")
+    with asyncio.Runner() as runner:
+        executor = runner.run(scenario())
+    assert [r.getMessage() for r in caplog.records] == []
+    assert not executor._tasks
+    assert not executor._instances
+    assert not executor._shut_down
