@@ -663,3 +663,43 @@ async def test_a_failure_interval_switch_places_its_runs_on_the_grid_keeping_its
         assert (later - datetime.now(UTC)).total_seconds() > 500
     finally:
         scheduler.shutdown()
+
+
+def test_on_asyncio_a_wall_clock_step_back_does_not_make_every_timer_a_tick_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncio's timers never fire early (docs/scheduling.md: no tick there). A timer that
+    fires before its grid point because the wall clock stepped back under it (NTP, a VM
+    resumed) did not fire early on the loop's clock: the loop is not taken for one whose
+    timers do (``_fires_early``), which would set every later timer a tick past its point
+    for the rest of the process."""
+    offset = [0.0]
+    real = time.time
+    clock = SimpleNamespace(time=lambda: real() + offset[0], monotonic=time.monotonic)
+    monkeypatch.setattr("pingmon.scheduler.time", clock)
+    runs = {"after": 0}
+
+    async def check(name: str) -> None:
+        runs["after"] += 1
+
+    async def scenario() -> bool:
+        scheduler = CheckScheduler(check, lambda lag: None, timer_slack=0.01)
+        scheduler.sync([make_target(f"t{index}", interval=0.1) for index in range(5)])
+        scheduler.start()
+        try:
+            await asyncio.sleep(0.25)
+            assert not scheduler._scheduler._fires_early  # asyncio: never early
+            offset[0] = -0.05
+            runs["after"] = 0
+            for _ in range(100):  # until runs came after the step (their times came again)
+                await asyncio.sleep(0.02)
+                if runs["after"] >= 5:
+                    break
+            return bool(scheduler._scheduler._fires_early)
+        finally:
+            scheduler.shutdown()
+
+    with asyncio.Runner() as runner:
+        fires_early = runner.run(scenario())
+    assert runs["after"] >= 5
+    assert not fires_early
