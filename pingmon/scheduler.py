@@ -311,6 +311,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
     timer_slack = 0.0  # seconds; the timer is set for the next run rounded up to a multiple
     _deadline = 0.0  # epoch seconds the timer was last set for (a multiple of the slack)
     _next_at: float | None = None  # the next run's time as stored (epoch seconds), if known
+    _due = 0.0  # time.monotonic() the timer was last set to fire at (the loop's own clock)
 
     def _start_timer(self, wait_seconds: float | None, early: bool = False) -> None:
         """Set the timer for the next run in ``wait_seconds``, rounded up to the slack's grid
@@ -330,6 +331,7 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
                 wait += TIMER_TICK
             if early:
                 wait = math.ceil(wait / TIMER_TICK) * TIMER_TICK
+            self._due = time.monotonic() + wait
             self._timeout = self._eventloop.call_later(wait, self._wake_on_loop)
 
     def _slacked(self, wait: float, at: float | None = None) -> float:
@@ -363,8 +365,8 @@ class LoopScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is u
         """
         self._timeout = None  # it has fired: nothing to cancel
         early = bool(self.timer_slack) and time.time() < self._deadline
-        if early:
-            self._fires_early = True
+        if early and time.monotonic() < self._due:  # early on the loop's clock, not a step
+            self._fires_early = True  # of the wall clock's (which asyncio's timers ignore)
         wait = self._process_jobs()
         self._start_timer(wait, early or self._woke_early)
 

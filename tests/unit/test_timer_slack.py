@@ -428,7 +428,8 @@ def test_a_wall_clock_step_under_a_set_timer_neither_spins_nor_stops_the_runs(
     uvloop = pytest.importorskip("uvloop")
     offset = [0.0]
     real = time.time
-    monkeypatch.setattr("pingmon.scheduler.time", SimpleNamespace(time=lambda: real() + offset[0]))
+    clock = SimpleNamespace(time=lambda: real() + offset[0], monotonic=time.monotonic)
+    monkeypatch.setattr("pingmon.scheduler.time", clock)
     counts = {"wakes": 0, "runs": 0}
 
     async def check(name: str) -> None:
