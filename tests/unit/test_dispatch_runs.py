@@ -22,6 +22,22 @@ from tests.unit.test_scheduler import make_target
 Observation = tuple[float, float, dict[str, Any]]  # (when, lag, each job's trigger then)
 
 
+async def _until_ended(executor: Any) -> None:
+    """Until every run the executor started has ended (at most a second)."""
+    for _ in range(100):
+        if not executor._tasks:
+            return
+        await asyncio.sleep(0.01)
+
+
+def _assert_stopped_quietly(caplog: pytest.LogCaptureFixture, executor: Any) -> None:
+    """Nothing logged as a failed job, and every run ended and uncounted."""
+    assert [r.getMessage() for r in caplog.records] == []
+    assert not executor._tasks
+    assert not executor._instances
+    assert not executor._shut_down
+
+
 def _scenario(seed: int, seconds: float) -> Callable[[], Any]:
     async def run() -> tuple[list[Observation], list[tuple[str, float]], list[str], Any]:
         rng = random.Random(seed)
@@ -78,10 +94,7 @@ def _scenario(seed: int, seconds: float) -> Callable[[], Any]:
                 scheduler.sync(targets(generation))  # a reload, some targets renamed
         finally:
             scheduler.shutdown()
-        for _ in range(100):  # the cancelled runs' callbacks
-            if not executor._tasks:
-                break
-            await asyncio.sleep(0.01)
+        await _until_ended(executor)  # the cancelled runs' callbacks
         return observed, started, overlaps, executor
 
     return run
@@ -150,10 +163,7 @@ def test_a_run_raising_any_base_exception_is_uncounted_and_the_target_runs_again
                 await asyncio.sleep(0.01)
         finally:
             scheduler.shutdown()
-        for _ in range(100):
-            if not executor._tasks:
-                break
-            await asyncio.sleep(0.01)
+        await _until_ended(executor)
         return runs, executor
 
     with asyncio.Runner() as runner:
@@ -195,19 +205,13 @@ def test_runs_cancelled_by_shutdown_are_uncounted_without_an_error_each(
             caplog.clear()
         finally:
             scheduler.shutdown()
-        for _ in range(100):
-            if not executor._tasks:
-                break
-            await asyncio.sleep(0.01)
+        await _until_ended(executor)
         return executor
 
     caplog.set_level(logging.ERROR, logger="apscheduler")
     with asyncio.Runner() as runner:
         executor = runner.run(scenario())
-    assert [r.getMessage() for r in caplog.records] == []
-    assert not executor._tasks
-    assert not executor._instances
-    assert not executor._shut_down
+    _assert_stopped_quietly(caplog, executor)
 
 
 def test_a_run_that_cancelled_itself_just_before_shutdown_is_still_logged(
@@ -277,17 +281,11 @@ def test_cancel_runs_cancels_every_running_check_at_once_and_quietly(
         answers["a"].set_result(None)  # a's next step is queued: it ends only after this
         scheduler.cancel_runs()
         assert all(task.cancelling() for task in executor._tasks)
-        for _ in range(100):
-            if not executor._tasks:
-                break
-            await asyncio.sleep(0.01)
+        await _until_ended(executor)
         scheduler.shutdown()
         return executor
 
     caplog.set_level(logging.ERROR, logger="apscheduler")
     with asyncio.Runner() as runner:
         executor = runner.run(scenario())
-    assert [r.getMessage() for r in caplog.records] == []
-    assert not executor._tasks
-    assert not executor._instances
-    assert not executor._shut_down
+    _assert_stopped_quietly(caplog, executor)
