@@ -8,6 +8,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,16 @@ async def test_only_a_type_that_reads_check_ids_is_given_them(
     tmp_path: Path, origin: Origin, kind: type[CountingHttp]
 ) -> None:
     assert HttpProvider.check_ids is False
+    seen = await ids_of_three_checks(tmp_path, origin, kind)
+    if kind.check_ids:
+        assert len(set(seen)) == 3
+        assert all(uuid.UUID(one).version == 4 for one in seen)
+    else:
+        assert seen == ["", "", ""]
+
+
+async def ids_of_three_checks(tmp_path: Path, origin: Origin, kind: Any) -> list[str]:
+    """The check ids a provider of ``kind`` was given in three passing checks of a target."""
     config = site_config(tmp_path / "c.yaml", origin.url, [{"name": "t"}])
     async with checking(config) as (runner, plans):
         provider = kind(plans["t"].provider.settings)
@@ -53,11 +64,7 @@ async def test_only_a_type_that_reads_check_ids_is_given_them(
         plan = dataclasses.replace(plans["t"], provider=provider)
         results = [await runner.run(plan) for _ in range(3)]
     assert [r.error_class for r in results if r is not None] == [ErrorClass.NONE] * 3
-    if kind.check_ids:
-        assert len(set(provider.seen)) == 3
-        assert all(uuid.UUID(seen).version == 4 for seen in provider.seen)
-    else:
-        assert provider.seen == ["", "", ""]
+    return list(provider.seen)
 
 
 class KeyedHttp(HttpProvider):
@@ -82,12 +89,6 @@ async def test_a_type_derived_from_http_whose_request_reads_the_check_id_is_give
     says it reads none (``check_ids = False``): an id of "" in every check's request would
     be one idempotency key for them all."""
     assert KeyedHttp.check_ids is True
-    config = site_config(tmp_path / "c.yaml", origin.url, [{"name": "t"}])
-    async with checking(config) as (runner, plans):
-        provider = KeyedHttp(plans["t"].provider.settings)
-        provider.seen = []
-        plan = dataclasses.replace(plans["t"], provider=provider)
-        results = [await runner.run(plan) for _ in range(3)]
-    assert [r.error_class for r in results if r is not None] == [ErrorClass.NONE] * 3
-    assert len(set(provider.seen)) == 3
-    assert all(uuid.UUID(seen).version == 4 for seen in provider.seen)
+    seen = await ids_of_three_checks(tmp_path, origin, KeyedHttp)
+    assert len(set(seen)) == 3
+    assert all(uuid.UUID(one).version == 4 for one in seen)
