@@ -269,12 +269,11 @@ class Daemon:
         self.scheduler.pause()
         if self.in_flight:
             _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
-            if pending:  # the scheduler's runs, cancelled as a stop, not a failure each
-                self.scheduler.cancel_runs()
-            for task in pending:
-                if not task.cancelling():  # a check not started by the scheduler
-                    task.cancel()
             if pending:
+                self.scheduler.cancel_runs()  # its runs: a stop, not a failure each
+                for task in pending:
+                    if not task.cancelling():  # a check not started by the scheduler
+                        task.cancel()
                 log.warning("checks cancelled at shutdown", extra={"count": len(pending)})
                 await asyncio.wait(pending)
         self.scheduler.shutdown()
@@ -390,7 +389,7 @@ class Daemon:
         if change is None:
             return
         old, new = change
-        success = result.error_class is ErrorClass.NONE  # ``result.success``, without a call
+        success = result.success
         failed = not success and not _rate_limited(result)  # a 429 is neither
         if success:
             self.webhooks.ping_succeeded(result.target, result.sent_at, result.event_id)

@@ -568,7 +568,7 @@ class CheckExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler is untyp
         and without its lock), or logged as APScheduler logs a run that raised, but for a
         run that ``shutdown`` cancelled (uncounted, quietly: a stop, not a failure)."""
         job_id = self._tasks.pop(task)
-        stopped = bool(self._shut_down) and task in self._shut_down
+        stopped = task in self._shut_down
         if stopped:
             self._shut_down.discard(task)
         try:

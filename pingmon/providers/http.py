@@ -241,9 +241,7 @@ def _json_failure(expected: dict[str, Any], response: HttpResponse) -> str | Non
         value = body_json(response)
     except JsonRefused as refused:
         return refused.problem
-    if json_contains(expected, value):  # ``subset_mismatch``, without its layer
-        return None
-    mismatch = _mismatch(expected, value, "")
+    mismatch = subset_mismatch(expected, value)
     return None if mismatch is None else f"json mismatch at {mismatch}"
 
 
