@@ -27,12 +27,18 @@ on one core) the collector took 11 % of the samples (native profile, 2026-12-01)
 7,000 lets most checks end first, and their objects are freed by their reference counts before
 any walk (one core, 3,000/s asked, three rounds: 2,805 against 2,323 checks/s, 352 against 428
 µs a check; at 10,000 targets / 10 s the lag p99 stayed at 5.0 ms; bench/README.md, eighth
-session). What a young collection leaves is the checks in flight: at 10,000 targets (census of
-the young and middle generations, 2026-12-01) a middle collection walked 4,500-6,000 objects and
-30,000-37,000 references, nearly all of them the coroutines, frames' cells, aiohttp's requests,
-responses, headers and stream readers, futures and handles of the checks in flight across a
-young collection; the results and states a check leaves (``TargetState``, ``CheckResult``) were
-4 %, no container held more than a few hundred references, and nothing had a finalizer. Each
+session). The price is paid while checks fail: each of their cycles (exception, traceback,
+frames) is garbage a young collection frees, and at 7,000 a young or middle collection frees up
+to 6,000-8,000 such objects, so their pauses' p99 grew from 4.5 and 7.8 ms to 29 and 40 ms in a
+failure storm (300 targets every 0.25 s timing out, refused, reset; review of 2026-12-01), while
+the lag p99 stayed (49.4 against 47.9 ms), the garbage reaching the old generation shrank
+twenty-fold and the once-a-minute full collection's pause with it (289 to 15 ms). What a young
+collection leaves is the checks in flight: at 10,000 targets (census of the young and middle
+generations, 2026-12-01) a middle collection walked 4,500-6,000 objects and 30,000-37,000
+references, nearly all of them the coroutines, frames' cells, aiohttp's requests, responses,
+headers and stream readers, futures and handles of the checks in flight across a young
+collection; the results and states a check leaves (``TargetState``, ``CheckResult``) were 4 %,
+no container held more than a few hundred references, and nothing had a finalizer. Each
 reference walked is a cache miss into the heap, so the pause follows the number of checks in
 flight, not the number of targets. A middle collection every other one, (700, 0, 40_000), halved
 the middle pauses' median (2.4-3.0 to 1.1 ms of CPU) but not their p99 (~7 ms), left the
