@@ -16,7 +16,11 @@ rotates from round to round) for a warm-up and a window of ``--window`` seconds:
   counted from ``pingmon_checks_total`` in two scrapes just outside the window), once per
   ``--pingmon`` build;
 - ``aiohttp-asyncio`` / ``aiohttp-uvloop``: the driver itself GETting the URL at the rate on one
-  keep-alive ``ClientSession``: what the HTTP client alone costs (uvloop when importable).
+  keep-alive ``ClientSession``: what the HTTP client alone costs (uvloop when importable);
+- ``aiohttp-apscheduler-LOOP`` (uvloop when importable; ``--no-floor`` leaves it out): the floor
+  of a scheduled check, the same GETs each started by a job of pingmon's ``CheckScheduler`` as
+  the daemon runs it (``scheduled_launch``): what APScheduler and the client cost together,
+  with no judging, recording or exposition.
 
 For each: CPU of the measured process over the window (utime + stime from /proc/PID/stat, all
 threads) per check, checks/s, failures, RSS; and per pingmon build, its CPU per check divided by
@@ -141,10 +145,7 @@ async def launch(one: Callable[[], Any], rate: float, tally: Tally, tick: float)
 def scheduled_launch(
     one: Callable[[], Any], rate: float, interval: float, lags: list[float]
 ) -> Callable[[], None]:
-    """The floor of a scheduled check: ``rate x interval`` jobs in pingmon's own
-    ``CheckScheduler`` (APScheduler, as the daemon runs it: max_instances=1, coalesce, the
-    grid's jitter), each run one bare GET and nothing else (no judging, no recording, no
-    timeout of pingmon's). Each run's lag goes to ``lags``. Returns how to stop.
+    """The floor of a scheduled check (``floor_scheduler``), started. Returns how to stop.
 
     APScheduler's logger is quieted as ``pingmon.logs.setup_logging`` quiets it: a run
     skipped because the last still goes (``max_instances=1``, every run at saturation)
@@ -152,14 +153,25 @@ def scheduled_launch(
     stderr by logging's last-resort handler (about 50 µs a skipped run, 1.6 skipped runs
     a check at 3,000/s asked: most of what the floor cost above the bare client)."""
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    scheduler = floor_scheduler(one, rate, interval, lags)
+    scheduler.start()
+    return scheduler.shutdown
+
+
+def floor_scheduler(
+    one: Callable[[], Any], rate: float, interval: float, lags: list[float]
+) -> CheckScheduler:
+    """``rate x interval`` jobs in pingmon's own ``CheckScheduler`` (APScheduler, as the
+    daemon runs it: max_instances=1, coalesce, the grid's jitter, the default
+    ``timer_slack``), each run ``one()`` and nothing else (no judging, no recording, no
+    timeout of pingmon's); each run's lag goes to ``lags``. Not started."""
 
     async def check(name: str) -> None:
         await one()
 
-    scheduler = CheckScheduler(check, lags.append)
+    scheduler = CheckScheduler(check, lags.append, DRIVER_TICK)
     scheduler.sync(target(f"t{i:06d}", interval) for i in range(round(rate * interval)))
-    scheduler.start()
-    return scheduler.shutdown
+    return scheduler
 
 
 async def report_on_request(tally: Tally, lags: list[float]) -> None:
@@ -191,10 +203,12 @@ class Driver:
     @classmethod
     async def start(
         cls, url: str, rate: float, loop: str, probe: bool, directory: Path,
-        tick: float = DRIVER_TICK,
+        tick: float = DRIVER_TICK, scheduled: float | None = None,
     ) -> Driver:  # fmt: skip
         argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop,
                 "--driver-tick", repr(tick)]  # fmt: skip
+        if scheduled is not None:
+            argv += ["--scheduled", repr(scheduled)]
         pipe = subprocess.PIPE
         child = await processes.spawn(
             f"driver-{loop}", [*argv, *(["--probe"] if probe else [])], directory,
@@ -296,10 +310,20 @@ async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> M
         await blackbox.stop()
 
 
-async def run_bare(loop: str, url: str, args: argparse.Namespace, directory: Path) -> Measure:
-    driver = await Driver.start(url + PATH, args.rate, loop, False, directory, args.driver_tick)
+async def run_bare(
+    loop: str, url: str, args: argparse.Namespace, directory: Path, scheduled: bool = False
+) -> Measure:
+    """The bare client; ``scheduled``: its GETs started by pingmon's scheduler (the floor),
+    measured once every job has run (a warm-up of ``--interval`` more)."""
+    interval = args.interval if scheduled else None
+    driver = await Driver.start(
+        url + PATH, args.rate, loop, False, directory, args.driver_tick, interval
+    )
+    name = f"aiohttp-apscheduler-{loop}" if scheduled else f"aiohttp-{loop}"
     try:
-        return await window_of_driver(f"aiohttp-{loop}", driver.child.pid, driver, args)
+        if interval is not None:
+            await asyncio.sleep(interval)
+        return await window_of_driver(name, driver.child.pid, driver, args)
     finally:
         await driver.stop()
 
@@ -360,8 +384,12 @@ def variants(args: argparse.Namespace) -> list[tuple[str, Callable[..., Any]]]:
         name = pingmon_label(pingmon, len(args.pingmon) > 1)
         found.append((name, lambda u, a, d, p=pingmon, n=name: run_pingmon(n, p, u, a, d)))
     found.append(("aiohttp-asyncio", lambda u, a, d: run_bare("asyncio", u, a, d)))
-    if importlib.util.find_spec("uvloop") is not None:
+    loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    if loop == "uvloop":
         found.append(("aiohttp-uvloop", lambda u, a, d: run_bare("uvloop", u, a, d)))
+    if not args.no_floor:
+        found.append((f"aiohttp-apscheduler-{loop}",
+                      lambda u, a, d: run_bare(loop, u, a, d, scheduled=True)))  # fmt: skip
     return found
 
 
@@ -446,6 +474,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     processes.round_options(parser, rate=500.0, rounds=3, window=20.0)
     parser.add_argument("--interval", type=parse_duration, default=10.0, help="pingmon's: 10s")
     parser.add_argument("--quick", action="store_true", help="rate 50, 1 round, 3 s windows")
+    parser.add_argument(
+        "--no-floor", action="store_true",
+        help="leave out aiohttp-apscheduler-LOOP (the bare GETs started by pingmon's scheduler)",
+    )  # fmt: skip
     parser.add_argument(
         "--driver-tick", type=parse_duration, default=DRIVER_TICK,
         help=f"the drivers launch the requests due every this ({DRIVER_TICK * 1e3:g}ms: "

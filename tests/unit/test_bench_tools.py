@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pingmon.config import load_config
+from pingmon.config import Settings, load_config
 from pingmon.loading import MAX_FILE_BYTES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -24,6 +24,7 @@ import bench_daemon
 import exposition
 import lag_probe
 import processes
+import vs_blackbox
 import wakeup_cost
 
 EXPOSITION = """\
@@ -154,6 +155,30 @@ def test_ceiling_pins_the_measured_process_to_its_own_core() -> None:
 
     assert argv == ["taskset", "-c", str(bench_ceiling.MEASURED_CPU), "pingmon", "run"]
     assert bench_ceiling.MEASURED_CPU != bench_ceiling.TARGET_CPU
+
+
+def test_vs_blackbox_runs_the_floor_of_a_scheduled_check_unless_told_not_to() -> None:
+    def names(*argv: str) -> list[str]:
+        return [name for name, _ in vs_blackbox.variants(vs_blackbox.parse_args(list(argv)))]
+
+    loop = "uvloop" if "aiohttp-uvloop" in names() else "asyncio"
+
+    assert f"aiohttp-apscheduler-{loop}" in names("--pingmon", "p")
+    assert not [name for name in names("--no-floor") if "apscheduler" in name]
+
+
+async def test_the_floors_scheduler_runs_a_job_a_target_on_the_daemons_slack_grid() -> None:
+    slack_us = round(Settings.model_fields["timer_slack"].default * 1e6)
+    scheduler = vs_blackbox.floor_scheduler(lambda: None, 10.0, 3.0, [])  # 10/s, every 3 s
+    scheduler.start()
+    try:
+        runs = scheduler.next_runs().values()
+    finally:
+        scheduler.shutdown()
+
+    assert len(runs) == 30
+    assert slack_us > 0
+    assert {round(run.timestamp() * 1e6) % slack_us for run in runs} == {0}
 
 
 def test_rounds_rotate_which_variant_runs_first() -> None:
