@@ -14,7 +14,8 @@ child process (this script with ``--child MODE``, pinned to CPU 1) running
   ``DRIVER_TICK``) on one keep-alive ``ClientSession`` of 100 connections;
 - ``scheduled``: the same GETs, each started by a job of pingmon's ``CheckScheduler``
   (``vs_blackbox.scheduled_launch``: ``rate x --interval`` jobs, the grid's jitter,
-  max_instances=1, coalesce), the floor variant of ``bench_ceiling.py``.
+  max_instances=1, coalesce, the daemon's default timer slack since the ninth session: 0
+  before), the floor variant of ``bench_ceiling.py`` and ``vs_blackbox.py``.
 
 The child stops by itself after ``--warm`` + ``--checks`` answered GETs. ``--cachegrind``
 runs it under ``valgrind --tool=cachegrind`` twice (``--checks`` and 0 more after the

@@ -163,8 +163,9 @@ def floor_scheduler(
 ) -> CheckScheduler:
     """``rate x interval`` jobs in pingmon's own ``CheckScheduler`` (APScheduler, as the
     daemon runs it: max_instances=1, coalesce, the grid's jitter, the default
-    ``timer_slack``), each run ``one()`` and nothing else (no judging, no recording, no
-    timeout of pingmon's); each run's lag goes to ``lags``. Not started."""
+    ``timer_slack``, whatever ``--driver-tick`` paces the other drivers at), each run
+    ``one()`` and nothing else (no judging, no recording, no timeout of pingmon's); each
+    run's lag goes to ``lags``. Not started."""
 
     async def check(name: str) -> None:
         await one()
@@ -179,11 +180,18 @@ async def report_on_request(tally: Tally, lags: list[float]) -> None:
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
     while await loop.run_in_executor(None, sys.stdin.readline):
-        if lags:
-            cuts = statistics.quantiles(lags, n=100, method="inclusive")
-            tally.lag_p50_ms, tally.lag_p99_ms = cuts[49] * 1e3, cuts[98] * 1e3
-            lags.clear()
+        tally.lag_p50_ms, tally.lag_p99_ms = lag_quantiles_ms(lags)
+        lags.clear()
         print(json.dumps(tally.__dict__), flush=True)
+
+
+def lag_quantiles_ms(lags: list[float]) -> tuple[float | None, float | None]:
+    """The median and 99th percentile of ``lags`` (seconds) in ms; (None, None) for none."""
+    if not lags:
+        return None, None
+    # statistics.quantiles wants two points at least (Python 3.11)
+    cuts = statistics.quantiles(lags, n=100, method="inclusive") if lags[1:] else lags * 99
+    return cuts[49] * 1e3, cuts[98] * 1e3
 
 
 def run_driver(args: argparse.Namespace) -> None:
@@ -255,6 +263,7 @@ class Measure:
     failures: float
     rss_mb: float
     not_sent: int = 0  # the driver's backlog (it could not keep the rate)
+    lag_p99_ms: float | None = None  # a scheduler's (pingmon, the floor): of the window's runs
 
     @property
     def cpu_us_per_check(self) -> float | None:
@@ -285,7 +294,9 @@ async def window_of_driver(
     failures = after.failed - before.failed + after.errors - before.errors
     answered, dropped = after.answered - before.answered, after.dropped - before.dropped
     rss = rss_mb(measured)
-    return Measure(variant, used1 - used0, t1 - t0, answered, failures, rss, dropped)
+    return Measure(
+        variant, used1 - used0, t1 - t0, answered, failures, rss, dropped, after.lag_p99_ms
+    )
 
 
 async def run_blackbox(url: str, args: argparse.Namespace, directory: Path) -> Measure:
@@ -314,7 +325,8 @@ async def run_bare(
     loop: str, url: str, args: argparse.Namespace, directory: Path, scheduled: bool = False
 ) -> Measure:
     """The bare client; ``scheduled``: its GETs started by pingmon's scheduler (the floor),
-    measured once every job has run (a warm-up of ``--interval`` more)."""
+    after a warm-up of ``--interval`` more, as pingmon's (a job's first run comes within the
+    interval and its jitter, a tenth of it: ``--warmup`` covers that)."""
     interval = args.interval if scheduled else None
     driver = await Driver.start(
         url + PATH, args.rate, loop, False, directory, args.driver_tick, interval
@@ -371,7 +383,9 @@ async def run_pingmon(
     finally:
         await daemon.stop()
     failures = after.failures - before.failures
-    return Measure(variant, used1 - used0, t1 - t0, n1 - n0, failures, rss)
+    lag = exposition.lag_quantile(before.lag_buckets, after.lag_buckets, 0.99)
+    lag_ms = None if lag is None else lag * 1e3
+    return Measure(variant, used1 - used0, t1 - t0, n1 - n0, failures, rss, 0, lag_ms)
 
 
 # --- rounds and the table -------------------------------------------------------------------
@@ -423,14 +437,14 @@ def print_round(k: int, measures: list[Measure]) -> None:
     blackbox = next((m for m in measures if m.variant == "blackbox"), None)
     print(f"\n### Round {k}\n")
     print("| variant | CPU µs per check | checks/s | failures | not sent | RSS MB | ÷ blackbox "
-          "| wake-ups a check | system CPU |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| wake-ups a check | system CPU | scheduler lag p99, ms |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in sorted(measures, key=lambda m: m.variant):
         print(
             f"| {m.variant} | {number(m.cpu_us_per_check)} | {number(m.checks_per_second, 1)} "
             f"| {m.failures:,.0f} | {m.not_sent:,} | {m.rss_mb:,.1f} "
             f"| {number(ratio(m, blackbox), 2)} | {number(m.wakeups_per_check, 2)} "
-            f"| {percent(m.system_share)} |"
+            f"| {percent(m.system_share)} | {number(m.lag_p99_ms, 1)} |"
         )
     sys.stdout.flush()
 
@@ -439,8 +453,8 @@ def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None
     print(f"\n### Medians over {len(rounds)} round(s): rate {args.rate:g}/s, window "
           f"{args.window:g} s, pingmon interval {args.interval:g} s\n")  # fmt: skip
     print("| variant | CPU µs per check | checks/s | failures, not sent (sums) | RSS MB "
-          "| ÷ blackbox | wake-ups a check | system CPU |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| ÷ blackbox | wake-ups a check | system CPU | scheduler lag p99, ms |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     names = sorted({m.variant for measures in rounds for m in measures})
     for name in names:
         mine = [m for measures in rounds for m in measures if m.variant == name]
@@ -453,11 +467,13 @@ def print_summary(rounds: list[list[Measure]], args: argparse.Namespace) -> None
             f"| {number(median(m.rss_mb for m in mine), 1)} "
             f"| {number(median(ratios), 2)} "
             f"| {number(median(m.wakeups_per_check for m in mine), 2)} "
-            f"| {percent(median(m.system_share for m in mine))} |"
+            f"| {percent(median(m.system_share for m in mine))} "
+            f"| {number(median(m.lag_p99_ms for m in mine), 1)} |"
         )
     print(f"\n{NOTE} CPU: utime + stime of the measured process (all threads) over the window; "
           "pingmon's checks: requests nginx answered in it. Wake-ups: voluntary context "
-          "switches (sleeps it woke from); system CPU: the kernel's share.")  # fmt: skip
+          "switches (sleeps it woke from); system CPU: the kernel's share; scheduler lag: "
+          "pingmon's histogram, the floor's runs.")  # fmt: skip
 
 
 def percent(share: float | None) -> str:

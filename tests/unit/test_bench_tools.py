@@ -181,6 +181,14 @@ async def test_the_floors_scheduler_runs_a_job_a_target_on_the_daemons_slack_gri
     assert {round(run.timestamp() * 1e6) % slack_us for run in runs} == {0}
 
 
+def test_the_floors_lag_quantiles_are_read_from_one_run_and_from_none() -> None:
+    assert vs_blackbox.lag_quantiles_ms([]) == (None, None)
+    assert vs_blackbox.lag_quantiles_ms([0.002]) == (2.0, 2.0)
+    p50, p99 = vs_blackbox.lag_quantiles_ms([i / 1000 for i in range(101)])
+    assert p50 == pytest.approx(50.0)
+    assert p99 == pytest.approx(99.0)
+
+
 def test_rounds_rotate_which_variant_runs_first() -> None:
     order = ["a", "b", "c"]
 
