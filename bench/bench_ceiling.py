@@ -82,10 +82,8 @@ async def run_bare(
     loop: str, url: str, args: argparse.Namespace, directory: Path, scheduled: bool = False
 ) -> Reach:
     """The bare client (``scheduled``: its GETs started by pingmon's scheduler, the floor)."""
-    argv = [sys.executable, vs_blackbox.__file__, "--drive", url + processes.PATH,
-            "--rate", str(args.rate), "--loop", loop]  # fmt: skip
-    if scheduled:
-        argv += ["--scheduled", str(args.interval)]
+    interval = args.interval if scheduled else None
+    argv = vs_blackbox.driver_argv(url + processes.PATH, args.rate, loop, scheduled=interval)
     child = await processes.spawn(
         f"driver-{loop}", pinned(argv), directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
@@ -99,8 +97,9 @@ async def run_bare(
             tally = await driver.tally()
     finally:
         await driver.stop()
-    name = f"aiohttp-apscheduler-{loop}" if scheduled else f"aiohttp-{loop}"
-    return Reach(name, rate, share, tally.lag_p50_ms, tally.lag_p99_ms)
+    return Reach(
+        vs_blackbox.bare_name(loop, scheduled), rate, share, tally.lag_p50_ms, tally.lag_p99_ms
+    )
 
 
 async def run_pingmon(
@@ -135,10 +134,11 @@ def variants(args: argparse.Namespace) -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = []
     several = len(args.pingmon) > 1
     for loop in args.loop:
-        found.append((f"aiohttp-{loop}", lambda u, a, d, lp=loop: run_bare(lp, u, a, d)))
+        bare = vs_blackbox.bare_name(loop, False)
+        found.append((bare, lambda u, a, d, lp=loop: run_bare(lp, u, a, d)))
         if args.floor:
             found.append(
-                (f"aiohttp-apscheduler-{loop}",
+                (vs_blackbox.bare_name(loop, True),
                  lambda u, a, d, lp=loop: run_bare(lp, u, a, d, scheduled=True))
             )  # fmt: skip
         for pingmon in args.pingmon:

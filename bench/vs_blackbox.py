@@ -202,6 +202,24 @@ def run_driver(args: argparse.Namespace) -> None:
         runner.run(drive(args.drive, args.rate, args.probe, args.scheduled, args.driver_tick))
 
 
+def driver_argv(
+    url: str, rate: float, loop: str, probe: bool = False, tick: float = DRIVER_TICK,
+    scheduled: float | None = None,
+) -> list[str]:  # fmt: skip
+    """The command line of a driver child (``drive``): ``scheduled``, an interval in seconds,
+    makes it the floor (its GETs started by ``scheduled_launch``)."""
+    argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop,
+            "--driver-tick", repr(tick)]  # fmt: skip
+    if scheduled is not None:
+        argv += ["--scheduled", repr(scheduled)]
+    return argv + (["--probe"] if probe else [])
+
+
+def bare_name(loop: str, scheduled: bool) -> str:
+    """The variant's name of the bare client (``scheduled``: the floor) on ``loop``."""
+    return f"aiohttp-apscheduler-{loop}" if scheduled else f"aiohttp-{loop}"
+
+
 class Driver:
     """The driver child, asked for its tally over stdin."""
 
@@ -213,15 +231,9 @@ class Driver:
         cls, url: str, rate: float, loop: str, probe: bool, directory: Path,
         tick: float = DRIVER_TICK, scheduled: float | None = None,
     ) -> Driver:  # fmt: skip
-        argv = [sys.executable, __file__, "--drive", url, "--rate", str(rate), "--loop", loop,
-                "--driver-tick", repr(tick)]  # fmt: skip
-        if scheduled is not None:
-            argv += ["--scheduled", repr(scheduled)]
+        argv = driver_argv(url, rate, loop, probe, tick, scheduled)
         pipe = subprocess.PIPE
-        child = await processes.spawn(
-            f"driver-{loop}", [*argv, *(["--probe"] if probe else [])], directory,
-            stdin=pipe, stdout=pipe,
-        )  # fmt: skip
+        child = await processes.spawn(f"driver-{loop}", argv, directory, stdin=pipe, stdout=pipe)
         driver = cls(child)
         try:
             await driver.line()
@@ -331,7 +343,7 @@ async def run_bare(
     driver = await Driver.start(
         url + PATH, args.rate, loop, False, directory, args.driver_tick, interval
     )
-    name = f"aiohttp-apscheduler-{loop}" if scheduled else f"aiohttp-{loop}"
+    name = bare_name(loop, scheduled)
     try:
         if interval is not None:
             await asyncio.sleep(interval)
@@ -385,7 +397,7 @@ async def run_pingmon(
     failures = after.failures - before.failures
     lag = exposition.lag_quantile(before.lag_buckets, after.lag_buckets, 0.99)
     lag_ms = None if lag is None else lag * 1e3
-    return Measure(variant, used1 - used0, t1 - t0, n1 - n0, failures, rss, 0, lag_ms)
+    return Measure(variant, used1 - used0, t1 - t0, n1 - n0, failures, rss, lag_p99_ms=lag_ms)
 
 
 # --- rounds and the table -------------------------------------------------------------------
@@ -402,7 +414,7 @@ def variants(args: argparse.Namespace) -> list[tuple[str, Callable[..., Any]]]:
     if loop == "uvloop":
         found.append(("aiohttp-uvloop", lambda u, a, d: run_bare("uvloop", u, a, d)))
     if not args.no_floor:
-        found.append((f"aiohttp-apscheduler-{loop}",
+        found.append((bare_name(loop, True),
                       lambda u, a, d: run_bare(loop, u, a, d, scheduled=True)))  # fmt: skip
     return found
 
