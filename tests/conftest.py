@@ -12,7 +12,9 @@ loadgroup`` with marks: pytest-xdist 3.8 loses its groups on pytest 9.2, xdist i
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +46,20 @@ settings.load_profile("pingmon")
 def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def the_collector_as_it_was() -> Iterator[None]:
+    """A test that started a daemon leaves the cyclic collector as it found it, its garbage
+    collected: the daemon's ``settle`` (pingmon.heap) freezes what lives and raises the
+    thresholds, which in this process would keep the test's garbage (an unclosed socket, with
+    its ResourceWarning) for whichever later test next collects, and blame that one."""
+    thresholds = gc.get_threshold()
+    yield
+    if gc.get_freeze_count() or gc.get_threshold() != thresholds:
+        gc.unfreeze()
+        gc.collect()
+        gc.set_threshold(*thresholds)
 
 
 def names_only_files_or_tests(config: pytest.Config) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import trustme
 from aiohttp import web
 
+from tests.integration.closing import cleanup_aborting
+
 SIMOTEL_PONG = {"success": 1, "message": "pong", "data": None}
 
 
@@ -77,4 +79,4 @@ async def serve_origin(
     try:
         yield origin
     finally:
-        await runner.cleanup()
+        await cleanup_aborting(runner)

@@ -20,6 +20,7 @@ from pingmon.config import load_config
 from pingmon.errors import ErrorClass
 from pingmon.oneshot import check_once
 from pingmon.results import CheckResult
+from tests.integration.closing import StreamConnections
 from tests.integration.origin import Origin, serve_origin
 from tests.processes import free_port
 from tests.tinyproxy import Tinyproxy
@@ -321,7 +322,10 @@ async def tls_front(tinyproxy: Tinyproxy, certificate_authority: trustme.CA) -> 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     certificate_authority.issue_cert("127.0.0.1").configure_cert(context)
 
+    connections = StreamConnections()
+
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.track(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", tinyproxy.port)
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -337,6 +341,7 @@ async def tls_front(tinyproxy: Tinyproxy, certificate_authority: trustme.CA) -> 
     port = server.sockets[0].getsockname()[1]
     yield f"https://127.0.0.1:{port}"
     server.close()
+    connections.abort()
     await server.wait_closed()
 
 

@@ -17,6 +17,7 @@ from pingmon.client import classify_exception
 from pingmon.config import load_config
 from pingmon.errors import ErrorClass
 from pingmon.oneshot import check_once
+from tests.integration.closing import cleanup_aborting
 from tests.integration.conftest import ConfigWriter
 
 
@@ -42,7 +43,7 @@ async def tls_server(certificate_authority: trustme.CA) -> AsyncIterator[str]:
     await site.start()
     port = runner.addresses[0][1]
     yield f"https://127.0.0.1:{port}"
-    await runner.cleanup()
+    await cleanup_aborting(runner)
 
 
 async def _check(config_writer: ConfigWriter, base_url: str, tls: dict[str, Any]) -> ErrorClass:
