@@ -5,6 +5,7 @@ has not yet relayed pingmon's close) must not leave a socket to the collector of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from pathlib import Path
@@ -18,11 +19,13 @@ ESTABLISHED = "01"  # /proc/net/tcp's states, as include/net/tcp_states.h number
 CLOSE_WAIT = "08"  # the peer closed its socket (its FIN came), this end has not
 
 
-def tcp_state(local_port: int) -> str | None:
-    """The kernel's state of this process's IPv4 TCP socket bound to ``local_port``."""
+def tcp_state(connection: socket.socket) -> str | None:
+    """The kernel's state of ``connection`` (IPv4, its two ports: the table lists every
+    socket of the network namespace, and a local port may be reused toward another peer)."""
+    ports = (connection.getsockname()[1], connection.getpeername()[1])
     for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == local_port:
+        if tuple(int(end.rsplit(":", 1)[1], 16) for end in fields[1:3]) == ports:
             return fields[3]
     return None
 
@@ -36,25 +39,28 @@ def silent_client(url: str, ca: trustme.CA) -> ssl.SSLSocket:
     client = context.wrap_socket(
         socket.create_connection((host, int(port)), timeout=5), server_hostname="pbx.internal"
     )
-    client.sendall(b"GET /healthz HTTP/1.1\r\nHost: pbx.internal\r\n\r\n")
-    answer = b""
-    while not answer.endswith(b'{"status": "ok"}'):
-        answer += client.recv(4096)
+    try:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: pbx.internal\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b'{"status": "ok"}'):
+            received = client.recv(4096)
+            assert received, f"the origin closed after {answer!r}"
+            answer += received
+    except BaseException:
+        client.close()
+        raise
     return client
 
 
 async def test_a_tls_origin_closes_a_silent_clients_connection_at_teardown() -> None:
     ca = trustme.CA()
-    async with serve_origin(ca.issue_cert("pbx.internal")) as origin:
-        client = await asyncio.to_thread(silent_client, origin.url, ca)
-        local_port = client.getsockname()[1]
-        assert tcp_state(local_port) == ESTABLISHED
-        assert len(origin.requests) == 1
-    try:
+    with contextlib.ExitStack() as held:
+        async with serve_origin(ca.issue_cert("pbx.internal")) as origin:
+            client = held.enter_context(await asyncio.to_thread(silent_client, origin.url, ca))
+            assert tcp_state(client) == ESTABLISHED
+            assert len(origin.requests) == 1
 
-        def server_closed() -> bool:
-            return tcp_state(local_port) == CLOSE_WAIT
+        def the_origin_closed_it() -> bool:  # the client got its FIN: the origin's socket is gone
+            return tcp_state(client) == CLOSE_WAIT
 
-        await eventually(server_closed, timeout=3)
-    finally:
-        client.close()
+        await eventually(the_origin_closed_it, timeout=3)

@@ -327,6 +327,7 @@ async def tls_front(tinyproxy: Tinyproxy, certificate_authority: trustme.CA) -> 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.track(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", tinyproxy.port)
+        connections.track(up_writer)
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
