@@ -409,10 +409,9 @@ def variants(args: argparse.Namespace) -> list[tuple[str, Callable[..., Any]]]:
     for pingmon in args.pingmon:
         name = pingmon_label(pingmon, len(args.pingmon) > 1)
         found.append((name, lambda u, a, d, p=pingmon, n=name: run_pingmon(n, p, u, a, d)))
-    found.append(("aiohttp-asyncio", lambda u, a, d: run_bare("asyncio", u, a, d)))
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
-    if loop == "uvloop":
-        found.append(("aiohttp-uvloop", lambda u, a, d: run_bare("uvloop", u, a, d)))
+    for bare in sorted({"asyncio", loop}):
+        found.append((bare_name(bare, False), lambda u, a, d, lp=bare: run_bare(lp, u, a, d)))
     if not args.no_floor:
         found.append((bare_name(loop, True),
                       lambda u, a, d: run_bare(loop, u, a, d, scheduled=True)))  # fmt: skip

@@ -50,16 +50,19 @@ def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def the_collector_as_it_was() -> Iterator[None]:
-    """A test that started a daemon leaves the cyclic collector as it found it, its garbage
-    collected: the daemon's ``settle`` (pingmon.heap) freezes what lives and raises the
-    thresholds, which in this process would keep the test's garbage (an unclosed socket, with
-    its ResourceWarning) for whichever later test next collects, and blame that one."""
-    thresholds = gc.get_threshold()
+    """A test that started a daemon (or tuned the collector) leaves the cyclic collector as it
+    found it, its garbage collected: the daemon's ``settle`` (pingmon.heap) freezes what lives
+    and raises the thresholds, which in this process would keep the test's garbage (an unclosed
+    socket, with its ResourceWarning) for whichever later test next collects, and blame that
+    one."""
+    found = (gc.get_threshold(), gc.isenabled())
     yield
-    if gc.get_freeze_count() or gc.get_threshold() != thresholds:
+    if gc.get_freeze_count() or (gc.get_threshold(), gc.isenabled()) != found:
         gc.unfreeze()
         gc.collect()
-        gc.set_threshold(*thresholds)
+        gc.set_threshold(*found[0])
+        if found[1]:
+            gc.enable()
 
 
 def names_only_files_or_tests(config: pytest.Config) -> bool:

@@ -7,20 +7,8 @@ import asyncio
 import contextlib
 import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 from pingmon.heap import RUNNING_THRESHOLDS, collect_old_cycles, settle
-
-
-@pytest.fixture(autouse=True)
-def _restore_collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
-    gc.enable()
 
 
 class Node:
